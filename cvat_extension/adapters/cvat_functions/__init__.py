@@ -1,0 +1,1 @@
+"""cvat-sdk auto-annotation function modules (``cvat-cli task auto-annotate``, agents)."""

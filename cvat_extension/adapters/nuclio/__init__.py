@@ -1,0 +1,1 @@
+"""Nuclio request decoding/encoding shared by the functions in ``functions/``."""

@@ -1,0 +1,1 @@
+"""The QA core: numpy/scipy only. Never imports CVAT, Nuclio, torch or model libraries."""

@@ -1,0 +1,1 @@
+"""The CVAT loop: the only package that imports cvat-sdk."""

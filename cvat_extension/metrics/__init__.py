@@ -1,0 +1,1 @@
+"""Tracking metrics (HOTA, IDF1, MOTA, ...) through TrackEval."""

@@ -1,0 +1,1 @@
+"""Model wrappers (ultralytics, boxmot, sam2); torch is imported lazily inside them."""

@@ -1,0 +1,1 @@
+"""Synthetic scenes with ground truth and injected annotation errors (tests, demo, bench)."""
