@@ -1,0 +1,454 @@
+"""Fragment merge: re-link tracks that one object left behind as several pieces.
+
+Annotators (and trackers) lose an object during an occlusion or a missed stretch and start a
+new track when it comes back: one object, two ids. This module links the end of one track to
+the start of a later one when
+
+- the gap between them is at most :attr:`MergeConfig.max_gap_frames` missing frames,
+- the earlier track's motion, extrapolated at constant velocity across the gap, lands on the
+  later track's first box (and the later track, extrapolated backwards, lands on the earlier
+  one's last box),
+- the box size agrees, and, when frames are given, the colour appearance agrees,
+- the labels are equal and the two tracks never overlap in time.
+
+Every end is matched against every start at once (min-cost assignment with a gating cost), so
+one good candidate cannot be stolen by a greedy earlier choice; a track can be both an end and
+a start, which gives chains ``A → B → C``.
+
+The merged tracks follow CVAT's own merge rules (``cvat-interfaces.md`` §3.4, §3.10): the
+pieces take the id of the first piece, there is one visible shape per frame (guaranteed since
+pieces never overlap), and an ``outside`` row closes every visible run that a gap follows, so
+CVAT does not interpolate across the gap.
+
+Input tracks are per-frame boxes (expand CVAT keyframes first with
+``core.keyframes.expand_keyframes``): the ends and starts of a keyframe track are not its
+stored rows.
+
+Pieces that CVAT itself cut at job boundaries are not fragments: stitch them first
+(``core/stitch.py``); the readers do that for CVAT JSON.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from scipy.optimize import linear_sum_assignment
+
+from cvat_extension.core.geometry import area_xyxy, center_xyxy
+from cvat_extension.core.tracks import Tracks
+from cvat_extension.errors import ConfigError
+
+__all__ = ["Merge", "MergeConfig", "MergeResult", "merge_fragments", "propose_merges"]
+
+logger = logging.getLogger(__name__)
+
+#: Anything that returns an RGB uint8 (H, W, 3) image for a 0-based frame number.
+FrameGetter = Callable[[int], npt.NDArray[np.uint8]]
+
+_INFEASIBLE = 1e9
+
+
+@dataclass(frozen=True, slots=True)
+class MergeConfig:
+    """Settings of the fragment merge.
+
+    Attributes:
+        max_gap_frames: most frames missing between a track's last box and the next track's
+            first box. Raising it re-links longer occlusions but gives wrong pairs (someone
+            leaves, someone else arrives nearby) more chances; lowering it is safer in crowds.
+        history_frames: boxes at each end used to estimate velocity. More boxes smooth jitter
+            of hand-drawn boxes; fewer follow recent turns.
+        position_tolerance: allowed centre error at a gap of one frame, in units of box size
+            (square root of area). Lower to be stricter about where the object reappears.
+        position_tolerance_per_frame: how much the allowed centre error grows per frame of
+            gap, in box sizes; constant-velocity extrapolation gets worse the longer the gap.
+        max_size_change: largest allowed width or height ratio between the two ends at a gap
+            of one frame (1.5 = 50 % bigger or smaller).
+        size_change_per_frame: extra allowed log size ratio per frame of gap (objects approach
+            or recede during long occlusions).
+        max_appearance_distance: largest allowed colour-histogram (Hellinger) distance, 0..1,
+            between the crops at the two ends; used only when frames are given.
+        appearance_frames: crops averaged at each end for the appearance embedding.
+        min_score: merges scoring below this are dropped (scores are ``exp(-cost / 2)``; a
+            pair exactly at every gate scores 0.22).
+    """
+
+    max_gap_frames: int = 30
+    history_frames: int = 8
+    position_tolerance: float = 0.6
+    position_tolerance_per_frame: float = 0.04
+    max_size_change: float = 1.35
+    size_change_per_frame: float = 0.01
+    max_appearance_distance: float = 0.45
+    appearance_frames: int = 3
+    min_score: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.max_gap_frames < 0:
+            raise ConfigError(f"MergeConfig.max_gap_frames must be >= 0, got {self.max_gap_frames}")
+        if self.history_frames < 1:
+            raise ConfigError(f"MergeConfig.history_frames must be >= 1, got {self.history_frames}")
+        if self.appearance_frames < 1:
+            raise ConfigError(
+                f"MergeConfig.appearance_frames must be >= 1, got {self.appearance_frames}"
+            )
+        for name in ("position_tolerance", "max_size_change"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"MergeConfig.{name} must be > 0, got {getattr(self, name)}")
+        if self.max_size_change < 1:
+            raise ConfigError(
+                f"MergeConfig.max_size_change must be >= 1 (a ratio), got {self.max_size_change}"
+            )
+        for name in ("position_tolerance_per_frame", "size_change_per_frame"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"MergeConfig.{name} must be >= 0, got {getattr(self, name)}")
+        if not 0 < self.max_appearance_distance <= 1:
+            raise ConfigError(
+                "MergeConfig.max_appearance_distance must be in (0, 1], got "
+                f"{self.max_appearance_distance}"
+            )
+        if not 0 <= self.min_score <= 1:
+            raise ConfigError(f"MergeConfig.min_score must be in 0..1, got {self.min_score}")
+
+
+@dataclass(frozen=True, slots=True)
+class Merge:
+    """One link: track ``from_`` was appended to track ``into``.
+
+    Attributes:
+        into: id the merged object keeps (the first piece of its chain).
+        from_: id of the later piece that was re-linked.
+        gap_frames: frames missing between the previous piece's last box and ``from_``'s first.
+        score: confidence of the link, 0..1.
+        end_frame: last visible frame of the previous piece (internal, 0-based).
+        start_frame: first visible frame of ``from_`` (internal, 0-based).
+        previous: id of the piece directly before ``from_`` (``into`` unless in a chain).
+    """
+
+    into: int
+    from_: int
+    gap_frames: int
+    score: float
+    end_frame: int = 0
+    start_frame: int = 0
+    previous: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        """The stable JSON form of the CLI contract: ``{"into", "from", "gap", "score"}``."""
+        return {
+            "into": int(self.into),
+            "from": int(self.from_),
+            "gap": int(self.gap_frames),
+            "score": round(float(self.score), 4),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class MergeResult:
+    """Merged tracks and the links that made them."""
+
+    tracks: Tracks
+    merges: tuple[Merge, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _Ends:
+    """Per-track summaries of the first and last visible boxes, one row per track."""
+
+    ids: np.ndarray  # (k,) int64
+    label_first: np.ndarray  # (k,) int32
+    label_last: np.ndarray  # (k,) int32
+    first: np.ndarray  # (k,) int64 first visible frame
+    last: np.ndarray  # (k,) int64 last visible frame
+    box_first: np.ndarray  # (k, 4)
+    box_last: np.ndarray  # (k, 4)
+    vel_first: np.ndarray  # (k, 2) centre velocity at the start, px/frame
+    vel_last: np.ndarray  # (k, 2) centre velocity at the end, px/frame
+    frames_first: tuple[np.ndarray, ...]  # frames used for appearance at the start
+    frames_last: tuple[np.ndarray, ...]
+    boxes_first: tuple[np.ndarray, ...]
+    boxes_last: tuple[np.ndarray, ...]
+
+
+def _velocity(frames: np.ndarray, centers: np.ndarray) -> np.ndarray:
+    """Least-squares centre velocity (px/frame) of a few boxes; 0 for a single box."""
+    if len(frames) < 2:
+        return np.zeros(2)
+    t = frames.astype(np.float64) - frames.mean()
+    den = float(np.dot(t, t))
+    if den <= 0:
+        return np.zeros(2)
+    return (t[:, None] * (centers - centers.mean(axis=0))).sum(axis=0) / den
+
+
+def _summarise(tracks: Tracks, config: MergeConfig) -> _Ends:
+    vis = tracks.visible()
+    ids, lf, ll, first, last, bf, bl, vf, vl = ([] for _ in range(9))
+    ff: list[np.ndarray] = []
+    fl: list[np.ndarray] = []
+    xf: list[np.ndarray] = []
+    xl: list[np.ndarray] = []
+    h = config.history_frames
+    na = config.appearance_frames
+    for tid, rows in vis.iter_tracks():
+        fr, box = rows.frame, rows.xyxy
+        c = center_xyxy(box)
+        ids.append(tid)
+        lf.append(rows.label[0])
+        ll.append(rows.label[-1])
+        first.append(fr[0])
+        last.append(fr[-1])
+        bf.append(box[0])
+        bl.append(box[-1])
+        vf.append(_velocity(fr[:h], c[:h]))
+        vl.append(_velocity(fr[-h:], c[-h:]))
+        ff.append(fr[:na])
+        fl.append(fr[-na:])
+        xf.append(box[:na])
+        xl.append(box[-na:])
+    k = len(ids)
+    return _Ends(
+        ids=np.asarray(ids, dtype=np.int64),
+        label_first=np.asarray(lf, dtype=np.int32),
+        label_last=np.asarray(ll, dtype=np.int32),
+        first=np.asarray(first, dtype=np.int64),
+        last=np.asarray(last, dtype=np.int64),
+        box_first=np.asarray(bf, dtype=np.float64).reshape(k, 4),
+        box_last=np.asarray(bl, dtype=np.float64).reshape(k, 4),
+        vel_first=np.asarray(vf, dtype=np.float64).reshape(k, 2),
+        vel_last=np.asarray(vl, dtype=np.float64).reshape(k, 2),
+        frames_first=tuple(ff),
+        frames_last=tuple(fl),
+        boxes_first=tuple(xf),
+        boxes_last=tuple(xl),
+    )
+
+
+def _colour_embedding(
+    frames: FrameGetter, frame_numbers: np.ndarray, boxes: np.ndarray, bins: int = 6
+) -> np.ndarray | None:
+    """Joint RGB histogram of the inner part of the crops, L1-normalised; None if empty.
+
+    The inner 60 % (width) × 80 % (height) of each box is used: box edges hold background.
+    """
+    hist = np.zeros(bins**3, dtype=np.float64)
+    for f, b in zip(frame_numbers, boxes):
+        img = frames(int(f))
+        hgt, wid = img.shape[:2]
+        x1, y1, x2, y2 = (float(v) for v in b)
+        dx, dy = 0.2 * (x2 - x1), 0.1 * (y2 - y1)
+        xa, xb = int(max(0, math.floor(x1 + dx))), int(min(wid, math.ceil(x2 - dx)))
+        ya, yb = int(max(0, math.floor(y1 + dy))), int(min(hgt, math.ceil(y2 - dy)))
+        if xb <= xa or yb <= ya:
+            continue
+        crop = np.asarray(img[ya:yb, xa:xb, :3], dtype=np.int64) * bins // 256
+        codes = (crop[..., 0] * bins + crop[..., 1]) * bins + crop[..., 2]
+        hist += np.bincount(codes.reshape(-1), minlength=bins**3)
+    total = hist.sum()
+    return hist / total if total > 0 else None
+
+
+def _hellinger(a: np.ndarray, b: np.ndarray) -> float:
+    """Hellinger distance of two L1-normalised histograms, 0 (same) .. 1 (disjoint)."""
+    bc = float(np.sqrt(a * b).sum())
+    return math.sqrt(max(0.0, 1.0 - bc))
+
+
+def _pair_costs(
+    ends: _Ends, config: MergeConfig, frames: FrameGetter | None
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """(k, k) gated cost of linking the end of track i to the start of track j."""
+    dt = (ends.first[None, :] - ends.last[:, None]).astype(np.float64)
+    gap = dt - 1
+    feasible = (dt >= 1) & (gap <= config.max_gap_frames)
+    feasible &= ends.label_last[:, None] == ends.label_first[None, :]
+    np.fill_diagonal(feasible, False)
+
+    c_last = center_xyxy(ends.box_last)
+    c_first = center_xyxy(ends.box_first)
+    pred_fwd = c_last[:, None, :] + ends.vel_last[:, None, :] * dt[..., None]
+    pred_bwd = c_first[None, :, :] - ends.vel_first[None, :, :] * dt[..., None]
+    err_fwd = np.linalg.norm(pred_fwd - c_first[None, :, :], axis=-1)
+    err_bwd = np.linalg.norm(pred_bwd - c_last[:, None, :], axis=-1)
+    scale = np.sqrt(0.5 * (area_xyxy(ends.box_last)[:, None] + area_xyxy(ends.box_first)[None, :]))
+    radius = scale * (config.position_tolerance + config.position_tolerance_per_frame * dt)
+    motion = np.divide(
+        0.5 * (err_fwd + err_bwd), radius, out=np.full_like(radius, np.inf), where=radius > 0
+    )
+
+    wh_last = np.clip(ends.box_last[:, 2:] - ends.box_last[:, :2], 1e-6, None)
+    wh_first = np.clip(ends.box_first[:, 2:] - ends.box_first[:, :2], 1e-6, None)
+    log_ratio = np.abs(np.log(wh_first[None, :, :] / wh_last[:, None, :])).max(axis=-1)
+    size_tol = math.log(config.max_size_change) + config.size_change_per_frame * dt
+    size = log_ratio / size_tol
+
+    cost = motion**2 + size**2
+    feasible &= (motion <= 1.0) & (size <= 1.0)
+    appearance = np.zeros_like(cost)
+    if frames is not None and feasible.any():
+        rows, cols = np.nonzero(feasible)
+        emb_last: dict[int, np.ndarray | None] = {}
+        emb_first: dict[int, np.ndarray | None] = {}
+        for i, j in zip(rows.tolist(), cols.tolist()):
+            if i not in emb_last:
+                emb_last[i] = _colour_embedding(frames, ends.frames_last[i], ends.boxes_last[i])
+            if j not in emb_first:
+                emb_first[j] = _colour_embedding(frames, ends.frames_first[j], ends.boxes_first[j])
+            ea, eb = emb_last[i], emb_first[j]
+            if ea is None or eb is None:
+                continue
+            d = _hellinger(ea, eb) / config.max_appearance_distance
+            appearance[i, j] = d
+        feasible &= appearance <= 1.0
+        cost = cost + appearance**2
+    cost = np.where(feasible, cost, _INFEASIBLE)
+    return cost, {"motion": motion, "size": size, "appearance": appearance, "gap": gap}
+
+
+def propose_merges(
+    tracks: Tracks,
+    *,
+    config: MergeConfig | None = None,
+    frames: FrameGetter | None = None,
+) -> list[Merge]:
+    """Find fragment links without changing the tracks.
+
+    Args:
+        tracks: per-frame boxes (expanded keyframes), CVAT job-boundary pieces stitched.
+        config: thresholds; :class:`MergeConfig` defaults when None.
+        frames: optional frame source (0-based frame → RGB uint8) for the appearance gate.
+
+    Returns:
+        Merges sorted by (into, start_frame); ``into`` is the first piece of each chain.
+
+    >>> t = Tracks.from_columns(frame=[0, 1, 2, 5, 6], track_id=[1, 1, 1, 2, 2],
+    ...     xyxy=[[0, 0, 10, 20], [2, 0, 12, 20], [4, 0, 14, 20], [10, 0, 20, 20],
+    ...           [12, 0, 22, 20]])
+    >>> [m.to_json() for m in propose_merges(t)]
+    [{'into': 1, 'from': 2, 'gap': 2, 'score': 1.0}]
+    """
+    config = config or MergeConfig()
+    if len(tracks) == 0:
+        return []
+    ends = _summarise(tracks, config)
+    if len(ends.ids) < 2:
+        return []
+    cost, parts = _pair_costs(ends, config, frames)
+    # Only rows/columns with at least one feasible pair enter the assignment: keeps the
+    # problem small on long sequences with hundreds of tracks.
+    live_rows = np.flatnonzero((cost < _INFEASIBLE).any(axis=1))
+    live_cols = np.flatnonzero((cost < _INFEASIBLE).any(axis=0))
+    if len(live_rows) == 0:
+        return []
+    sub = cost[np.ix_(live_rows, live_cols)]
+    r, c = linear_sum_assignment(sub)
+    links: dict[int, tuple[int, float, int]] = {}  # end index -> (start index, score, gap)
+    for ri, ci in zip(r.tolist(), c.tolist()):
+        if sub[ri, ci] >= _INFEASIBLE:
+            continue
+        i, j = int(live_rows[ri]), int(live_cols[ci])
+        score = math.exp(-0.5 * float(sub[ri, ci]))
+        if score < config.min_score:
+            continue
+        links[i] = (j, score, int(parts["gap"][i, j]))
+    # Follow chains from their roots (pieces that are nobody's successor).
+    successors = {j for j, _, _ in links.values()}
+    merges: list[Merge] = []
+    for i in sorted(links, key=lambda x: int(ends.last[x])):
+        if i in successors:
+            continue
+        root = int(ends.ids[i])
+        cur = i
+        while cur in links:
+            j, score, gap = links[cur]
+            merges.append(
+                Merge(
+                    into=root,
+                    from_=int(ends.ids[j]),
+                    gap_frames=gap,
+                    score=score,
+                    end_frame=int(ends.last[cur]),
+                    start_frame=int(ends.first[j]),
+                    previous=int(ends.ids[cur]),
+                )
+            )
+            cur = j
+    merges.sort(key=lambda m: (m.into, m.start_frame))
+    logger.debug("proposed %d merges among %d tracks", len(merges), len(ends.ids))
+    return merges
+
+
+def apply_merges(tracks: Tracks, merges: list[Merge] | tuple[Merge, ...]) -> Tracks:
+    """Relabel merged pieces to their chain's id and place CVAT outside rows at the gaps.
+
+    For each merged track: outside rows of the pieces are dropped, an outside row is added on
+    the frame after every visible run that a gap follows (CVAT would otherwise interpolate
+    across the gap), and the last piece's own trailing outside rows are kept (a track from a
+    CVAT export ends with one; a MOT track has none).
+    """
+    if not merges:
+        return tracks
+    mapping = {m.from_: m.into for m in merges}
+    new_id = tracks.track_id.copy()
+    for src, dst in mapping.items():
+        new_id[tracks.track_id == src] = dst
+    relabelled = tracks.with_columns(track_id=new_id)
+    merged_ids = sorted(set(mapping.values()))
+    last_piece: dict[int, int] = {}
+    for m in sorted(merges, key=lambda m: m.start_frame):
+        last_piece[m.into] = m.from_
+    keep = np.ones(len(relabelled), dtype=bool)
+    added: list[Tracks] = []
+    orig_id = np.zeros(len(relabelled), dtype=np.int64)
+    # Map each relabelled row back to its original id (same multiset; order by frame differs).
+    order = np.lexsort((tracks.frame, new_id))
+    orig_id[:] = tracks.track_id[order]
+    for tid in merged_ids:
+        a, b = np.searchsorted(relabelled.track_id, [tid, tid + 1])
+        rows = relabelled[slice(int(a), int(b))]
+        vis_mask = ~rows.outside
+        vis_frames = rows.frame[vis_mask]
+        last_vis = int(vis_frames.max())
+        tail_src = last_piece[tid]
+        seg_orig = orig_id[a:b]
+        # Keep only visible rows, plus the last piece's own trailing outside rows.
+        drop = rows.outside & ~((seg_orig == tail_src) & (rows.frame > last_vis))
+        keep[a:b] &= ~drop
+        # Outside rows after every visible run followed by a gap.
+        run_end = np.flatnonzero(np.diff(vis_frames) > 1)
+        if len(run_end):
+            vis_rows = rows[vis_mask]
+            closing = vis_rows[run_end]
+            added.append(
+                closing.with_columns(
+                    frame=closing.frame + 1,
+                    outside=np.ones(len(closing), dtype=bool),
+                    keyframe=np.ones(len(closing), dtype=bool),
+                )
+            )
+    result = Tracks.concat([relabelled[keep], *added]) if added else relabelled[keep]
+    return result
+
+
+def merge_fragments(
+    tracks: Tracks,
+    *,
+    config: MergeConfig | None = None,
+    frames: FrameGetter | None = None,
+) -> MergeResult:
+    """Propose fragment links and apply them; see :func:`propose_merges`.
+
+    >>> t = Tracks.from_columns(frame=[0, 1, 4, 5], track_id=[1, 1, 2, 2],
+    ...     xyxy=[[0, 0, 10, 20], [1, 0, 11, 20], [4, 0, 14, 20], [5, 0, 15, 20]])
+    >>> r = merge_fragments(t)
+    >>> r.tracks.track_id.tolist(), r.tracks.frame.tolist(), r.tracks.outside.tolist()
+    ([1, 1, 1, 1, 1], [0, 1, 2, 4, 5], [False, False, True, False, False])
+    """
+    merges = propose_merges(tracks, config=config, frames=frames)
+    return MergeResult(tracks=apply_merges(tracks, merges), merges=tuple(merges))
