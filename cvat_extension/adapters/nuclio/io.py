@@ -1,0 +1,243 @@
+"""Decode requests and encode responses for every Nuclio handler we ship.
+
+Our ``functions/<name>/main.py`` files stay two functions long (``init_context`` and
+``handler``); everything that touches the wire lives here so it is written and tested once:
+
+- :func:`decode_image` turns CVAT's base64 frame into an RGB ``uint8`` array;
+- :func:`body_of` plus the ``require_*`` / ``optional_*`` helpers validate the JSON body and
+  raise :class:`~cvat_extension.errors.InputError` naming the offending field;
+- :func:`respond` builds a ``context.Response`` with a JSON body (numpy values allowed);
+- :func:`handle` runs a handler body and maps errors: ``InputError`` → 400
+  ``{"error": message}``; anything else → 500 with a generic body, the traceback going to
+  ``context.logger`` only (CVAT shows the body to users, and a stack trace is no help there).
+
+CVAT reads the body with ``response.json()`` and checks only the status, so the error body's
+shape is ours to choose: ``{"error": str}`` everywhere.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import json
+import math
+import traceback
+import warnings
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from cvat_extension.errors import InputError
+
+#: Largest frame we decode, in pixels (a 16K × 16K frame; PIL's own bomb limit is lower).
+MAX_IMAGE_PIXELS = 16384 * 16384
+
+JSON_CONTENT_TYPE = "application/json"
+
+
+def body_of(event: Any) -> dict[str, Any]:
+    """The request body as a dict, whatever form Nuclio delivered it in.
+
+    Nuclio's Python wrapper hands over a dict when it could parse ``application/json``, and
+    the raw bytes otherwise (wrong content type, or JSON it could not parse).
+
+    Raises:
+        InputError: the body is empty, not JSON, or not a JSON object.
+    """
+    body = getattr(event, "body", None)
+    if isinstance(body, (bytes, bytearray, memoryview)):
+        body = bytes(body)
+        if not body.strip():
+            raise InputError("request body is empty: expected a JSON object")
+        try:
+            body = json.loads(body.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise InputError(f"request body is not valid JSON: {exc}") from exc
+    elif isinstance(body, str):
+        if not body.strip():
+            raise InputError("request body is empty: expected a JSON object")
+        try:
+            body = json.loads(body)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"request body is not valid JSON: {exc}") from exc
+    if body is None:
+        raise InputError("request body is empty: expected a JSON object")
+    if not isinstance(body, dict):
+        raise InputError(f"request body must be a JSON object, got {type(body).__name__}")
+    return body
+
+
+def decode_image(data: object, *, field: str = "image") -> npt.NDArray[np.uint8]:
+    """Decode a base64-encoded image (as CVAT sends frames) into an ``(h, w, 3)`` RGB array.
+
+    A ``data:image/...;base64,`` prefix is accepted too, so requests built in a browser work.
+    Grey, palette, CMYK and alpha images are converted to RGB.
+
+    Raises:
+        InputError: not a string, not base64, or not an image PIL can read; the message names
+            ``field``.
+    """
+    from PIL import Image
+
+    if not isinstance(data, str) or not data:
+        raise InputError(f"{field}: expected a base64-encoded image string, got {_kind(data)}")
+    text = data.split(",", 1)[1] if data.startswith("data:") and "," in data else data
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise InputError(f"{field}: not valid base64 ({exc})") from exc
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(raw)) as img:
+                if img.width * img.height > MAX_IMAGE_PIXELS:
+                    raise InputError(
+                        f"{field}: image is {img.width}x{img.height}, above the "
+                        f"{MAX_IMAGE_PIXELS} pixel limit"
+                    )
+                rgb = img.convert("RGB")
+    except InputError:
+        raise
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombWarning) as exc:
+        raise InputError(f"{field}: not a readable image ({exc})") from exc
+    return np.asarray(rgb, dtype=np.uint8)
+
+
+def encode_image(image_rgb: npt.NDArray[np.uint8], *, fmt: str = "JPEG") -> str:
+    """Base64 of an RGB image encoded as ``fmt``: the inverse of :func:`decode_image`.
+
+    Used by tests and by the gateway's self-check to build CVAT-shaped requests.
+    """
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(image_rgb)).save(buf, format=fmt)
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def require_field(body: Mapping[str, Any], name: str) -> Any:
+    """``body[name]``, or an InputError naming the missing field."""
+    if name not in body or body[name] is None:
+        raise InputError(f"{name}: required field is missing")
+    return body[name]
+
+
+def optional_float(
+    body: Mapping[str, Any],
+    name: str,
+    *,
+    default: float | None,
+    low: float = -math.inf,
+    high: float = math.inf,
+) -> float | None:
+    """A number field within ``[low, high]``, ``default`` when absent or null.
+
+    CVAT sends ``threshold`` only when it is truthy, so absence is normal.
+
+    Raises:
+        InputError: present but not a finite number in range.
+    """
+    value = body.get(name)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InputError(f"{name}: expected a number, got {_kind(value)}")
+    number = float(value)
+    if not math.isfinite(number) or not low <= number <= high:
+        raise InputError(f"{name}: expected a number in [{low}, {high}], got {value!r}")
+    return number
+
+
+def require_list(body: Mapping[str, Any], name: str, *, allow_missing: bool = False) -> list[Any]:
+    """A list field (``[]`` when missing and ``allow_missing``).
+
+    Raises:
+        InputError: missing (unless allowed) or not a list.
+    """
+    if body.get(name) is None:
+        if allow_missing:
+            return []
+        raise InputError(f"{name}: required field is missing")
+    value = body[name]
+    if not isinstance(value, list):
+        raise InputError(f"{name}: expected a list, got {_kind(value)}")
+    return value
+
+
+def points_of(shape: object, *, field: str, count: int | None = None) -> list[float]:
+    """The finite ``points`` of a CVAT shape given as a dict ``{"points": [...]}`` or a list.
+
+    Raises:
+        InputError: not a shape, non-numeric or non-finite points, or not ``count`` of them.
+    """
+    points = shape.get("points") if isinstance(shape, Mapping) else shape
+    if not isinstance(points, list) or not all(
+        isinstance(p, (int, float)) and not isinstance(p, bool) for p in points
+    ):
+        raise InputError(f"{field}: expected a list of numbers as points, got {_kind(points)}")
+    values = [float(p) for p in points]
+    if not all(math.isfinite(v) for v in values):
+        raise InputError(f"{field}: points must be finite numbers")
+    if count is not None and len(values) != count:
+        raise InputError(f"{field}: expected {count} points, got {len(values)}")
+    return values
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def to_json(payload: Any) -> str:
+    """JSON text of ``payload``; numpy arrays and scalars become lists and numbers."""
+    return json.dumps(payload, default=_default, allow_nan=False)
+
+
+def respond(context: Any, body: Any, status: int = 200) -> Any:
+    """A ``context.Response`` with ``body`` as JSON and ``status``."""
+    return context.Response(
+        body=to_json(body),
+        headers={},
+        content_type=JSON_CONTENT_TYPE,
+        status_code=status,
+    )
+
+
+def handle(context: Any, event: Any, fn: Callable[[dict[str, Any]], Any]) -> Any:
+    """Run ``fn(body)`` for a Nuclio event and turn its result or failure into a Response.
+
+    - success → 200 with ``fn``'s return value as JSON;
+    - :class:`InputError` (malformed request) → 400 ``{"error": message}``;
+    - anything else → 500 ``{"error": "internal error in <function>; see the function logs"}``
+      and the traceback logged through ``context.logger.error``.
+    """
+    try:
+        body = body_of(event)
+        result = fn(body)
+    except InputError as exc:
+        _log(context, "warn", "bad request: %s", exc)
+        return respond(context, {"error": str(exc)}, status=400)
+    except Exception as exc:  # noqa: BLE001 - the boundary: nothing may escape as a crash
+        _log(context, "error", "handler failed: %s\n%s", exc, traceback.format_exc())
+        return respond(context, {"error": "internal error; see the function logs"}, status=500)
+    try:
+        return respond(context, result)
+    except (TypeError, ValueError) as exc:
+        _log(context, "error", "result is not JSON serialisable: %s", exc)
+        return respond(context, {"error": "internal error; see the function logs"}, status=500)
+
+
+def _log(context: Any, level: str, message: str, *args: Any) -> None:
+    logger = getattr(context, "logger", None)
+    if logger is not None:
+        getattr(logger, level)(message, *args)
+
+
+def _kind(value: object) -> str:
+    return "nothing" if value is None else type(value).__name__
