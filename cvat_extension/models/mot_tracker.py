@@ -1,0 +1,309 @@
+"""Multi-object tracking over boxmot's ByteTrack and BoT-SORT, frame by frame or whole sequences.
+
+Why a wrapper and not boxmot directly: the product needs (1) settings from a YAML file with
+documented trade-offs (:mod:`cvat_extension.models.tracker_config`), (2) RGB frames (boxmot
+wants BGR), (3) the id given to *every* detection of the last frame, tentative tracks
+included, so the CVAT ``reid`` functions can answer a pairwise matching, (4) a tracker state
+that can be saved and restored (checkpoints, Redis) without pickling a ReID network, and
+(5) :class:`~cvat_extension.core.tracks.Tracks` in and out. The association itself is
+boxmot's, untouched: ``scripts/eval_trackers_mot17.py`` checks that the ids are identical to
+boxmot called directly.
+
+Contract of :meth:`MotTracker.update`:
+
+- ``dets`` is (n, 6) ``x1, y1, x2, y2, conf, cls`` in pixels of the frame; conf in 0..1;
+- ``image_rgb`` is the frame (H, W, 3) uint8 RGB, or None when the configuration needs no
+  pixels (ByteTrack, BoT-SORT without CMC and ReID);
+- frames must increase; a jump back, or forward by more than ``track_buffer``, resets the
+  tracker (a new sequence); a short jump forward runs empty updates for the skipped frames so
+  that the Kalman prediction stays in step with time;
+- returned arrays are fresh copies the caller may keep.
+"""
+
+from __future__ import annotations
+
+import logging
+import pickle
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from cvat_extension._deps import require
+from cvat_extension.core.tracks import SOURCES, Source, Tracks
+from cvat_extension.errors import ConfigError, InputError
+from cvat_extension.models.tracker_config import BoxSource, TrackerConfig, TrackerType
+
+__all__ = ["FrameSource", "MotTracker", "OUTPUT_COLUMNS", "track_sequence"]
+
+logger = logging.getLogger(__name__)
+
+#: Columns of the (m, 8) array returned by :meth:`MotTracker.update` (boxmot's layout).
+OUTPUT_COLUMNS = ("x1", "y1", "x2", "y2", "track_id", "conf", "cls", "det_index")
+_AUTO = SOURCES.index(Source.AUTO)
+
+
+class FrameSource(Protocol):
+    """Gives the RGB pixels of a 0-based frame: (H, W, 3) uint8."""
+
+    def __call__(self, frame: int) -> npt.NDArray[np.uint8]: ...
+
+
+def _resolve_device(device: str) -> str:
+    if device != "auto":
+        return device
+    torch = require("torch", extra="models")
+    return "cuda:0" if torch.cuda.is_available() else "cpu"
+
+
+def build_boxmot_tracker(config: TrackerConfig) -> Any:
+    """The boxmot tracker object for ``config`` (no ReID network loaded yet).
+
+    Raises:
+        ConfigError: the ReID weights file does not exist.
+        MissingDependencyError: boxmot is not installed.
+    """
+    boxmot = require("boxmot", extra="models")
+    if config.tracker_type is TrackerType.BYTETRACK:
+        return boxmot.ByteTrack(
+            min_conf=config.track_low_thresh,
+            track_thresh=config.track_high_thresh,
+            match_thresh=config.match_thresh,
+            track_buffer=config.track_buffer,
+            frame_rate=config.frame_rate,
+            per_class=config.per_class,
+        )
+    reid: dict[str, Any] = {}
+    if config.with_reid:
+        assert config.model is not None  # TrackerConfig.__post_init__ enforces it
+        if not config.model.is_file():
+            raise ConfigError(
+                f"tracker setting model: ReID weights file {config.model} does not exist "
+                "(weights are never downloaded; give a local file or set with_reid: false)"
+            )
+        from cvat_extension.models.torchvision_fallback import ensure_torchvision_ops
+
+        ensure_torchvision_ops()  # boxmot's ReID backends import torchvision
+        reid = {"reid_weights": config.model, "device": _resolve_device(config.device)}
+    return boxmot.BotSort(
+        track_high_thresh=config.track_high_thresh,
+        track_low_thresh=config.track_low_thresh,
+        new_track_thresh=config.new_track_thresh,
+        track_buffer=config.track_buffer,
+        match_thresh=config.match_thresh,
+        proximity_thresh=config.proximity_thresh,
+        appearance_thresh=config.appearance_thresh,
+        use_cmc=config.gmc_method != "none",
+        cmc_method=config.gmc_method if config.gmc_method != "none" else "ecc",
+        frame_rate=config.frame_rate,
+        use_embeddings=config.with_reid,
+        per_class=config.per_class,
+        **reid,
+    )
+
+
+# Attributes holding a ReID network: shared, never pickled into a saved state.
+_MODEL_ATTRS = ("_reid_model", "_reid_encoder")
+
+
+class MotTracker:
+    """One multi-object tracking sequence (ByteTrack or BoT-SORT), updated frame by frame."""
+
+    def __init__(self, config: TrackerConfig | None = None) -> None:
+        self.config = config or TrackerConfig()
+        self._tracker = build_boxmot_tracker(self.config)
+        self._last_frame: int | None = None
+        self._assignments: dict[int, int] = {}
+
+    # ------------------------------------------------------------------ per frame
+    def update(
+        self,
+        dets: npt.ArrayLike,
+        image_rgb: npt.NDArray[np.uint8] | None,
+        frame: int,
+    ) -> npt.NDArray[np.float64]:
+        """Associate the detections of ``frame`` and return the tracked boxes.
+
+        Returns:
+            (m, 8) float64 ``x1, y1, x2, y2, track_id, conf, cls, det_index`` for the
+            confirmed tracks seen in this frame (``det_index`` indexes ``dets``). Boxes are the
+            detector's or the Kalman filter's, per ``config.box_source``.
+
+        Raises:
+            InputError: ``dets`` is not (n, 6) finite with conf in 0..1, or an image is needed
+                and missing or malformed.
+        """
+        det_arr = self._check_dets(dets, frame)
+        img_bgr = self._check_image(image_rgb, frame)
+        self._advance_to(frame)
+        out = np.asarray(self._tracker.update(det_arr, img_bgr), dtype=np.float64).reshape(-1, 8)
+        self._last_frame = frame
+        self._assignments = self._collect_assignments(out)
+        if self.config.box_source is BoxSource.DETECTION and len(out):
+            idx = out[:, 7].astype(np.int64)
+            out[:, :4] = det_arr[idx, :4]
+            out[:, 5] = det_arr[idx, 4]
+        return out
+
+    def assignments(self) -> dict[int, int]:
+        """``det_index -> track_id`` for every detection of the last frame that is part of a track.
+
+        Unlike :meth:`update`'s output this includes tentative tracks (started this frame,
+        not yet confirmed), which is what a pairwise matching needs: a box seen in two
+        consecutive frames is the same object even if the tracker has not confirmed it yet.
+        """
+        return dict(self._assignments)
+
+    def reset(self) -> None:
+        """Forget every track; the next update starts a new sequence (ids restart too)."""
+        self._tracker.reset()
+        self._last_frame = None
+        self._assignments = {}
+
+    @property
+    def last_frame(self) -> int | None:
+        """The frame of the last update, None before the first."""
+        return self._last_frame
+
+    # ------------------------------------------------------------------ state
+    def state_bytes(self) -> bytes:
+        """The tracker's motion (and appearance) state, pickled without any ReID network."""
+        saved = {a: getattr(self._tracker, a) for a in _MODEL_ATTRS if hasattr(self._tracker, a)}
+        try:
+            for attr in saved:
+                setattr(self._tracker, attr, None)
+            return pickle.dumps(
+                (self.config, self._tracker, self._last_frame, self._assignments),
+                protocol=pickle.HIGHEST_PROTOCOL,
+            )
+        finally:
+            for attr, value in saved.items():
+                setattr(self._tracker, attr, value)
+
+    def load_state(self, data: bytes) -> None:
+        """Restore a state from :meth:`state_bytes` (trusted data: our own checkpoint/Redis).
+
+        Raises:
+            InputError: the state was saved with different tracker settings.
+        """
+        config, tracker, last_frame, assignments = pickle.loads(data)  # noqa: S301 - our own bytes
+        if config != self.config:
+            raise InputError("saved tracker state was made with different tracker settings")
+        for attr in _MODEL_ATTRS:
+            if hasattr(self._tracker, attr):
+                setattr(tracker, attr, getattr(self._tracker, attr))
+        self._tracker, self._last_frame, self._assignments = tracker, last_frame, assignments
+
+    # ------------------------------------------------------------------ helpers
+    def _advance_to(self, frame: int) -> None:
+        last = self._last_frame
+        if last is None:
+            return
+        gap = frame - last
+        if gap <= 0 or gap > self.config.track_buffer:
+            logger.info("frame %d after %d: discontinuity, tracker reset", frame, last)
+            self.reset()
+            return
+        if gap > 1 and not self.config.needs_image:
+            empty = np.zeros((0, 6), dtype=np.float64)
+            for _ in range(gap - 1):  # keep the Kalman prediction in step with time
+                self._tracker.update(empty, None)
+
+    def _collect_assignments(self, out: npt.NDArray[np.float64]) -> dict[int, int]:
+        # Confirmed tracks come from boxmot's own output (its det_index is authoritative).
+        result = {int(d): int(i) for i, d in zip(out[:, 4], out[:, 7]) if d >= 0}
+        t = self._tracker
+        if getattr(t, "per_class", False):
+            # Per-class kernels index their own class subset; only the output is reliable.
+            return result
+        for trk in getattr(t, "active_tracks", []):
+            # Tentative tracks started this frame are not in the output but own a detection.
+            if getattr(trk, "frame_id", None) == t.frame_count and getattr(trk, "det_ind", -1) >= 0:
+                result.setdefault(int(trk.det_ind), int(trk.id))
+        return result
+
+    @staticmethod
+    def _check_dets(dets: npt.ArrayLike, frame: int) -> npt.NDArray[np.float64]:
+        arr = np.asarray(dets, dtype=np.float64)
+        if arr.size == 0:
+            return np.zeros((0, 6), dtype=np.float64)
+        if arr.ndim != 2 or arr.shape[1] != 6:
+            raise InputError(f"frame {frame}: detections must have shape (n, 6), got {arr.shape}")
+        if not np.isfinite(arr).all():
+            raise InputError(f"frame {frame}: detections contain NaN or infinity")
+        if (arr[:, 4] < 0).any() or (arr[:, 4] > 1).any():
+            raise InputError(f"frame {frame}: detection confidences must lie in 0..1")
+        return arr
+
+    def _check_image(self, image_rgb: Any, frame: int) -> npt.NDArray[np.uint8] | None:
+        if not self.config.needs_image:
+            return None
+        if image_rgb is None:
+            raise InputError(
+                f"frame {frame}: this tracker configuration (gmc_method/with_reid) needs the frame image"
+            )
+        img = np.asarray(image_rgb)
+        if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
+            raise InputError(f"frame {frame}: image must be (H, W, 3) uint8 RGB, got {img.shape} {img.dtype}")
+        return np.ascontiguousarray(img[..., ::-1])
+
+
+def track_sequence(
+    detections: Tracks,
+    frames: FrameSource | Callable[[int], npt.NDArray[np.uint8]] | None = None,
+    config: TrackerConfig | None = None,
+    *,
+    num_frames: int | None = None,
+) -> Tracks:
+    """Track per-frame detections through a whole sequence.
+
+    Args:
+        detections: one row per detection (``track_id`` ignored); ``score`` is the confidence
+            and ``label`` the class.
+        frames: RGB pixels per frame, needed only when the configuration uses images.
+        config: tracker settings (default: ByteTrack with the dataset-guide values).
+        num_frames: frames to run through (default: last detection frame + 1); frames without
+            detections still advance the tracker, as in a real video.
+
+    Returns:
+        Tracks with one row per tracked box (``source`` auto, ``score`` the detection's),
+        labels as in ``detections``.
+
+    Raises:
+        InputError: images are needed and ``frames`` is None, or a detection row is invalid.
+    """
+    tracker = MotTracker(config)
+    if tracker.config.needs_image and frames is None:
+        raise InputError("this tracker configuration (gmc_method/with_reid) needs frames")
+    n = len(detections)
+    total = int(num_frames) if num_frames is not None else (int(detections.frame.max()) + 1 if n else 0)
+    order = np.argsort(detections.frame, kind="stable")
+    det_frames = detections.frame[order]
+    rows = np.column_stack([
+        detections.xyxy[order],
+        detections.score[order].astype(np.float64),
+        detections.label[order].astype(np.float64),
+    ]) if n else np.zeros((0, 6))
+    bounds = np.searchsorted(det_frames, np.arange(total + 1), side="left")
+    out_parts: list[np.ndarray] = []
+    out_frames: list[np.ndarray] = []
+    for f in range(total):
+        dets = rows[bounds[f]:bounds[f + 1]]
+        image = frames(f) if tracker.config.needs_image and frames is not None else None
+        out = tracker.update(dets, image, f)
+        if len(out):
+            out_parts.append(out)
+            out_frames.append(np.full(len(out), f, dtype=np.int64))
+    if not out_parts:
+        return Tracks.empty(labels=detections.labels)
+    out = np.concatenate(out_parts)
+    return Tracks.from_columns(
+        frame=np.concatenate(out_frames),
+        track_id=out[:, 4].astype(np.int64),
+        xyxy=out[:, :4],
+        label=out[:, 6].astype(np.int32),
+        score=out[:, 5].astype(np.float32),
+        source=np.full(len(out), _AUTO, dtype=np.uint8),
+        labels=detections.labels,
+    )

@@ -1,0 +1,175 @@
+"""Tracking quality of our ByteTrack / BoT-SORT wrapper vs boxmot called directly, on MOT17.
+
+Why: ``cvat_extension.models.mot_tracker`` adds settings, state saving and CVAT plumbing around
+boxmot; this script shows it loses nothing. Both run on the *same* public FRCNN detections of
+the full MOT17-02 (600 frames) and MOT17-04 (1,050 frames) sequences and are scored with
+TrackEval (HOTA, IDF1, MOTA via ``cvat_extension.metrics.trackeval_adapter``) against the full
+ground truth. Only detections are available for most frames (no images), so both trackers run
+without pixels: ByteTrack with ``img=None``, BoT-SORT with ``use_embeddings=False`` and no CMC.
+
+Ground truth follows MOTChallenge's evaluation rules: only pedestrians (class 1) with the
+consider flag set count; a prediction matched (IoU ≥ 0.5, Hungarian) to a distractor-class box
+(person on vehicle, static person, distractor, reflection) is removed rather than counted as a
+false positive. The data is non-commercial (CC BY-NC-SA 3.0): it is read in place from
+``../shared/data`` and never copied.
+
+Run: ``OMP_NUM_THREADS=1 python scripts/eval_trackers_mot17.py [--data ../shared/data] [--json OUT]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from cvat_extension.core.geometry import iou_xyxy_batch
+from cvat_extension.core.tracks import Tracks
+from cvat_extension.metrics.trackeval_adapter import evaluate_tracks
+from cvat_extension.models.mot_tracker import track_sequence
+from cvat_extension.models.tracker_config import TrackerConfig
+
+SEQUENCES = {"MOT17-02": 600, "MOT17-04": 1050}
+DISTRACTOR_CLASSES = (2, 7, 8, 12)
+
+
+def load_detections(path: Path) -> Tracks:
+    """MOT ``det.txt`` (frame from 1, x, y, w, h, conf) → per-detection Tracks, frames from 0."""
+    d = np.loadtxt(path, delimiter=",", ndmin=2)
+    xyxy = np.column_stack([d[:, 2], d[:, 3], d[:, 2] + d[:, 4], d[:, 3] + d[:, 5]])
+    return Tracks.from_columns(
+        frame=d[:, 0].astype(np.int64) - 1,
+        track_id=np.arange(len(d)),
+        xyxy=xyxy,
+        score=np.clip(d[:, 6], 0.0, 1.0),
+        labels=("pedestrian",),
+    )
+
+
+def load_gt(path: Path) -> tuple[Tracks, Tracks]:
+    """Ground truth split into (scored pedestrians, distractors), frames from 0."""
+    g = np.loadtxt(path, delimiter=",", ndmin=2)
+    xyxy = np.column_stack([g[:, 2], g[:, 3], g[:, 2] + g[:, 4], g[:, 3] + g[:, 5]])
+
+    def part(mask: np.ndarray) -> Tracks:
+        return Tracks.from_columns(frame=g[mask, 0].astype(np.int64) - 1, track_id=g[mask, 1],
+                                   xyxy=xyxy[mask], labels=("pedestrian",))
+
+    scored = (g[:, 6] != 0) & (g[:, 7] == 1)
+    distract = np.isin(g[:, 7], DISTRACTOR_CLASSES)
+    return part(scored), part(distract)
+
+
+def remove_distractor_matches(pred: Tracks, gt: Tracks, distractors: Tracks) -> Tracks:
+    """Drop predictions that MOTChallenge would ignore: matched to a distractor box.
+
+    As in TrackEval's MotChallenge2DBox preprocessing, predictions are matched to *all* GT
+    boxes of a frame (Hungarian, IoU ≥ 0.5); those whose match is a distractor are removed.
+    """
+    keep = np.ones(len(pred), dtype=bool)
+    if not len(distractors):
+        return pred
+    all_frames = np.concatenate([gt.frame, distractors.frame])
+    all_boxes = np.concatenate([gt.xyxy, distractors.xyxy])
+    is_distractor_all = np.concatenate([np.zeros(len(gt), bool), np.ones(len(distractors), bool)])
+    for f in np.unique(distractors.frame):
+        pi = np.flatnonzero(pred.frame == f)
+        gi = np.flatnonzero(all_frames == f)
+        if not len(pi) or not len(gi):
+            continue
+        iou = iou_xyxy_batch(all_boxes[gi], pred.xyxy[pi])
+        score = np.where(iou >= 0.5 - np.finfo(float).eps, iou, 0.0)
+        rows, cols = linear_sum_assignment(-score)
+        ok = score[rows, cols] > 0
+        hit = is_distractor_all[gi[rows[ok]]]
+        keep[pi[cols[ok][hit]]] = False
+    return pred[keep]
+
+
+def run_direct(dets: Tracks, num_frames: int, config: TrackerConfig) -> Tracks:
+    """boxmot's tracker called the plain way: one ``update(dets, None)`` per frame."""
+    import boxmot
+
+    if config.tracker_type.value == "bytetrack":
+        tracker = boxmot.ByteTrack(min_conf=config.track_low_thresh, track_thresh=config.track_high_thresh,
+                                   match_thresh=config.match_thresh, track_buffer=config.track_buffer,
+                                   frame_rate=config.frame_rate)
+    else:
+        tracker = boxmot.BotSort(track_high_thresh=config.track_high_thresh,
+                                 track_low_thresh=config.track_low_thresh,
+                                 new_track_thresh=config.new_track_thresh, track_buffer=config.track_buffer,
+                                 match_thresh=config.match_thresh, frame_rate=config.frame_rate,
+                                 use_cmc=False, use_embeddings=False)
+    frames, ids, boxes, scores = [], [], [], []
+    for f in range(num_frames):
+        m = dets.frame == f
+        arr = np.column_stack([dets.xyxy[m], dets.score[m], np.zeros(int(m.sum()))]) if m.any() \
+            else np.zeros((0, 6))
+        out = tracker.update(arr, None)
+        if len(out):
+            frames.append(np.full(len(out), f))
+            ids.append(out[:, 4])
+            boxes.append(out[:, :4])
+            scores.append(out[:, 5])
+    return Tracks.from_columns(frame=np.concatenate(frames), track_id=np.concatenate(ids),
+                               xyxy=np.concatenate(boxes), score=np.concatenate(scores),
+                               labels=("pedestrian",))
+
+
+def evaluate(data: Path) -> list[dict[str, object]]:
+    """Score every (sequence, tracker, variant) and return one row each."""
+    rows: list[dict[str, object]] = []
+    for seq, n in SEQUENCES.items():
+        dets = load_detections(data / "MOT17-mini" / "train" / f"{seq}-FRCNN" / "det" / "det.txt")
+        gt, distractors = load_gt(data / "motgt" / seq / "gt.txt")
+        for kind in ("bytetrack", "botsort"):
+            base = TrackerConfig(tracker_type=kind)
+            variants = {
+                "boxmot direct": lambda: run_direct(dets, n, base),
+                "ours (tracker boxes)": lambda: track_sequence(dets, None, base.replace(box_source="tracker"),
+                                                               num_frames=n),
+                "ours (detection boxes, default)": lambda: track_sequence(dets, None, base, num_frames=n),
+            }
+            results = {}
+            for name, fn in variants.items():
+                t0 = time.perf_counter()
+                pred = fn()
+                seconds = time.perf_counter() - t0
+                results[name] = pred
+                m = evaluate_tracks(gt, remove_distractor_matches(pred, gt, distractors), num_frames=n)
+                rows.append({"sequence": seq, "tracker": kind, "variant": name,
+                             "HOTA": m.hota, "IDF1": m.idf1, "MOTA": m.mota, "IDSW": m.idsw,
+                             "ids": m.num_pred_ids, "fps": n / seconds})
+            a, b = results["boxmot direct"], results["ours (tracker boxes)"]
+            same = (len(a) == len(b) and np.array_equal(a.frame, b.frame)
+                    and np.array_equal(a.track_id, b.track_id) and np.allclose(a.xyxy, b.xyxy))
+            rows[-2]["identical_to_direct"] = bool(same)
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
+    parser.add_argument("--json", type=Path, help="also write the rows as JSON here")
+    args = parser.parse_args(argv)
+    if not (args.data / "motgt").is_dir():
+        print(f"error: {args.data}/motgt not found (pass --data)", file=sys.stderr)
+        return 2
+    rows = evaluate(args.data)
+    print(f"{'sequence':9} {'tracker':9} {'variant':32} {'HOTA':>6} {'IDF1':>6} {'MOTA':>6} {'IDSW':>5} "
+          f"{'ids':>5} {'fps':>7}  same-as-direct")
+    for r in rows:
+        print(f"{r['sequence']:9} {r['tracker']:9} {r['variant']:32} {100 * r['HOTA']:6.2f} "
+              f"{100 * r['IDF1']:6.2f} {100 * r['MOTA']:6.2f} {r['IDSW']:5d} {r['ids']:5d} {r['fps']:7.0f}  "
+              f"{r.get('identical_to_direct', '')}")
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
