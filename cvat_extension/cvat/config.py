@@ -296,13 +296,13 @@ class SyncConfig:
         c = _section(root.get("cvat"), "sync.cvat")
         _check_keys(c, {"url", "org", "token_env", "user_env", "password_env", "timeout_s"}, "sync.cvat")
         cvat = CvatConfig(
-            url=_str(c, "url", CvatConfig.url, "sync.cvat") or CvatConfig.url,
+            url=_str(c, "url", CvatConfig().url, "sync.cvat") or CvatConfig().url,
             org=_str(c, "org", None, "sync.cvat"),
-            token_env=_str(c, "token_env", CvatConfig.token_env, "sync.cvat") or CvatConfig.token_env,
-            user_env=_str(c, "user_env", CvatConfig.user_env, "sync.cvat") or CvatConfig.user_env,
-            password_env=_str(c, "password_env", CvatConfig.password_env, "sync.cvat")
-            or CvatConfig.password_env,
-            timeout_s=_num(c, "timeout_s", CvatConfig.timeout_s, "sync.cvat", lo=0.01),
+            token_env=_str(c, "token_env", CvatConfig().token_env, "sync.cvat") or CvatConfig().token_env,
+            user_env=_str(c, "user_env", CvatConfig().user_env, "sync.cvat") or CvatConfig().user_env,
+            password_env=_str(c, "password_env", CvatConfig().password_env, "sync.cvat")
+            or CvatConfig().password_env,
+            timeout_s=_num(c, "timeout_s", CvatConfig().timeout_s, "sync.cvat", lo=0.01),
         )
 
         j = _section(root.get("jobs"), "sync.jobs")
@@ -341,7 +341,7 @@ class SyncConfig:
         )
         merge = MergeConfig(
             enabled=_bool(m, "enabled", True, "sync.merge"),
-            min_score=_num(m, "min_score", MergeConfig.min_score, "sync.merge"),
+            min_score=_num(m, "min_score", MergeConfig().min_score, "sync.merge"),
             thin_keyframes=_bool(m, "thin_keyframes", False, "sync.merge"),
             thin_tolerance_px=_num(m, "thin_tolerance_px", 0.5, "sync.merge"),
             options=dict(_section(m.get("options"), "sync.merge.options")),
@@ -381,10 +381,10 @@ class SyncConfig:
             return str(base_dir / value)
 
         state = StateConfig(
-            path=_path("path", StateConfig.path),
-            backup_dir=_path("backup_dir", StateConfig.backup_dir),
-            report_dir=_path("report_dir", StateConfig.report_dir),
-            lease_s=_num(s, "lease_s", StateConfig.lease_s, "sync.state", lo=1),
+            path=_path("path", StateConfig().path),
+            backup_dir=_path("backup_dir", StateConfig().backup_dir),
+            report_dir=_path("report_dir", StateConfig().report_dir),
+            lease_s=_num(s, "lease_s", StateConfig().lease_s, "sync.state", lo=1),
         )
 
         t = _section(root.get("retry"), "sync.retry")
@@ -400,8 +400,8 @@ class SyncConfig:
         webhook = WebhookConfig(
             host=_str(w, "host", "127.0.0.1", "sync.webhook") or "127.0.0.1",
             port=int(_num(w, "port", 8765, "sync.webhook")),
-            secret_env=_str(w, "secret_env", WebhookConfig.secret_env, "sync.webhook")
-            or WebhookConfig.secret_env,
+            secret_env=_str(w, "secret_env", WebhookConfig().secret_env, "sync.webhook")
+            or WebhookConfig().secret_env,
         )
 
         sch = _section(root.get("schedule"), "sync.schedule")

@@ -12,6 +12,7 @@ Points are rounded to 1e-6 px so that float round trips through JSON cannot flip
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
@@ -115,7 +116,7 @@ def apply_ops(raw: Mapping[str, Any], ops: Sequence[Mapping[str, Any]]) -> dict[
     (ids unknown: only used for hashing when no create is pending). This mirrors CVAT's
     ``partial_update_annotations`` semantics closely enough to predict its canonical form.
     """
-    state = {k: {o.get("id"): dict(o) for o in raw.get(k) or []} for k in _KINDS}
+    state = {k: {o.get("id"): copy.deepcopy(dict(o)) for o in raw.get(k) or []} for k in _KINDS}
     for op in ops:
         action = op["action"]
         payload = op["payload"]
@@ -124,7 +125,7 @@ def apply_ops(raw: Mapping[str, Any], ops: Sequence[Mapping[str, Any]]) -> dict[
                 if action == "delete":
                     state[kind].pop(obj.get("id"), None)
                 else:
-                    state[kind][obj.get("id")] = dict(obj)
+                    state[kind][obj.get("id")] = copy.deepcopy(dict(obj))
     return {k: list(v.values()) for k, v in state.items()}
 
 
