@@ -113,6 +113,9 @@ class MotTracker:
     def __init__(self, config: TrackerConfig | None = None) -> None:
         self.config = config or TrackerConfig()
         self._tracker = build_boxmot_tracker(self.config)
+        if self.config.with_reid:
+            # Load the network now (once), not lazily on the first frame of the first request.
+            self._tracker._get_live_reid_model()
         self._last_frame: int | None = None
         self._assignments: dict[int, int] = {}
 
@@ -145,6 +148,23 @@ class MotTracker:
             out[:, :4] = det_arr[idx, :4]
             out[:, 5] = det_arr[idx, 4]
         return out
+
+    def fresh(self) -> MotTracker:
+        """A new, empty sequence with the same settings, sharing this one's ReID network.
+
+        Building the boxmot tracker is cheap; loading a ReID network is not. Servers keep one
+        template tracker and take a fresh one per task or request.
+        """
+        new = MotTracker.__new__(MotTracker)
+        new.config = self.config
+        new._tracker = build_boxmot_tracker(self.config)
+        for attr in _MODEL_ATTRS:
+            value = getattr(self._tracker, attr, None)
+            if value is not None:
+                setattr(new._tracker, attr, value)
+        new._last_frame = None
+        new._assignments = {}
+        return new
 
     def assignments(self) -> dict[int, int]:
         """``det_index -> track_id`` for every detection of the last frame that is part of a track.
