@@ -21,6 +21,9 @@ def write_atomic(path: str | Path, write: Callable[[IO[str]], None]) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
             write(fh)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file normal permissions
         os.replace(tmp, target)
     except BaseException:
         try:
