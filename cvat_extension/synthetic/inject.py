@@ -151,7 +151,9 @@ def _id_switch(ed: _Editor, variant: str) -> InjectedError | None:
             b = int(tid_col[at_k[j]])
             rb = ed.rows(b)
             fb = fr[rb]
-            if not (np.isin(np.arange(k - 15, k + 16), fb).all() and ed.free(b, k, k)):
+            # Tails change identity: they must not hold an earlier error of either track.
+            if not (np.isin(np.arange(k - 15, k + 16), fb).all() and ed.free(b, k, 1 << 40)
+                    and ed.free(a, k, 1 << 40)):
                 continue
             if dist[j] > 3.0 and _ > 100:
                 pass  # after many tries accept a farther partner
@@ -223,6 +225,8 @@ def _split(ed: _Editor) -> InjectedError | None:
             continue
         fr = ed.cols["frame"]
         k = int(fr[r[p]])
+        if not ed.free(tid, k, 1 << 40):  # the tail gets a new id: no earlier error there
+            continue
         new = ed.next_id
         ed.next_id += 1
         ed.cols["track_id"][r[p + gap:]] = new
@@ -233,10 +237,21 @@ def _split(ed: _Editor) -> InjectedError | None:
     return None
 
 
-def _box_edit(ed: _Editor, kind: str) -> InjectedError | None:
+def _in_view(ed: _Editor, sel: np.ndarray, info: SequenceInfo | None) -> bool:
+    """All rows clearly visible and inside the frame: where a reviewer would see the error."""
+    if (ed.cols["visibility"][sel] < 0.7).any() or ed.cols["occluded"][sel].any():
+        return False
+    if info is not None and info.width and info.height:
+        b = ed.cols["xyxy"][sel]
+        return bool((b[:, :2] >= 2).all() and (b[:, 2] <= info.width - 2).all()
+                    and (b[:, 3] <= info.height - 2).all())
+    return True
+
+
+def _box_edit(ed: _Editor, kind: str, info: SequenceInfo | None) -> InjectedError | None:
     lengths = {"box_jump": (1, 2), "size_jump": (1, 9), "label_change": (5, 31),
                "missing_object": (10, 41)}[kind]
-    for _ in range(50):
+    for _ in range(300):
         picked = ed.pick_track(40)
         if picked is None:
             return None
@@ -246,6 +261,8 @@ def _box_edit(ed: _Editor, kind: str) -> InjectedError | None:
         if p is None:
             continue
         sel = r[p:p + length]
+        if kind in ("box_jump", "size_jump") and not _in_view(ed, r[p - 1:p + length + 1], info):
+            continue
         fr = ed.cols["frame"]
         lo, hi = int(fr[sel[0]]), int(fr[sel[-1]])
         b = ed.cols["xyxy"][sel]
@@ -286,7 +303,8 @@ def inject_errors(
     Id switches alternate between a *swap* (two nearby tracks exchange ids from frame k on)
     and a *jump* (one id continues on a nearby object, whose own track ends); ghosts
     alternate between a *static* box where no object is and a track *lingering* as a frozen
-    box after its object left. When a kind cannot be placed (too few or too short tracks),
+    box after its object left. Box and size jumps are placed on clearly visible boxes inside
+    the frame (with ``info``), where a reviewer can judge them; occlusion explains the rest. When a kind cannot be placed (too few or too short tracks),
     fewer errors are returned and a warning is logged.
 
     Raises:
@@ -314,7 +332,7 @@ def inject_errors(
             elif kind == "split":
                 err = _split(ed)
             else:
-                err = _box_edit(ed, kind)
+                err = _box_edit(ed, kind, info)
             if err is None:
                 logger.warning("inject_errors: could not place %s #%d", kind, i + 1)
             else:

@@ -92,10 +92,25 @@ class SceneConfig:
 
 
 def _fold(x: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    """Reflect unbounded coordinates into [lo, hi] (objects bounce off the frame edges)."""
+    """Map unbounded coordinates into [lo, hi] smoothly: objects slow down and turn at edges.
+
+    A triangle wave would bounce objects elastically, an instant velocity reversal that no
+    real object makes; a raised-cosine fold keeps motion smooth (bounded acceleration).
+    Points well inside the range move almost linearly.
+    """
     span = np.maximum(hi - lo, 1e-6)
-    y = np.mod(x - lo, 2 * span)
-    return lo + span - np.abs(y - span)
+    u = np.mod(x - lo, 2 * span) / span  # 0..2
+    tri = 1.0 - np.abs(u - 1.0)  # 0..1..0 triangle
+    # Linear in the middle, cosine ease over a quarter of the range at both turning points.
+    e = 0.25
+    ke = e * 2 / np.pi  # eased distance covered over [0, e]
+
+    def ease(v: np.ndarray) -> np.ndarray:
+        return ke * (1 - np.cos(np.pi / 2 * np.clip(v, 0, e) / e))
+
+    total = 2 * ke + (1 - 2 * e)
+    g = np.where(tri < e, ease(tri), np.where(tri > 1 - e, total - ease(1 - tri), ke + (tri - e)))
+    return lo + g / total * span
 
 
 def make_scene(config: SceneConfig = SceneConfig()) -> tuple[Tracks, SequenceInfo]:

@@ -1,0 +1,164 @@
+"""Ground-truth-free QA checks on dense per-frame tracks, and one entry point to run them.
+
+Each check lives in its own module (``check_<name>(tracks, config, *, detections, frames,
+info) -> list[Finding]``) with a frozen config dataclass. :data:`CHECKS` maps names to
+:class:`CheckSpec`; :func:`run_checks` runs a selection with one :class:`ChecksConfig`.
+
+Input is dense per-frame :class:`~cvat_extension.core.tracks.Tracks` (expand CVAT keyframes
+first); outside rows are ignored. Checks that need extra input skip silently without it:
+``missing_object`` needs ``detections``, ``appearance_jump`` needs ``frames``; ``ghost`` and
+``size_jump``/``short_track`` use them (and ``info``) when given.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+from cvat_extension.core.checks.appearance_jump import AppearanceJumpConfig, check_appearance_jump
+from cvat_extension.core.checks.box_jump import BoxJumpConfig, check_box_jump
+from cvat_extension.core.checks.ghost import GhostConfig, check_ghost
+from cvat_extension.core.checks.id_switch import IdSwitchConfig, check_id_switch
+from cvat_extension.core.checks.label_change import LabelChangeConfig, check_label_change
+from cvat_extension.core.checks.missing_object import MissingObjectConfig, check_missing_object
+from cvat_extension.core.checks.short_track import ShortTrackConfig, check_short_track
+from cvat_extension.core.checks.size_jump import SizeJumpConfig, check_size_jump
+from cvat_extension.core.findings import Finding
+from cvat_extension.core.frames import FrameSource
+from cvat_extension.core.tracks import SequenceInfo, Tracks
+from cvat_extension.errors import ConfigError
+
+__all__ = [
+    "AppearanceJumpConfig",
+    "BoxJumpConfig",
+    "CHECKS",
+    "CheckSpec",
+    "ChecksConfig",
+    "GhostConfig",
+    "IdSwitchConfig",
+    "LabelChangeConfig",
+    "MissingObjectConfig",
+    "ShortTrackConfig",
+    "SizeJumpConfig",
+    "run_checks",
+]
+
+
+@dataclass(frozen=True)
+class CheckSpec:
+    """A registered check.
+
+    Attributes:
+        name: the finding kind it emits and its key in :data:`CHECKS`.
+        func: ``func(tracks, config, *, detections=, frames=, info=) -> list[Finding]``.
+        config_type: its config dataclass (default-constructible).
+        needs: extra inputs without which it reports nothing (``"detections"``, ``"frames"``).
+    """
+
+    name: str
+    func: Callable[..., list[Finding]]
+    config_type: type
+    needs: tuple[str, ...] = ()
+
+
+CHECKS: dict[str, CheckSpec] = {
+    s.name: s
+    for s in (
+        CheckSpec("id_switch", check_id_switch, IdSwitchConfig),
+        CheckSpec("box_jump", check_box_jump, BoxJumpConfig),
+        CheckSpec("size_jump", check_size_jump, SizeJumpConfig),
+        CheckSpec("label_change", check_label_change, LabelChangeConfig),
+        CheckSpec("short_track", check_short_track, ShortTrackConfig),
+        CheckSpec("ghost", check_ghost, GhostConfig),
+        CheckSpec("missing_object", check_missing_object, MissingObjectConfig, ("detections",)),
+        CheckSpec("appearance_jump", check_appearance_jump, AppearanceJumpConfig, ("frames",)),
+    )
+}
+
+
+def _unknown(kind: str, names: Sequence[str], valid: Sequence[str]) -> ConfigError:
+    return ConfigError(f"unknown {kind} {', '.join(map(repr, names))}; valid names are {', '.join(valid)}")
+
+
+@dataclass(frozen=True)
+class ChecksConfig:
+    """One config per check; :meth:`from_mapping` parses YAML/CLI-style dictionaries."""
+
+    id_switch: IdSwitchConfig = field(default_factory=IdSwitchConfig)
+    box_jump: BoxJumpConfig = field(default_factory=BoxJumpConfig)
+    size_jump: SizeJumpConfig = field(default_factory=SizeJumpConfig)
+    label_change: LabelChangeConfig = field(default_factory=LabelChangeConfig)
+    short_track: ShortTrackConfig = field(default_factory=ShortTrackConfig)
+    ghost: GhostConfig = field(default_factory=GhostConfig)
+    missing_object: MissingObjectConfig = field(default_factory=MissingObjectConfig)
+    appearance_jump: AppearanceJumpConfig = field(default_factory=AppearanceJumpConfig)
+
+    @classmethod
+    def from_mapping(cls, mapping: Mapping[str, Any] | None) -> ChecksConfig:
+        """Build from ``{"ghost": {"min_static_frames": 40}, ...}``.
+
+        Raises:
+            ConfigError: an unknown check or field name (listing the valid ones), a value of
+                the wrong type or out of range.
+
+        >>> ChecksConfig.from_mapping({"ghost": {"min_static_frames": 40}}).ghost.min_static_frames
+        40
+        """
+        if mapping is None:
+            return cls()
+        if not isinstance(mapping, Mapping):
+            raise ConfigError(f"checks config must be a mapping of check name to settings, got {type(mapping).__name__}")
+        bad = [k for k in mapping if k not in CHECKS]
+        if bad:
+            raise _unknown("check", bad, list(CHECKS))
+        out = cls()
+        for name, values in mapping.items():
+            spec = CHECKS[name]
+            if values is None:
+                continue
+            if not isinstance(values, Mapping):
+                raise ConfigError(f"checks config {name!r} must be a mapping of settings, got {values!r}")
+            valid = [f.name for f in fields(spec.config_type)]
+            unknown = [k for k in values if k not in valid]
+            if unknown:
+                raise _unknown(f"setting of check {name!r}:", unknown, valid)
+            typed: dict[str, Any] = {}
+            for f in fields(spec.config_type):
+                if f.name in values:
+                    v = values[f.name]
+                    if isinstance(v, bool) or not isinstance(v, (int, float)):
+                        raise ConfigError(f"checks config {name}.{f.name} must be a number, got {v!r}")
+                    typed[f.name] = int(v) if f.type in ("int", int) and float(v).is_integer() else v
+            try:
+                cfg = spec.config_type(**typed)
+            except TypeError as exc:
+                raise ConfigError(f"checks config {name!r}: {exc}") from exc
+            out = replace(out, **{name: cfg})
+        return out
+
+
+def run_checks(
+    tracks: Tracks,
+    *,
+    config: ChecksConfig | None = None,
+    detections: Tracks | None = None,
+    frames: FrameSource | None = None,
+    info: SequenceInfo | None = None,
+    only: Sequence[str] | None = None,
+) -> list[Finding]:
+    """Run the selected checks (all by default) and return their findings, sorted.
+
+    Raises:
+        ConfigError: ``only`` names an unknown check.
+    """
+    cfg = config or ChecksConfig()
+    names = list(CHECKS) if only is None else list(only)
+    bad = [n for n in names if n not in CHECKS]
+    if bad:
+        raise _unknown("check", bad, list(CHECKS))
+    out: list[Finding] = []
+    for name in names:
+        spec = CHECKS[name]
+        out.extend(spec.func(tracks, getattr(cfg, name), detections=detections, frames=frames, info=info))
+    return sorted(out, key=Finding.sort_key)

@@ -1,0 +1,300 @@
+"""Shared, vectorised building blocks of the checks (private).
+
+- :func:`prepare`: visible rows, neighbours in time, and *camera-compensated* coordinates.
+  On moving-camera sequences every box moves with the camera; a per-frame similarity
+  transform (scale + translation) estimated as the median over all tracks removes that
+  common motion so that one object's motion is judged against the scene, not the camera.
+- :func:`window_motion`: per boundary, constant-velocity fits of the rows before and after it
+  (prefix sums, O(n)), giving the position jump and the velocity change at that boundary.
+- :func:`best_match_same_frame`: for each box, the best IoU with boxes of another set in the
+  same frame, without building the full per-frame matrix (sort by frame and x).
+- :func:`runs`: group flagged rows of a track into runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from cvat_extension.core.tracks import Tracks
+
+#: Fewest tracks in a frame pair for the camera estimate; fewer means "camera static".
+_MIN_TRACKS_FOR_CAMERA = 4
+
+
+@dataclass(frozen=True, eq=False)
+class Prepared:
+    """Visible rows of a Tracks with what every motion check needs. All arrays (n,)."""
+
+    rows: np.ndarray  # index into the original Tracks
+    frame: np.ndarray
+    tid: np.ndarray
+    xyxy: np.ndarray  # (n, 4) image space
+    label: np.ndarray
+    occluded: np.ndarray
+    visibility: np.ndarray
+    start: np.ndarray  # first row of this row's track (index into these arrays)
+    end: np.ndarray  # one past the last row of this row's track
+    prev_ok: np.ndarray  # row i-1 is the same track at frame - 1
+    cx: np.ndarray  # camera-compensated centre
+    cy: np.ndarray
+    size: np.ndarray  # camera-compensated sqrt(w * h)
+    log_area: np.ndarray  # camera-compensated log area
+    frame0: int  # first frame of the camera arrays
+    cam_scale: np.ndarray  # per frame (from frame0): scale from the previous frame
+    cam_shift: np.ndarray  # per frame: (m, 2) translation from the previous frame
+
+
+def group_median(keys: np.ndarray, values: np.ndarray, nkeys: int) -> tuple[np.ndarray, np.ndarray]:
+    """Median of ``values`` per integer key 0..nkeys-1 and the count per key (NaN if none)."""
+    counts = np.bincount(keys, minlength=nkeys)
+    med = np.full(nkeys, np.nan)
+    if len(values) == 0:
+        return med, counts
+    order = np.lexsort((values, keys))
+    v = values[order]
+    first = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    has = counts > 0
+    lo = first[has] + (counts[has] - 1) // 2
+    hi = first[has] + counts[has] // 2
+    med[has] = (v[lo] + v[hi]) / 2.0
+    return med, counts
+
+
+@lru_cache(maxsize=1)
+def prepare(tracks: Tracks) -> Prepared:
+    """Compute :class:`Prepared` for ``tracks`` (cached for the last Tracks object)."""
+    vis_rows = np.flatnonzero(~tracks.outside)
+    frame = tracks.frame[vis_rows]
+    tid = tracks.track_id[vis_rows]
+    box = tracks.xyxy[vis_rows]
+    n = len(vis_rows)
+    new_track = np.ones(n, dtype=bool)
+    if n > 1:
+        new_track[1:] = tid[1:] != tid[:-1]
+    start_idx = np.flatnonzero(new_track)
+    track_no = np.cumsum(new_track) - 1
+    ends = np.append(start_idx[1:], n)
+    start = start_idx[track_no] if n else np.zeros(0, np.int64)
+    end = ends[track_no] if n else np.zeros(0, np.int64)
+    prev_ok = np.zeros(n, dtype=bool)
+    if n > 1:
+        prev_ok[1:] = ~new_track[1:] & (np.diff(frame) == 1)
+
+    w = np.clip(box[:, 2] - box[:, 0], 1e-3, None)
+    h = np.clip(box[:, 3] - box[:, 1], 1e-3, None)
+    cx = (box[:, 0] + box[:, 2]) / 2
+    cy = (box[:, 1] + box[:, 3]) / 2
+
+    # Camera: per frame f, X_f = s_f X_{f-1} + T_f estimated as medians over tracks.
+    f0 = int(frame.min()) if n else 0
+    m = int(frame.max()) - f0 + 1 if n else 1
+    cur = np.flatnonzero(prev_ok)
+    key = frame[cur] - f0
+    ratio = np.log(h[cur] / h[cur - 1])
+    log_s, cnt = group_median(key, ratio, m)
+    ok = cnt >= _MIN_TRACKS_FOR_CAMERA
+    s = np.where(ok, np.exp(np.clip(np.nan_to_num(log_s), -0.2, 0.2)), 1.0)
+    tx, _ = group_median(key, cx[cur] - s[key] * cx[cur - 1], m)
+    ty, _ = group_median(key, cy[cur] - s[key] * cy[cur - 1], m)
+    tx = np.where(ok, np.nan_to_num(tx), 0.0)
+    ty = np.where(ok, np.nan_to_num(ty), 0.0)
+    # Keep the shift only where it stands out of the tracks' spread (its standard error):
+    # on a static camera the median of a few walkers is noise that would only add jitter.
+    dev = np.hypot(cx[cur] - s[key] * cx[cur - 1] - tx[key], cy[cur] - s[key] * cy[cur - 1] - ty[key])
+    mad, _ = group_median(key, dev, m)
+    stderr = 1.5 * np.nan_to_num(mad) / np.sqrt(np.maximum(cnt, 1))
+    moving = np.hypot(tx, ty) > 2.0 * stderr
+    shift = np.stack([np.where(moving, tx, 0.0), np.where(moving, ty, 0.0)], axis=1)
+    s = np.where(moving | (np.abs(np.log(s)) > 0.01), s, 1.0)
+    # Cumulative transform from frame0: A_f = prod s, B_f = A_f * sum_j T_j / A_j.
+    A = np.cumprod(s)
+    B = A[:, None] * np.cumsum(shift / A[:, None], axis=0)
+    fi = frame - f0
+    a = A[fi] if n else np.zeros(0)
+    scx = (cx - B[fi, 0]) / a if n else cx
+    scy = (cy - B[fi, 1]) / a if n else cy
+    size = np.sqrt(w * h) / a if n else w
+    return Prepared(
+        rows=vis_rows, frame=frame, tid=tid, xyxy=box, label=tracks.label[vis_rows],
+        occluded=tracks.occluded[vis_rows], visibility=tracks.visibility[vis_rows],
+        start=start, end=end, prev_ok=prev_ok, cx=scx, cy=scy, size=size,
+        log_area=np.log(w * h) - 2 * np.log(a) if n else w, frame0=f0,
+        cam_scale=s, cam_shift=shift,
+    )
+
+
+@dataclass(frozen=True, eq=False)
+class WindowMotion:
+    """Per row i (a boundary between rows i-1 and i): fits before and after it."""
+
+    valid: np.ndarray  # i has a same-track predecessor and rows on both sides
+    pos_before: np.ndarray  # (n, 2) extrapolated position at the boundary from before
+    pos_after: np.ndarray  # (n, 2) from after
+    vel_before: np.ndarray  # (n, 2) px/frame (compensated)
+    vel_after: np.ndarray
+    size: np.ndarray  # (n,) mean size around the boundary
+    jump: np.ndarray  # |pos_before - pos_after| / size
+    turn: np.ndarray  # |vel_before - vel_after| * half / size
+
+
+def window_motion(p: Prepared, half: int, weight: np.ndarray | None = None) -> WindowMotion:
+    """Constant-velocity fits on ``half``-row windows each side of every boundary.
+
+    Velocities come from the means of two half-windows (B2, B1 before; A1, A2 after), so
+    they need only prefix sums; rows with ``weight`` 0 (e.g. single outlier boxes) are left
+    out of every mean.
+    """
+    n = len(p.frame)
+    wgt = np.ones(n) if weight is None else weight.astype(np.float64)
+    t = (p.frame - p.frame[p.start]).astype(np.float64) if n else np.zeros(0)
+    cols = np.stack([wgt, wgt * t, wgt * p.cx, wgt * p.cy, wgt * p.size], axis=1)
+    P = np.zeros((n + 1, 5))
+    np.cumsum(cols, axis=0, out=P[1:])
+    i = np.arange(n)
+
+    def mean(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        s = P[b] - P[a]
+        cnt = s[:, 0]
+        m = np.divide(s[:, 1:], cnt[:, None], out=np.full((n, 4), np.nan), where=cnt[:, None] > 0)
+        return cnt, m
+
+    b2a = np.maximum(p.start, i - 2 * half)
+    b1a = np.maximum(p.start, i - half)
+    a1b = np.minimum(p.end, i + half)
+    a2b = np.minimum(p.end, i + 2 * half)
+    nb2, mb2 = mean(b2a, b1a)
+    nb1, mb1 = mean(b1a, i)
+    na1, ma1 = mean(i, a1b)
+    na2, ma2 = mean(a1b, a2b)
+
+    def vel(m1: np.ndarray, m2: np.ndarray) -> np.ndarray:
+        dt = m2[:, 0] - m1[:, 0]
+        return np.divide(m2[:, 1:3] - m1[:, 1:3], dt[:, None], out=np.full((n, 2), np.nan),
+                         where=np.abs(dt[:, None]) > 0)
+
+    vb = vel(mb2, mb1)
+    va = vel(ma1, ma2)
+    vb = np.where(np.isnan(vb), va, vb)
+    va = np.where(np.isnan(va), vb, va)
+    vb = np.nan_to_num(vb)
+    va = np.nan_to_num(va)
+    prev_frame = np.empty(n)
+    if n:
+        prev_frame[0] = p.frame[0]
+        prev_frame[1:] = p.frame[:-1]
+    tau = (prev_frame + p.frame) / 2.0 - (p.frame[p.start] if n else 0)
+    pb = mb1[:, 1:3] + vb * (tau - mb1[:, 0])[:, None]
+    pa = ma1[:, 1:3] + va * (tau - ma1[:, 0])[:, None]
+    size = np.sqrt(np.abs(mb1[:, 3] * ma1[:, 3]))
+    valid = (i > p.start) & (nb1 > 0) & (na1 > 0) & np.isfinite(size) & (size > 0)
+    size = np.where(valid, size, 1.0)
+    pb = np.where(valid[:, None], pb, 0.0)
+    pa = np.where(valid[:, None], pa, 0.0)
+    jump = np.where(valid, np.hypot(*(pb - pa).T) / size, 0.0)
+    turn = np.where(valid, np.hypot(*(vb - va).T) * half / size, 0.0)
+    return WindowMotion(valid, pb, pa, vb, va, size, jump, turn)
+
+
+def best_match_same_frame(
+    a_frame: np.ndarray, a_xyxy: np.ndarray, b_frame: np.ndarray, b_xyxy: np.ndarray,
+    *, max_pairs: int = 20_000_000,
+) -> tuple[np.ndarray, np.ndarray]:
+    """For each box of ``a``, the best IoU with a box of ``b`` in the same frame, and its index.
+
+    Only pairs that can overlap in x are built: ``b`` is sorted by (frame, x1) and each ``a``
+    box takes the range ``x1 in (a.x1 - widest b, a.x2)``; work is chunked under
+    ``max_pairs`` pairs. Index is -1 where no box of ``b`` overlaps.
+    """
+    na = len(a_frame)
+    best = np.zeros(na)
+    arg = np.full(na, -1, dtype=np.int64)
+    if na == 0 or len(b_frame) == 0:
+        return best, arg
+    xmin = min(a_xyxy[:, 0].min(), b_xyxy[:, 0].min())
+    bw = b_xyxy[:, 2] - b_xyxy[:, 0]
+    wmax = float(max(bw.max(), 0.0))
+    span = float(max(a_xyxy[:, 2].max(), b_xyxy[:, 2].max()) - xmin) + 2 * wmax + 2
+    bkey = b_frame.astype(np.float64) * span + (b_xyxy[:, 0] - xmin)
+    border = np.argsort(bkey, kind="stable")
+    bkey = bkey[border]
+    base = a_frame.astype(np.float64) * span - xmin
+    lo = np.searchsorted(bkey, base + a_xyxy[:, 0] - wmax, side="left")
+    hi = np.searchsorted(bkey, base + a_xyxy[:, 2], side="left")
+    counts = np.maximum(hi - lo, 0)
+    csum = np.cumsum(counts)
+    start = 0
+    while start < na:
+        # Chunk so that the expanded pair arrays stay under max_pairs.
+        before = csum[start - 1] if start else 0
+        stop = int(np.searchsorted(csum, before + max_pairs, side="right"))
+        stop = max(stop, start + 1)
+        c = counts[start:stop]
+        tot = int(c.sum())
+        if tot:
+            rep = np.repeat(np.arange(start, stop), c)
+            off = np.arange(tot) - np.repeat(np.cumsum(c) - c, c)
+            bi = border[lo[rep] + off]
+            A = a_xyxy[rep]
+            Bx = b_xyxy[bi]
+            iw = np.clip(np.minimum(A[:, 2], Bx[:, 2]) - np.maximum(A[:, 0], Bx[:, 0]), 0, None)
+            ih = np.clip(np.minimum(A[:, 3], Bx[:, 3]) - np.maximum(A[:, 1], Bx[:, 1]), 0, None)
+            inter = iw * ih
+            union = ((A[:, 2] - A[:, 0]) * (A[:, 3] - A[:, 1])
+                     + (Bx[:, 2] - Bx[:, 0]) * (Bx[:, 3] - Bx[:, 1]) - inter)
+            iou = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+            order = np.lexsort((-iou, rep))
+            first = np.concatenate([[True], rep[order][1:] != rep[order][:-1]])
+            sel = order[first]
+            best[rep[sel]] = iou[sel]
+            arg[rep[sel]] = np.where(iou[sel] > 0, bi[sel], -1)
+        start = stop
+    return best, arg
+
+
+def runs(flag_idx: np.ndarray, tid: np.ndarray, frame: np.ndarray, max_gap_frames: int) -> list[np.ndarray]:
+    """Split sorted row indices into runs: same track, frames at most ``max_gap_frames`` apart."""
+    if len(flag_idx) == 0:
+        return []
+    f = frame[flag_idx]
+    t = tid[flag_idx]
+    cut = np.flatnonzero((np.diff(t) != 0) | (np.diff(f) > max_gap_frames)) + 1
+    return np.split(flag_idx, cut)
+
+
+def quiet_rows(p: Prepared, min_visibility: float) -> np.ndarray:
+    """Rows whose boxes occlusion explains: occluded flag or visibility below the bound."""
+    return p.occluded | (p.visibility < min_visibility)
+
+
+def near(mask: np.ndarray, p: Prepared, before: int, after: int) -> np.ndarray:
+    """``mask`` spread to rows within ``before``/``after`` rows of the same track."""
+    n = len(mask)
+    out = mask.copy()
+    idx = np.arange(n)
+    for d in range(1, max(before, after) + 1):
+        if d <= after:  # row i is near a masked row i + d
+            j = np.minimum(idx + d, n - 1)
+            out |= mask[j] & (j < p.end) & (idx + d < n)
+        if d <= before:
+            j = np.maximum(idx - d, 0)
+            out |= mask[j] & (j >= p.start) & (idx - d >= 0)
+    return out
+
+
+def box_tuple(b: np.ndarray) -> tuple[float, float, float, float]:
+    return (float(b[0]), float(b[1]), float(b[2]), float(b[3]))
+
+
+def check_range(owner: str, name: str, value: float, lo: float, hi: float) -> None:
+    """Raise ConfigError unless ``lo <= value <= hi`` (a finite number)."""
+    from cvat_extension.errors import ConfigError
+
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{owner}.{name} must be a number, got {value!r}") from None
+    if not (lo <= v <= hi):
+        raise ConfigError(f"{owner}.{name} must be in {lo}..{hi}, got {value!r}")

@@ -1,0 +1,103 @@
+"""``box_jump``: a single box displaced from its track's path (out and back in one frame).
+
+Typical cause: a mis-click or a keyframe dragged on the wrong frame. The box at frame f is
+compared with the midpoint of its neighbours at f-1 and f+1 in camera-compensated
+coordinates, relative to the object's size, and the neighbours must agree with each other
+(under constant velocity): otherwise the track *continues* from the new place, which is an
+identity jump, reported by ``id_switch`` instead.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from cvat_extension.core.checks._common import Prepared, box_tuple, check_range, prepare, quiet_rows
+from cvat_extension.core.findings import Finding
+from cvat_extension.core.geometry import iou_xyxy_pairwise
+from cvat_extension.core.tracks import Tracks
+
+__all__ = ["BoxJumpConfig", "check_box_jump"]
+
+
+@dataclass(frozen=True)
+class BoxJumpConfig:
+    """Thresholds of :func:`check_box_jump`.
+
+    Attributes:
+        min_offset_ratio: smallest displacement from the neighbours' midpoint, in object
+            sizes (sqrt of box area). Lower finds smaller slips but flags annotation jitter
+            on small objects; raise for noisy machine tracks.
+        max_iou: the displaced box must overlap the interpolated box less than this. Lower
+            keeps only blatant jumps.
+        max_consistency_ratio: the neighbours may disagree with each other (after constant
+            velocity) by at most this share of the displacement. Raising it accepts zig-zags
+            as jumps; lowering it sends more cases to ``id_switch``.
+        min_visibility: boxes less visible than this (or flagged occluded) are not judged:
+            occlusion explains a misplaced estimate.
+    """
+
+    min_offset_ratio: float = 0.5
+    max_iou: float = 0.5
+    max_consistency_ratio: float = 0.35
+    min_visibility: float = 0.5
+
+    def __post_init__(self) -> None:
+        check_range("BoxJumpConfig", "min_offset_ratio", self.min_offset_ratio, 0.05, 100.0)
+        check_range("BoxJumpConfig", "max_iou", self.max_iou, 0.0, 1.0)
+        check_range("BoxJumpConfig", "max_consistency_ratio", self.max_consistency_ratio, 0.0, 1.0)
+        check_range("BoxJumpConfig", "min_visibility", self.min_visibility, 0.0, 1.0)
+
+
+def single_outliers(p: Prepared, config: BoxJumpConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Row indices (into ``p``) of displaced single boxes, their offset ratio and IoU."""
+    n = len(p.frame)
+    if n < 3:
+        e = np.zeros(0, dtype=np.int64)
+        return e, np.zeros(0), np.zeros(0)
+    nxt_ok = np.zeros(n, dtype=bool)
+    nxt_ok[:-1] = p.prev_ok[1:]
+    cand = np.flatnonzero(p.prev_ok & nxt_ok)
+    c = np.stack([p.cx, p.cy], axis=1)
+    mid = (c[cand - 1] + c[cand + 1]) / 2
+    d = np.hypot(*(c[cand] - mid).T) / p.size[cand]
+    vb = np.where(p.prev_ok[cand - 1][:, None], c[cand - 1] - c[np.maximum(cand - 2, 0)], np.nan)
+    nn_ok = np.zeros(len(cand), dtype=bool)
+    inside = cand + 2 < n
+    nn_ok[inside] = p.prev_ok[cand[inside] + 2]
+    va = np.where(nn_ok[:, None], c[np.minimum(cand + 2, n - 1)] - c[cand + 1], np.nan)
+    both = np.stack([vb, va])
+    cnt = np.sum(~np.isnan(both), axis=0)
+    v = np.divide(np.nansum(both, axis=0), cnt, out=(c[cand + 1] - c[cand - 1]) / 2, where=cnt > 0)
+    e = np.hypot(*(c[cand + 1] - c[cand - 1] - 2 * v).T) / p.size[cand]
+    interp = (p.xyxy[cand - 1] + p.xyxy[cand + 1]) / 2
+    iou = iou_xyxy_pairwise(p.xyxy[cand], interp)
+    quiet = quiet_rows(p, config.min_visibility)
+    keep = ((d > config.min_offset_ratio) & (e <= config.max_consistency_ratio * d)
+            & (iou < config.max_iou) & ~quiet[cand])
+    return cand[keep], d[keep], iou[keep]
+
+
+def check_box_jump(tracks: Tracks, config: BoxJumpConfig = BoxJumpConfig(), **_: object) -> list[Finding]:
+    """Find single boxes displaced from their track's path.
+
+    Score grows with the displacement: 0.5 at ``min_offset_ratio``, 0.95 two sizes further.
+    """
+    p = prepare(tracks)
+    idx, d, iou = single_outliers(p, config)
+    score = 0.5 + 0.45 * np.clip((d - config.min_offset_ratio) / 2.0, 0, 1)
+    out = [
+        Finding(
+            kind="box_jump",
+            track_ids=(int(p.tid[i]),),
+            frames=(int(p.frame[i]), int(p.frame[i])),
+            box=box_tuple(p.xyxy[i]),
+            score=float(s),
+            message=(f"track {int(p.tid[i])} at frame {int(p.frame[i])}: box displaced by "
+                     f"{dd:.1f} object sizes from its neighbours (IoU {io:.2f} with interpolation)"),
+            metrics={"offset_ratio": float(dd), "iou": float(io)},
+        )
+        for i, dd, io, s in zip(idx, d, iou, score)
+    ]
+    return sorted(out, key=Finding.sort_key)

@@ -1,0 +1,155 @@
+"""``ghost``: a box with no object under it.
+
+Two signals, both vectorised over all rows:
+
+- **frozen box**: the box does not move in the *image* (centre within a small share of its
+  size, area within 5 %) for more than ``min_static_frames``. A standing person also does
+  that, so alone it scores low (0.35); it scores high when the camera moves meanwhile (a
+  real object would move with the scene), when it is the tail of a track that moved before
+  (an annotator held the box after the object left), or when detections are given and do
+  not support it.
+- **no detector support** (needs ``detections``): a run of visible, unoccluded boxes with
+  no detection at IoU >= ``min_support_iou`` for more than ``min_unsupported_frames``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from cvat_extension.core.checks._common import (
+    best_match_same_frame,
+    box_tuple,
+    check_range,
+    prepare,
+    quiet_rows,
+    runs,
+)
+from cvat_extension.core.findings import Finding
+from cvat_extension.core.tracks import Tracks
+
+__all__ = ["GhostConfig", "check_ghost"]
+
+
+@dataclass(frozen=True)
+class GhostConfig:
+    """Thresholds of :func:`check_ghost`.
+
+    Attributes:
+        min_static_frames: a box must stay frozen longer than this. Lower finds short
+            ghosts and flags more people who pause.
+        static_drift_ratio: centre movement (object sizes) still counted as frozen; raise for
+            jittery machine tracks.
+        static_drift_px: ...but at least this many pixels (tiny boxes).
+        min_camera_motion_px: mean camera motion per frame that makes a frozen box suspect.
+        min_det_score: detections below this score are ignored for support.
+        min_support_iou: a detection supports a box at this IoU or more.
+        max_support_fraction: a frozen box supported on fewer frames than this share is a
+            ghost with high score; supported on more than twice this, it is dropped.
+        min_unsupported_frames: consecutive unsupported, unoccluded frames reported even for
+            moving boxes (detections given only).
+        min_visibility: rows below this visibility count as occluded (detectors miss them).
+    """
+
+    min_static_frames: int = 30
+    static_drift_ratio: float = 0.05
+    static_drift_px: float = 1.5
+    min_camera_motion_px: float = 0.5
+    min_det_score: float = 0.3
+    min_support_iou: float = 0.5
+    max_support_fraction: float = 0.3
+    min_unsupported_frames: int = 30
+    min_visibility: float = 0.5
+
+    def __post_init__(self) -> None:
+        check_range("GhostConfig", "min_static_frames", self.min_static_frames, 2, 1e6)
+        check_range("GhostConfig", "static_drift_ratio", self.static_drift_ratio, 0, 10)
+        check_range("GhostConfig", "static_drift_px", self.static_drift_px, 0, 1e4)
+        check_range("GhostConfig", "min_camera_motion_px", self.min_camera_motion_px, 0, 1e4)
+        check_range("GhostConfig", "min_det_score", self.min_det_score, 0, 1)
+        check_range("GhostConfig", "min_support_iou", self.min_support_iou, 0, 1)
+        check_range("GhostConfig", "max_support_fraction", self.max_support_fraction, 0, 0.5)
+        check_range("GhostConfig", "min_unsupported_frames", self.min_unsupported_frames, 1, 1e6)
+        check_range("GhostConfig", "min_visibility", self.min_visibility, 0, 1)
+
+
+def check_ghost(
+    tracks: Tracks, config: GhostConfig = GhostConfig(), *, detections: Tracks | None = None,
+    **_: object,
+) -> list[Finding]:
+    """Find frozen boxes and (with detections) unsupported runs; see the module docstring."""
+    p = prepare(tracks)
+    n = len(p.frame)
+    if n == 0:
+        return []
+    L = config.min_static_frames
+    b = p.xyxy
+    cx, cy = (b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2
+    area = np.log(np.clip((b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]), 1e-6, None))
+    size = np.exp(area / 2)
+    i = np.arange(n)
+    static = np.zeros(n + 1, dtype=np.int64)
+    ok = (i + L < p.end)
+    ii = i[ok]
+    j2, j = ii + L // 2, ii + L
+    ok2 = p.frame[j] - p.frame[ii] == L
+    ii, j2, j = ii[ok2], j2[ok2], j[ok2]
+    r = np.maximum(config.static_drift_ratio * size[ii], config.static_drift_px)
+    still = np.ones(len(ii), dtype=bool)
+    for a, c in ((ii, j2), (j2, j), (ii, j)):
+        still &= (np.hypot(cx[c] - cx[a], cy[c] - cy[a]) <= r) & (np.abs(area[c] - area[a]) <= 0.05)
+    s0 = ii[still]
+    np.add.at(static, s0, 1)
+    np.add.at(static, s0 + L + 1, -1)
+    is_static = np.cumsum(static[:n]) > 0
+
+    supported = None
+    if detections is not None and len(detections):
+        det = detections[(~detections.outside) & (detections.score >= config.min_det_score)]
+        best, _ = best_match_same_frame(p.frame, p.xyxy, det.frame, det.xyxy)
+        supported = (best >= config.min_support_iou)
+    cam = np.hypot(*p.cam_shift.T) + np.abs(np.log(p.cam_scale)) * 500.0
+
+    out = []
+    covered = np.zeros(n, dtype=bool)
+    for rr in runs(np.flatnonzero(is_static), p.tid, p.frame, 1):
+        i0, i1 = int(rr[0]), int(rr[-1])
+        t, f0, f1 = int(p.tid[i0]), int(p.frame[i0]), int(p.frame[i1])
+        score, why = 0.35, "frozen box"
+        cam_run = float(cam[p.frame[rr] - p.frame0].mean())
+        if cam_run >= config.min_camera_motion_px:
+            score, why = 0.85, f"frozen while the camera moves {cam_run:.1f} px/frame"
+        elif i1 == int(p.end[i0]) - 1 and i0 - int(p.start[i0]) >= 10:
+            k = max(int(p.start[i0]), i0 - L)
+            moved = np.hypot(cx[i0] - cx[k], cy[i0] - cy[k])
+            if moved > 2 * max(config.static_drift_ratio * size[i0], config.static_drift_px):
+                score, why = 0.6, "frozen at the end of a track that moved before"
+        if supported is not None:
+            frac = float(supported[rr].mean())
+            if frac > 2 * config.max_support_fraction:
+                continue  # the detector sees an object there: a standing person
+            if frac < config.max_support_fraction:
+                score, why = max(score, 0.9), why + f", detections support {frac:.0%} of it"
+        covered[rr] = True
+        out.append(Finding(
+            kind="ghost", track_ids=(t,), frames=(f0, f1), box=box_tuple(b[i0]), score=score,
+            message=f"track {t} at frame {f0}: {why} for {f1 - f0 + 1} frames (to frame {f1})",
+            metrics={"frames": float(f1 - f0 + 1), "camera_px_per_frame": cam_run},
+        ))
+
+    if supported is not None:
+        quiet = quiet_rows(p, config.min_visibility)
+        bad = np.flatnonzero(~supported & ~quiet & ~covered)
+        for rr in runs(bad, p.tid, p.frame, 1):
+            if len(rr) <= config.min_unsupported_frames:
+                continue
+            i0, i1 = int(rr[0]), int(rr[-1])
+            t, f0, f1 = int(p.tid[i0]), int(p.frame[i0]), int(p.frame[i1])
+            out.append(Finding(
+                kind="ghost", track_ids=(t,), frames=(f0, f1), box=box_tuple(b[i0]), score=0.6,
+                message=(f"track {t} at frame {f0}: no detection supports its boxes for "
+                         f"{len(rr)} frames (to frame {f1})"),
+                metrics={"frames": float(len(rr)), "camera_px_per_frame": 0.0},
+            ))
+    return sorted(out, key=Finding.sort_key)

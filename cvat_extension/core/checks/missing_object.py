@@ -1,0 +1,103 @@
+"""``missing_object``: confident detections that no annotation covers.
+
+Coverage is the one error a track-only check cannot see: an object nobody annotated has no
+track. Given detections (from any detector, e.g. our YOLO function), every confident
+detection is matched to the annotated boxes of its frame; uncovered ones are chained across
+consecutive frames (IoU) into objects, and an object seen uncovered over several frames is
+reported once with its frame range. Small objects are included: no size floor by default,
+because small distant objects are exactly what annotators skip.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+
+from cvat_extension.core.checks._common import best_match_same_frame, box_tuple, check_range
+from cvat_extension.core.findings import Finding
+from cvat_extension.core.tracks import Tracks
+
+__all__ = ["MissingObjectConfig", "check_missing_object"]
+
+
+@dataclass(frozen=True)
+class MissingObjectConfig:
+    """Thresholds of :func:`check_missing_object`.
+
+    Attributes:
+        min_det_score: detections below this are ignored. Lower finds harder objects and
+            reports more detector false positives.
+        max_cover_iou: a detection overlapping an annotation at this IoU or more is covered.
+            Raise to also report badly drawn boxes as missing.
+        min_link_iou: uncovered detections in consecutive frames with this IoU are the same
+            object.
+        min_frames: an uncovered object must be seen in at least this many frames to be
+            reported: isolated detector false positives last one or two frames. Lower to
+            catch objects that flash by, at the cost of reporting detector noise.
+        full_score_frames: objects seen this long get their full detection score; shorter
+            ones are scaled down proportionally.
+        min_box_size_px: ignore detections smaller than this (height and width); 0 keeps
+            small objects.
+    """
+
+    min_det_score: float = 0.5
+    max_cover_iou: float = 0.3
+    min_link_iou: float = 0.3
+    min_frames: int = 3
+    full_score_frames: int = 10
+    min_box_size_px: float = 0.0
+
+    def __post_init__(self) -> None:
+        check_range("MissingObjectConfig", "min_det_score", self.min_det_score, 0, 1)
+        check_range("MissingObjectConfig", "max_cover_iou", self.max_cover_iou, 0, 1)
+        check_range("MissingObjectConfig", "min_link_iou", self.min_link_iou, 0, 1)
+        check_range("MissingObjectConfig", "min_frames", self.min_frames, 1, 1e6)
+        check_range("MissingObjectConfig", "full_score_frames", self.full_score_frames, 1, 1e6)
+        check_range("MissingObjectConfig", "min_box_size_px", self.min_box_size_px, 0, 1e4)
+
+
+def check_missing_object(
+    tracks: Tracks, config: MissingObjectConfig = MissingObjectConfig(), *,
+    detections: Tracks | None = None, **_: object,
+) -> list[Finding]:
+    """Report objects that detections show but no annotation covers (needs ``detections``)."""
+    if detections is None or len(detections) == 0:
+        return []
+    d = detections[~detections.outside & (detections.score >= config.min_det_score)]
+    wh = d.xyxy[:, 2:] - d.xyxy[:, :2]
+    d = d[(wh >= config.min_box_size_px).all(axis=1)]
+    ann = tracks[~tracks.outside]
+    best, _ = best_match_same_frame(d.frame, d.xyxy, ann.frame, ann.xyxy)
+    u = d[best < config.max_cover_iou]
+    m = len(u)
+    if m == 0:
+        return []
+    # Link uncovered detections of frame f to those of frame f - 1.
+    link, arg = best_match_same_frame(u.frame - 1, u.xyxy, u.frame, u.xyxy)
+    src = np.flatnonzero((link >= config.min_link_iou) & (arg >= 0))
+    graph = coo_matrix((np.ones(len(src)), (src, arg[src])), shape=(m, m))
+    ncomp, comp = connected_components(graph, directed=False)
+    order = np.lexsort((u.frame, comp))
+    cuts = np.flatnonzero(np.diff(comp[order])) + 1
+    out = []
+    for grp in np.split(order, cuts):
+        frames = u.frame[grp]
+        nfr = len(np.unique(frames))
+        if nfr < config.min_frames:
+            continue
+        mean_score = float(u.score[grp].mean())
+        score = mean_score * min(1.0, nfr / config.full_score_frames)
+        f0, f1 = int(frames.min()), int(frames.max())
+        b = u.xyxy[grp[0]]
+        out.append(Finding(
+            kind="missing_object", track_ids=(), frames=(f0, f1), box=box_tuple(b),
+            score=float(np.clip(score, 0, 1)),
+            message=(f"frame {f0}: a detected object (score {mean_score:.2f}, "
+                     f"{b[2] - b[0]:.0f}x{b[3] - b[1]:.0f} px) is not annotated on {nfr} "
+                     f"frame(s) up to frame {f1}"),
+            metrics={"frames": float(nfr), "det_score": mean_score},
+        ))
+    return sorted(out, key=Finding.sort_key)

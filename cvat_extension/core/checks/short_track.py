@@ -1,0 +1,90 @@
+"""``short_track``: very short or flickering tracks.
+
+A track of one or two boxes is usually a stray click, a tracker's false positive, or a
+fragment of another track; a track that keeps switching between visible and outside is
+usually an object annotated on some frames only. Tracks that start or end at the image
+border (the object enters or leaves the view) are more often legitimate and score lower.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from cvat_extension.core.checks._common import box_tuple, check_range, prepare
+from cvat_extension.core.findings import Finding
+from cvat_extension.core.tracks import SequenceInfo, Tracks
+
+__all__ = ["ShortTrackConfig", "check_short_track"]
+
+
+@dataclass(frozen=True)
+class ShortTrackConfig:
+    """Thresholds of :func:`check_short_track`.
+
+    Attributes:
+        min_length_frames: tracks with fewer visible frames are reported. Raise for
+            datasets where every object is expected to stay long (cars on a highway).
+        max_segments: tracks split into more visible segments than this by outside gaps...
+        max_mean_segment_frames: ...whose segments average fewer frames than this are
+            reported as flickering.
+        border_margin_px: a short track touching the image border within this margin scores
+            lower (entering/leaving objects); needs ``info``.
+    """
+
+    min_length_frames: int = 5
+    max_segments: int = 3
+    max_mean_segment_frames: float = 5.0
+    border_margin_px: float = 10.0
+
+    def __post_init__(self) -> None:
+        check_range("ShortTrackConfig", "min_length_frames", self.min_length_frames, 1, 1e6)
+        check_range("ShortTrackConfig", "max_segments", self.max_segments, 1, 1e6)
+        check_range("ShortTrackConfig", "max_mean_segment_frames", self.max_mean_segment_frames, 1, 1e6)
+        check_range("ShortTrackConfig", "border_margin_px", self.border_margin_px, 0, 1e4)
+
+
+def check_short_track(
+    tracks: Tracks, config: ShortTrackConfig = ShortTrackConfig(), *, info: SequenceInfo | None = None,
+    **_: object,
+) -> list[Finding]:
+    """Report tracks shorter than ``min_length_frames`` and flickering tracks."""
+    p = prepare(tracks)
+    n = len(p.frame)
+    if n == 0:
+        return []
+    first = np.flatnonzero(np.arange(n) == p.start)
+    length = p.end[first] - first
+    gap = np.zeros(n, dtype=bool)
+    gap[1:] = (p.tid[1:] == p.tid[:-1]) & (np.diff(p.frame) > 1)
+    segs = np.add.reduceat(gap.astype(np.int64), first) + 1
+    mean_seg = length / segs
+    border = np.zeros(len(first), dtype=bool)
+    if info is not None and info.width and info.height:
+        m = config.border_margin_px
+        b = p.xyxy
+        at = (b[:, 0] <= m) | (b[:, 1] <= m) | (b[:, 2] >= info.width - m) | (b[:, 3] >= info.height - m)
+        border = np.add.reduceat(at.astype(np.int64), first) > 0
+    short = length < config.min_length_frames
+    flicker = (segs > config.max_segments) & (mean_seg < config.max_mean_segment_frames)
+    out = []
+    for k in np.flatnonzero(short | flicker):
+        i = int(first[k])
+        t, f0, f1 = int(p.tid[i]), int(p.frame[i]), int(p.frame[p.end[i] - 1])
+        if short[k]:
+            score = 0.75 - 0.35 * (length[k] - 1) / max(config.min_length_frames - 1, 1)
+            msg = f"track {t} at frame {f0}: only {int(length[k])} visible frame(s)"
+        else:
+            score = 0.6
+            msg = (f"track {t} at frame {f0}: flickers, {int(segs[k])} visible segments of "
+                   f"{mean_seg[k]:.1f} frames on average")
+        if border[k]:
+            score *= 0.5
+            msg += " (at the image border)"
+        out.append(Finding(
+            kind="short_track", track_ids=(t,), frames=(f0, f1), box=box_tuple(p.xyxy[i]),
+            score=float(np.clip(score, 0, 1)), message=msg,
+            metrics={"length_frames": float(length[k]), "segments": float(segs[k])},
+        ))
+    return sorted(out, key=Finding.sort_key)

@@ -1,0 +1,86 @@
+"""``size_jump``: a box's area changes by more than a threshold between consecutive frames.
+
+Typical causes: a corner dragged on one keyframe, a box snapped to a neighbour's size, or
+interpolation between a full-body and a head-only box. Areas are compared after removing
+the camera's zoom (``_common.prepare``); boxes cut by the image border and occluded boxes
+legitimately change size and are not judged. Consecutive flags of one track within a few
+frames (the jump out and the jump back) form one finding.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from cvat_extension.core.checks._common import box_tuple, check_range, near, prepare, quiet_rows, runs
+from cvat_extension.core.findings import Finding
+from cvat_extension.core.tracks import SequenceInfo, Tracks
+
+__all__ = ["SizeJumpConfig", "check_size_jump"]
+
+
+@dataclass(frozen=True)
+class SizeJumpConfig:
+    """Thresholds of :func:`check_size_jump`.
+
+    Attributes:
+        max_area_change: relative area change between consecutive frames tolerated (0.5 =
+            grows by 50 % or shrinks to 1/1.5). Lower catches subtler edits and flags more
+            walking-pose changes.
+        min_visibility: boxes less visible than this (or flagged occluded) are not judged.
+        border_margin_px: boxes within this many pixels of the image border are not judged
+            (the object is only partly in view); needs ``info`` with the frame size.
+        max_run_gap_frames: flags of one track this close form one finding.
+    """
+
+    max_area_change: float = 0.5
+    min_visibility: float = 0.5
+    border_margin_px: float = 2.0
+    max_run_gap_frames: int = 10
+
+    def __post_init__(self) -> None:
+        check_range("SizeJumpConfig", "max_area_change", self.max_area_change, 0.01, 100.0)
+        check_range("SizeJumpConfig", "min_visibility", self.min_visibility, 0.0, 1.0)
+        check_range("SizeJumpConfig", "border_margin_px", self.border_margin_px, 0.0, 1e4)
+        check_range("SizeJumpConfig", "max_run_gap_frames", self.max_run_gap_frames, 1, 1e6)
+
+
+def check_size_jump(
+    tracks: Tracks, config: SizeJumpConfig = SizeJumpConfig(), *, info: SequenceInfo | None = None,
+    **_: object,
+) -> list[Finding]:
+    """Find boxes whose area jumps between consecutive frames.
+
+    Score 0.5 at the threshold, rising to 0.95 when the area doubles beyond it.
+    """
+    p = prepare(tracks)
+    n = len(p.frame)
+    if n < 2:
+        return []
+    d = np.zeros(n)
+    d[1:] = np.abs(p.log_area[1:] - p.log_area[:-1])
+    skip = near(quiet_rows(p, config.min_visibility), p, 1, 0)
+    if info is not None and info.width and info.height:
+        m = config.border_margin_px
+        b = p.xyxy
+        at_border = (b[:, 0] <= m) | (b[:, 1] <= m) | (b[:, 2] >= info.width - m) | (b[:, 3] >= info.height - m)
+        skip |= near(at_border, p, 1, 0)
+    thr = np.log1p(config.max_area_change)
+    flag = np.flatnonzero(p.prev_ok & (d > thr) & ~skip)
+    out = []
+    for r in runs(flag, p.tid, p.frame, config.max_run_gap_frames):
+        i0, i1 = int(r[0]), int(r[-1])
+        f0 = int(p.frame[i0])
+        f1 = max(f0, int(p.frame[i1]) - 1) if len(r) > 1 else f0
+        big = float(d[r].max())
+        score = 0.5 + 0.45 * float(np.clip((big - thr) / np.log(2.0), 0, 1))
+        t = int(p.tid[i0])
+        out.append(Finding(
+            kind="size_jump", track_ids=(t,), frames=(f0, f1), box=box_tuple(p.xyxy[i0]),
+            score=score,
+            message=(f"track {t} at frame {f0}: box area changes x{np.exp(big):.2f} from the "
+                     f"previous frame" + (f" (back at frame {f1 + 1})" if f1 > f0 else "")),
+            metrics={"area_ratio": float(np.exp(big))},
+        ))
+    return sorted(out, key=Finding.sort_key)
