@@ -159,7 +159,7 @@ class CvatStandin:
         httpd = _Server(("127.0.0.1", 0), _Handler)
         httpd.standin = self
         self._httpd = httpd
-        self._thread = threading.Thread(target=httpd.serve_forever, name="cvat-standin",
+        self._thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), name="cvat-standin",
                                         daemon=True)
         self._thread.start()
         return self

@@ -360,6 +360,8 @@ class Store:
             })
         if errors:
             raise AnnotationError(errors)
+        if action == "delete":
+            return out
         for t in out["tracks"]:
             self._correct_track_frame(t)
         out["tracks"] = [t for t in out["tracks"] if t["shapes"]]

@@ -181,10 +181,10 @@ def test_injected_500_and_timeout_reach_the_sdk(cvat_standin: CvatStandin, cvat_
     cvat_client.jobs.retrieve(job_id)  # times=1: the third call passes again
     # urllib3 under the SDK retries an idempotent request 3 times after a read timeout, so
     # one silent answer is invisible to the client; four in a row reach it.
-    cvat_standin.inject_fault("GET", r"^/api/tasks/\d+$", status="timeout", delay_s=0.3)
+    cvat_standin.inject_fault("GET", r"^/api/tasks/\d+$", status="timeout", delay_s=0.15)
     assert cvat_client.api_client.tasks_api.retrieve(task_id, _request_timeout=0.1)[0].id \
         == task_id
-    cvat_standin.inject_fault("GET", r"^/api/tasks/\d+$", status="timeout", delay_s=0.3,
+    cvat_standin.inject_fault("GET", r"^/api/tasks/\d+$", status="timeout", delay_s=0.15,
                               times=4)
     with pytest.raises(urllib3.exceptions.MaxRetryError):
         cvat_client.api_client.tasks_api.retrieve(task_id, _request_timeout=0.1)
