@@ -148,8 +148,9 @@ class BidirectionalSelection:
 
     @property
     def flagged_share(self) -> float:
-        """Share of frames flagged for review (0 when empty)."""
-        return float(self.disagree.mean()) if len(self.disagree) else 0.0
+        """Share of the propagated frames (keyframes excluded) flagged for review."""
+        inner = self.disagree[1:-1]
+        return float(inner.mean()) if len(inner) else 0.0
 
 
 def _align(result: DirectionalResult, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
@@ -185,7 +186,8 @@ def select_bidirectional(
     below ``min_agreement_iou``. Where only one sees it, that one is chosen and the frame is
     flagged (one direction lost the object: occlusion or drift, a human decides). Where
     neither sees it, the object is taken as not visible, without a flag. Frames missing
-    from a result count as "not seen" by that direction.
+    from a result count as "not seen" by that direction. On ``k0`` and ``k1`` (human
+    keyframes) the direction starting there is kept and nothing is flagged.
 
     Raises:
         InputError: ``k1 < k0`` or masks of different sizes.
@@ -211,6 +213,10 @@ def select_bidirectional(
 
     choice = np.where(score_b > score_f, BACKWARD, FORWARD).astype(np.int8)
     choice[~f_seen & ~b_seen] = NONE
+    # The keyframes themselves are human shapes: each direction starts from its own.
+    choice[0] = FORWARD if f_seen[0] else NONE
+    if k1 > k0:
+        choice[-1] = BACKWARD if b_seen[-1] else NONE
 
     if use_masks:
         fm_seen = fm & f_seen[:, None, None]  # type: ignore[operator]
@@ -220,6 +226,7 @@ def select_bidirectional(
         iou = iou_xyxy_pairwise(np.nan_to_num(fb), np.nan_to_num(bb))
     iou = np.where(f_seen & b_seen, iou, np.where(f_seen | b_seen, 0.0, 1.0))
     disagree = iou < cfg.min_agreement_iou
+    disagree[[0, -1]] = False  # never send a human keyframe back to review
 
     pick_b = choice == BACKWARD
     xyxy = np.where(pick_b[:, None], bb, fb)

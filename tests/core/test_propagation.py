@@ -56,19 +56,19 @@ def test_forward_drifts_backward_is_chosen_and_drift_frames_flagged() -> None:
     bwd = DirectionalResult.from_masks(frames, _masks(truth), np.full(len(frames), 0.9))
     sel = select_bidirectional(fwd, bwd, K0, K1)
 
-    assert sel.disagree.tolist() == (frames >= 14).tolist()
+    assert sel.disagree.tolist() == ((frames >= 14) & (frames < K1)).tolist()
     assert (sel.choice[frames >= 14] == BACKWARD).all()
     np.testing.assert_allclose(sel.xyxy[frames >= 14], truth[frames >= 14])
-    assert sel.flagged_share == pytest.approx(7 / 11)
+    assert sel.flagged_share == pytest.approx(6 / 9)
 
     found = disagreement_findings(sel, track_id=7)
     assert len(found) == 1
     f = found[0]
     assert f.kind == "propagation_disagreement"
-    assert f.frames == (14, 20) and f.track_ids == (7,)
+    assert f.frames == (14, 19) and f.track_ids == (7,)
     assert f.score == pytest.approx(1.0)
     assert f.box == tuple(truth[frames == 14][0])
-    assert "track 7 at frames 14-20" in f.message
+    assert "track 7 at frames 14-19" in f.message
 
 
 def test_one_direction_loses_object_is_flagged_both_lost_is_outside() -> None:
@@ -94,16 +94,19 @@ def test_low_confidence_counts_as_lost_and_box_iou_mode() -> None:
     frames = np.arange(K0, K1 + 1)
     truth = _truth(frames)
     shifted = truth + np.array([3.0, 0, 3.0, 0])  # IoU 9/15 = 0.6 with truth
-    fwd = DirectionalResult.build(frames, shifted, np.full(len(frames), 0.3))
+    conf = np.full(len(frames), 0.3)
+    conf[0] = 1.0  # the prompt frame itself
+    fwd = DirectionalResult.build(frames, shifted, conf)
     bwd = DirectionalResult.build(frames, truth, np.full(len(frames), 0.9))
     sel = select_bidirectional(fwd, bwd, K0, K1)
-    assert (sel.choice == BACKWARD).all() and sel.disagree.all()
+    assert sel.choice[0] == FORWARD and (sel.choice[1:] == BACKWARD).all()
+    assert sel.disagree[1:-1].all() and not sel.disagree[[0, -1]].any()
     sel2 = select_bidirectional(
         DirectionalResult.build(frames, shifted, np.full(len(frames), 0.9)), bwd, K0, K1,
         config=PropagationConfig(min_agreement_iou=0.7),
     )
     np.testing.assert_allclose(sel2.agreement_iou, 0.6)
-    assert sel2.disagree.all()
+    assert sel2.disagree[1:-1].all()
 
 
 def test_missing_frames_and_bad_input() -> None:
@@ -112,7 +115,7 @@ def test_missing_frames_and_bad_input() -> None:
     fwd = DirectionalResult.build(frames[:3], truth[:3], np.ones(3))  # only 10..12
     bwd = DirectionalResult.build(frames, truth, np.ones(len(frames)))
     sel = select_bidirectional(fwd, bwd, K0, K1)
-    assert sel.disagree.tolist() == [f > 12 for f in frames]
+    assert sel.disagree.tolist() == [12 < f < K1 for f in frames]
     with pytest.raises(InputError, match="ordered"):
         select_bidirectional(fwd, bwd, 5, 4)
     with pytest.raises(InputError, match="disagree"):
