@@ -118,6 +118,7 @@ class CvatAnnotations:
         stop_frame: int | None = None,
         tolerance_px: float = 1.0,
         changed_only: bool = False,
+        keep_new_ids: bool = False,
     ) -> dict[str, Any]:
         """A ``LabeledData`` JSON dict for PUT (or, with ``changed_only``, for PATCH).
 
@@ -134,6 +135,8 @@ class CvatAnnotations:
             tolerance_px: thinning tolerance.
             changed_only: emit only new and modified tracks (PATCH ``create`` for those
                 without ``id``, ``update`` for those with one), and no tags or shapes.
+            keep_new_ids: write ``id`` on new tracks too (files only: keeps object ids
+                through conversions; never send such a document to the server).
 
         Raises:
             AnnotationFormatError: a track changes label (a CVAT track has one label) or
@@ -160,7 +163,7 @@ class CvatAnnotations:
         for key in sorted(by_id):
             kf = self._keyframes_of(by_id[key], dense=dense, stop=stop, tolerance_px=tolerance_px)
             if len(kf):
-                out_tracks.append(self._track_json(kf, None, key))
+                out_tracks.append(self._track_json(kf, None, key, keep_id=keep_new_ids))
         doc: dict[str, Any] = {"version": self.version}
         if changed_only:
             doc.update({"tags": [], "shapes": [], "tracks": out_tracks})
@@ -214,7 +217,9 @@ class CvatAnnotations:
             and _same_column(orig, kf, "z_order")
         )
 
-    def _track_json(self, kf: Tracks, raw: dict[str, Any] | None, key: int) -> dict[str, Any]:
+    def _track_json(
+        self, kf: Tracks, raw: dict[str, Any] | None, key: int, *, keep_id: bool = False
+    ) -> dict[str, Any]:
         names = {kf.labels[c] for c in np.unique(kf.label)}
         if len(names) != 1:
             raise AnnotationFormatError(
@@ -257,6 +262,8 @@ class CvatAnnotations:
             track["source"] = SOURCES[int(kf.source[0])].value
         if key in self.synthetic_ids or raw is None:
             track.pop("id", None)
+        if keep_id and raw is None:
+            track = {"id": int(key), **track}
         track["label_id"] = label_id
         track["frame"] = int(kf.frame[0])
         track["shapes"] = shapes
@@ -558,7 +565,9 @@ def write_cvat_json(
 
     The file also gets the sidecar ``labels`` and ``meta`` keys so that it reads back alone.
     """
-    body = doc.to_labeled_data(tracks, dense=dense, stop_frame=stop_frame, tolerance_px=tolerance_px)
+    body = doc.to_labeled_data(
+        tracks, dense=dense, stop_frame=stop_frame, tolerance_px=tolerance_px, keep_new_ids=True
+    )
     body["labels"] = [{"id": lb.id, "name": lb.name} for lb in doc.labels]
     meta = dict(doc.meta)
     if info is not None:
