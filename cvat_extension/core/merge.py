@@ -40,11 +40,20 @@ import numpy as np
 import numpy.typing as npt
 from scipy.optimize import linear_sum_assignment
 
+from cvat_extension.core.findings import Finding
 from cvat_extension.core.geometry import area_xyxy, center_xyxy
 from cvat_extension.core.tracks import Tracks
 from cvat_extension.errors import ConfigError
 
-__all__ = ["Merge", "MergeConfig", "MergeResult", "merge_fragments", "propose_merges"]
+__all__ = [
+    "Merge",
+    "MergeConfig",
+    "MergeResult",
+    "apply_merges",
+    "merge_findings",
+    "merge_fragments",
+    "propose_merges",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -452,3 +461,35 @@ def merge_fragments(
     """
     merges = propose_merges(tracks, config=config, frames=frames)
     return MergeResult(tracks=apply_merges(tracks, merges), merges=tuple(merges))
+
+
+def merge_findings(merges: list[Merge] | tuple[Merge, ...], tracks: Tracks) -> list[Finding]:
+    """Proposed merges as ``fragment`` findings, so that they enter review plans and reports.
+
+    Each finding names the piece before and the piece after (``track_ids``), spans from
+    the last frame of the first to the first frame of the second, and points at the first
+    box of the later piece (where a reviewer confirms the identity).
+    """
+    out = []
+    for m in merges:
+        rows = tracks.track(m.from_)
+        rows = rows[(rows.frame == m.start_frame) & ~rows.outside]
+        box = tuple(float(v) for v in rows.xyxy[0]) if len(rows) else None
+        chain = "" if m.previous == m.into else f" (chain of track {m.into})"
+        out.append(
+            Finding(
+                kind="fragment",
+                track_ids=(m.previous, m.from_),
+                frames=(m.end_frame, m.start_frame),
+                box=box,  # type: ignore[arg-type]
+                score=float(min(1.0, max(0.0, m.score))),
+                message=(
+                    f"track {m.previous} → {m.from_} at frame {m.start_frame}: track "
+                    f"{m.previous} ends at frame {m.end_frame}, track {m.from_} starts "
+                    f"{m.gap_frames + 1} frames later where its motion leads{chain}; "
+                    f"merge {m.from_} into {m.into}"
+                ),
+                metrics={"gap_frames": float(m.gap_frames), "score": float(m.score)},
+            )
+        )
+    return sorted(out, key=Finding.sort_key)

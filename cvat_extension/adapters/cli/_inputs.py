@@ -1,0 +1,237 @@
+"""What the CLI reads besides tracks: image folders, detection files, YAML settings.
+
+Kept in the adapter layer because it does file I/O and decodes images (core only takes a
+``FrameSource`` callable and objects).
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections import OrderedDict
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cvat_extension.core.tracks import Tracks
+from cvat_extension.errors import AnnotationFormatError, ConfigError, InputError
+
+__all__ = [
+    "ImageFolderFrames",
+    "check_config",
+    "fraction",
+    "load_detections",
+    "load_yaml",
+    "merge_config",
+    "positive_int",
+    "score",
+    "write_json",
+]
+
+_IMAGE_EXT = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+
+
+class ImageFolderFrames:
+    """A ``FrameSource`` over a folder of images: frame i is the i-th file by name.
+
+    This is how CVAT numbers the frames of an image task (sorted file names), and how MOT's
+    ``img1/000001.jpg`` … line up with 0-based internal frames. A few decoded frames are kept,
+    because checks and reports ask for neighbouring frames repeatedly.
+    """
+
+    def __init__(self, folder: str | Path, *, cache_frames: int = 16) -> None:
+        self.folder = Path(folder)
+        if not self.folder.is_dir():
+            raise InputError(f"{self.folder}: --frames must be a folder of images")
+        self.files = sorted(p for p in self.folder.iterdir() if p.suffix.lower() in _IMAGE_EXT)
+        if not self.files:
+            raise InputError(f"{self.folder}: no images ({', '.join(sorted(_IMAGE_EXT))}) found")
+        self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
+        self._cache_frames = cache_frames
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __call__(self, frame: int) -> np.ndarray:
+        """RGB uint8 (H, W, 3) image of 0-based ``frame``.
+
+        Raises:
+            InputError: the frame is outside the folder or the file cannot be decoded.
+        """
+        if frame in self._cache:
+            self._cache.move_to_end(frame)
+            return self._cache[frame]
+        if not 0 <= frame < len(self.files):
+            raise InputError(f"{self.folder}: no image for frame {frame} ({len(self.files)} images)")
+        from PIL import Image, UnidentifiedImageError
+
+        path = self.files[frame]
+        try:
+            with Image.open(path) as im:
+                arr = np.asarray(im.convert("RGB"))
+        except (OSError, UnidentifiedImageError) as exc:
+            raise InputError(f"{path}: cannot decode image: {exc}") from exc
+        self._cache[frame] = arr
+        if len(self._cache) > self._cache_frames:
+            self._cache.popitem(last=False)
+        return arr
+
+
+def load_detections(path: str | Path) -> Tracks:
+    """Detections as Tracks with ``track_id`` -1 and 0-based frames.
+
+    MOT detection files (``frame,id,x,y,w,h,conf,...``, frames from 1, id usually -1) are
+    read here because they repeat ids within a frame, which track readers reject; CVAT XML
+    or JSON files go through the track readers.
+
+    Raises:
+        AnnotationFormatError: a malformed row (file and line named).
+    """
+    p = Path(path)
+    from cvat_extension.io.formats import Format, detect_format, read_tracks
+
+    if detect_format(p) is not Format.MOT:
+        loaded = read_tracks(p)
+        vis = loaded.tracks.visible()
+        return vis.with_columns(track_id=np.full(len(vis), -1, dtype=np.int64))
+    rows: list[list[float]] = []
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise AnnotationFormatError(f"cannot read: {exc}", path=p) from exc
+    for n, line in enumerate(text.splitlines(), start=1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        parts = line.replace(" ", "").split(",")
+        if len(parts) < 7:
+            raise AnnotationFormatError(
+                f"expected at least 7 values (frame,id,x,y,w,h,conf), got {len(parts)}", path=p, line=n
+            )
+        try:
+            vals = [float(v) for v in parts[:7]]
+        except ValueError:
+            raise AnnotationFormatError(f"non-numeric value in {line!r}", path=p, line=n) from None
+        if not all(np.isfinite(vals)) or vals[4] < 0 or vals[5] < 0:
+            raise AnnotationFormatError("NaN or negative box size", path=p, line=n)
+        if vals[0] < 1 or not float(vals[0]).is_integer():
+            raise AnnotationFormatError(f"frame must be an integer >= 1, got {parts[0]}", path=p, line=n)
+        rows.append(vals)
+    arr = np.asarray(rows, dtype=np.float64).reshape(-1, 7)
+    xyxy = np.c_[arr[:, 2], arr[:, 3], arr[:, 2] + arr[:, 4], arr[:, 3] + arr[:, 5]]
+    return Tracks.from_columns(
+        frame=arr[:, 0].astype(np.int64) - 1,
+        track_id=np.full(len(arr), -1),
+        xyxy=xyxy,
+        score=np.clip(arr[:, 6], 0, 1),
+        source=np.full(len(arr), 1),
+        labels=("person",),
+    )
+
+
+def load_yaml(path: str | Path) -> Mapping[str, Any]:
+    """A YAML mapping from ``path`` (empty file → empty mapping).
+
+    Raises:
+        ConfigError: unreadable, invalid YAML, or not a mapping.
+    """
+    import yaml
+
+    p = Path(path)
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{p}: cannot read config: {exc}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{p}: invalid YAML: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{p}: config must be a mapping of check names to settings")
+    return data
+
+
+def fraction(text: str) -> float:
+    """argparse type: a number in (0, 1]."""
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {text!r}") from None
+    if not 0 < v <= 1:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {text}")
+    return v
+
+
+def score(text: str) -> float:
+    """argparse type: a number in [0, 1]."""
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a score in 0..1, got {text!r}") from None
+    if not 0 <= v <= 1:
+        raise argparse.ArgumentTypeError(f"expected a score in 0..1, got {text}")
+    return v
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 0."""
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {v}")
+    return v
+
+
+def write_json(path: str | Path, payload: Any) -> None:
+    """Write JSON atomically (nothing is left half-written on error).
+
+    Raises:
+        InputError: the file cannot be written.
+    """
+    import json
+
+    from cvat_extension.io._atomic import write_atomic
+
+    def dump(fh: Any) -> None:
+        json.dump(payload, fh, indent=1)
+        fh.write("\n")
+
+    try:
+        write_atomic(path, dump)
+    except OSError as exc:
+        raise InputError(f"{path}: cannot write: {exc}") from exc
+
+
+def check_config(mapping: Mapping[str, Any]) -> tuple[Mapping[str, Any], Mapping[str, Any]]:
+    """Split a YAML config into (checks settings, merge settings).
+
+    The file holds check names at the top level (``ghost: {min_static_frames: 40}``), plus an
+    optional ``merge:`` section with :class:`~cvat_extension.core.merge.MergeConfig` fields.
+    """
+    checks = {k: v for k, v in mapping.items() if k != "merge"}
+    merge = mapping.get("merge") or {}
+    if not isinstance(merge, Mapping):
+        raise ConfigError("config 'merge' must be a mapping of MergeConfig settings")
+    return checks, merge
+
+
+def merge_config(mapping: Mapping[str, Any], max_gap: int | None = None) -> Any:
+    """:class:`MergeConfig` from a mapping (unknown names listed) and an optional --max-gap."""
+    from dataclasses import fields
+
+    from cvat_extension.core.merge import MergeConfig
+
+    valid = [f.name for f in fields(MergeConfig)]
+    bad = [k for k in mapping if k not in valid]
+    if bad:
+        raise ConfigError(f"unknown merge setting {', '.join(map(repr, bad))}; valid names are {', '.join(valid)}")
+    values = dict(mapping)
+    if max_gap is not None:
+        values["max_gap_frames"] = max_gap
+    try:
+        return MergeConfig(**values)
+    except TypeError as exc:
+        raise ConfigError(f"merge config: {exc}") from exc

@@ -1,0 +1,81 @@
+"""The QA pipeline shared by ``check`` and ``demo``: checks + fragment merge + review plan.
+
+One function so that the demo measures exactly what ``cvat-track check`` reports.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from cvat_extension.core.findings import Finding, ReviewItem
+from cvat_extension.core.merge import Merge, MergeConfig, merge_findings, propose_merges
+from cvat_extension.core.review import plan_review
+from cvat_extension.core.tracks import SequenceInfo, Tracks
+
+__all__ = ["QaResult", "run_qa"]
+
+
+@dataclass(frozen=True)
+class QaResult:
+    """Everything one QA run produced."""
+
+    findings: list[Finding]
+    merges: list[Merge]
+    review: list[ReviewItem]
+    summary: dict[str, Any]
+
+    def to_json(self, frame_base: int) -> dict[str, Any]:
+        """The ``check --json`` document (frames in the user's numbering)."""
+        return {
+            "findings": [f.to_json(frame_base) for f in self.findings],
+            "review": [it.to_json(frame_base) for it in self.review],
+            "summary": self.summary,
+        }
+
+
+def run_qa(
+    tracks: Tracks,
+    info: SequenceInfo,
+    *,
+    checks_config: Mapping[str, Any] | None = None,
+    merge_config: MergeConfig | None = None,
+    detections: Tracks | None = None,
+    frames: Callable[[int], np.ndarray] | None = None,
+    budget: float = 0.03,
+) -> QaResult:
+    """Run every check, propose fragment merges, and plan the review.
+
+    Raises:
+        ConfigError: bad check settings.
+    """
+    from cvat_extension.core.checks import ChecksConfig, run_checks
+
+    cfg = ChecksConfig.from_mapping(checks_config) if checks_config else ChecksConfig()
+    findings = run_checks(tracks, config=cfg, detections=detections, frames=frames, info=info)
+    merges = propose_merges(tracks, config=merge_config, frames=frames)
+    findings = sorted([*findings, *merge_findings(merges, tracks)], key=Finding.sort_key)
+    num_frames = info.num_frames or (int(tracks.frame.max()) + 1 if len(tracks) else 0)
+    review = plan_review(findings, num_frames=num_frames, budget_frames_fraction=budget)
+    flagged = np.zeros(max(num_frames, 1), dtype=bool)
+    for f in findings:
+        flagged[max(f.frames[0], 0): f.frames[1] + 1] = True
+    summary = {
+        "frames": num_frames,
+        "tracks": len(tracks.ids),
+        "boxes": int((~tracks.outside).sum()),
+        "findings": len(findings),
+        "findings_by_kind": dict(sorted(Counter(f.kind for f in findings).items())),
+        "flagged_frames": int(flagged.sum()),
+        "flagged_fraction": round(float(flagged.mean()), 4) if num_frames else 0.0,
+        "merges_proposed": len(merges),
+        "review_items": len(review),
+        "review_budget_fraction": budget,
+        "max_score": round(max((f.score for f in findings), default=0.0), 4),
+        "frame_base": info.frame_base,
+    }
+    return QaResult(findings=findings, merges=merges, review=review, summary=summary)
