@@ -1086,6 +1086,17 @@ def _loose_eq(value: Any, query: str) -> bool:
     return value is not None and str(value) == query
 
 
+def _as_datetime(v: Any) -> Any:
+    """ISO strings compare as instants, as Django compares ``updated_date`` lookups."""
+    if isinstance(v, str) and len(v) >= 10 and v[4:5] == "-" and v[7:8] == "-":
+        try:
+            t = dt.datetime.fromisoformat(v.replace("Z", "+00:00"))
+        except ValueError:
+            return v
+        return t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)
+    return v
+
+
 def _sort_key(v: Any) -> tuple[int, Any]:
     return (0, "") if v is None else (1, v)
 
@@ -1104,6 +1115,7 @@ def _json_logic(rule: Any, row: Json, fields: dict[str, Callable[[Json], Any]]) 
     def cmp(a: Any, b: Any, fn: Callable[[Any, Any], bool]) -> bool:
         if a is None or b is None:
             return False
+        a, b = _as_datetime(a), _as_datetime(b)
         try:
             if isinstance(a, (int, float)) and not isinstance(b, (int, float)):
                 b = type(a)(b)

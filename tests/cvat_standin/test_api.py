@@ -206,3 +206,17 @@ def test_unknown_endpoint_is_json_404(cvat_standin: CvatStandin) -> None:
     r = http.request("DELETE", f"{cvat_standin.url}/api/jobs",
                      headers={"Authorization": f"Bearer {cvat_standin.admin_token}"})
     assert r.status == 405
+
+
+def test_pagination_follows_next_and_date_lookups(cvat_standin: CvatStandin, cvat_client) -> None:
+    task_id = cvat_standin.seed_task("t", [{"name": "car"}], (30, 32, 24), segment_size=2)
+    assert len(cvat_client.jobs.list(task_id=task_id)) == 15  # two pages of 10
+    page2 = cvat_client.api_client.jobs_api.list(task_id=task_id, page=2)[0]
+    assert page2.count == 15 and page2.next is None and page2.previous.endswith("page=1") \
+        and len(page2.results) == 5
+    with pytest.raises(exceptions.NotFoundException):
+        cvat_client.api_client.jobs_api.list(task_id=task_id, page=3)
+    late = cvat_standin.job_ids(task_id)[-1]
+    stamp = cvat_client.jobs.retrieve(late).updated_date.isoformat()
+    cvat_standin.set_job(late, state="completed")
+    assert [j.id for j in cvat_client.jobs.list(updated_date__gt=stamp)] == [late]
