@@ -125,6 +125,8 @@ class CvatApi:
         raise AssertionError("unreachable: the loop returns or raises")  # pragma: no cover
 
     def _json(self, response: Any) -> Any:
+        if isinstance(response, tuple):  # generated endpoints return (model, http response)
+            response = response[1]
         data = response.data if hasattr(response, "data") else response
         return json.loads(data) if data else None
 
@@ -191,6 +193,8 @@ class CvatApi:
                 task_id, type="frame", number=frame, quality=quality,
                 _parse_response=False, _request_timeout=self.timeout_s,
             )
+            if isinstance(resp, tuple):
+                resp = resp[1]
             return bytes(resp.data)
 
         return self.call("tasks.frame", go)

@@ -1,0 +1,303 @@
+"""Whole-task MOT auto-annotation: detector + tracker over every frame, real tracks out.
+
+Why not CVAT's own paths: detector functions and ``cvat-cli task auto-annotate`` can only write
+per-frame shapes (``cvat-interfaces.md`` §1.5, §2.3), and the ``reid`` path sees two frames at
+a time. Here one detector and one multi-object tracker run over the whole sequence in order,
+and the result is uploaded as CVAT tracks with thinned keyframes (``thin_keyframes``: the
+fewest keyframes whose interpolation reproduces the boxes within the tolerance) and ``outside``
+keyframes where an object is gone, so an annotator corrects a handful of keyframes per object
+instead of a box per frame.
+
+Frames are fetched one by one as the tracker needs them (never the whole task in memory), a
+progress bar shows frames done, and a checkpoint file (frames done, tracker state, boxes so
+far) is written every ``checkpoint_every`` frames, so an interrupted run resumes where it
+stopped with the same ids. Uploads go per job (``PATCH action=create``), since CVAT cuts tracks
+at job boundaries anyway (§3.3); a job that was already uploaded is recorded in the checkpoint
+and not uploaded twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import pickle
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from cvat_extension.core.tracks import SOURCES, SequenceInfo, Source, Tracks
+from cvat_extension.errors import InputError
+from cvat_extension.models.mot_tracker import MotTracker
+
+__all__ = ["Checkpoint", "annotate_task", "detect_and_track", "iter_frame_folder", "iter_video"]
+
+logger = logging.getLogger(__name__)
+
+_AUTO = SOURCES.index(Source.AUTO)
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+
+
+class Detector(Protocol):
+    """What the pipeline needs from a detector (``YoloDetector`` satisfies it)."""
+
+    labels: tuple[str, ...]
+
+    def detect(self, image_rgb: npt.NDArray[np.uint8]) -> Any: ...
+
+
+# ---------------------------------------------------------------------- checkpoint
+@dataclass
+class _Progress:
+    key: str
+    next_frame: int = 0
+    tracker_state: bytes | None = None
+    rows: list[npt.NDArray[np.float64]] = field(default_factory=list)  # (m, 7) f, id, xyxy, score, cls
+    uploaded_jobs: list[int] = field(default_factory=list)
+
+
+class Checkpoint:
+    """Resumable progress of one run in a file (pickled; our own data only).
+
+    ``key`` identifies the run (source + settings); a checkpoint with another key is ignored
+    with a warning, so changing settings never mixes two runs.
+    """
+
+    def __init__(self, path: str | Path, key: str) -> None:
+        self.path = Path(path)
+        self.key = key
+        self.progress = _Progress(key=key)
+        if self.path.is_file():
+            try:
+                loaded = pickle.loads(self.path.read_bytes())  # noqa: S301 - our own file
+            except (pickle.UnpicklingError, EOFError, AttributeError, ValueError) as exc:
+                raise InputError(f"{self.path}: unreadable checkpoint ({exc}); delete it to start over") from exc
+            if isinstance(loaded, _Progress) and loaded.key == key:
+                self.progress = loaded
+                logger.info("resuming from %s at frame %d", self.path, loaded.next_frame)
+            else:
+                logger.warning("%s belongs to another run (source or settings changed): starting over", self.path)
+
+    def save(self) -> None:
+        """Write the progress atomically (a crash mid-write keeps the previous checkpoint)."""
+        data = pickle.dumps(self.progress, protocol=pickle.HIGHEST_PROTOCOL)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(f".{self.path.name}.tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, self.path)
+
+    def remove(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+def run_key(**parts: Any) -> str:
+    """A stable digest of what defines a run (source, weights, settings)."""
+    text = json.dumps({k: str(v) for k, v in sorted(parts.items())})
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+# ---------------------------------------------------------------------- pipeline
+def detect_and_track(
+    frames: Iterable[tuple[int, npt.NDArray[np.uint8]]],
+    detector: Detector,
+    tracker: MotTracker,
+    *,
+    checkpoint: Checkpoint | None = None,
+    checkpoint_every: int = 25,
+    on_frame: Callable[[int], None] | None = None,
+) -> Tracks:
+    """Run ``detector`` then ``tracker`` on each ``(frame, rgb)`` and return the tracked boxes.
+
+    With a checkpoint, the tracker state and boxes so far are restored first and the caller's
+    ``frames`` should start at ``checkpoint.progress.next_frame``; progress is saved every
+    ``checkpoint_every`` frames and at the end.
+    """
+    progress = checkpoint.progress if checkpoint else _Progress(key="")
+    if progress.tracker_state is not None:
+        tracker.load_state(progress.tracker_state)
+    done_since_save = 0
+    for frame, image in frames:
+        if frame < progress.next_frame:
+            continue
+        det = detector.detect(image)
+        dets = np.column_stack([np.asarray(det.xyxy, np.float64), np.asarray(det.score, np.float64),
+                                np.asarray(det.class_id, np.float64)]).reshape(-1, 6)
+        out = tracker.update(dets, image, frame)
+        if len(out):
+            progress.rows.append(np.column_stack([np.full(len(out), frame, np.float64), out[:, 4],
+                                                  out[:, :4], out[:, 5], out[:, 6]]))
+        progress.next_frame = frame + 1
+        done_since_save += 1
+        if on_frame is not None:
+            on_frame(frame)
+        if checkpoint is not None and done_since_save >= checkpoint_every:
+            progress.tracker_state = tracker.state_bytes()
+            checkpoint.save()
+            done_since_save = 0
+    if checkpoint is not None:
+        progress.tracker_state = tracker.state_bytes()
+        checkpoint.save()
+    return rows_to_tracks(progress.rows, detector.labels)
+
+
+def rows_to_tracks(rows: list[npt.NDArray[np.float64]], labels: tuple[str, ...]) -> Tracks:
+    """Collected ``(frame, id, x1, y1, x2, y2, score, cls)`` rows → Tracks (source auto)."""
+    if not rows:
+        return Tracks.empty(labels=labels or ("object",))
+    a = np.concatenate(rows)
+    return Tracks.from_columns(frame=a[:, 0].astype(np.int64), track_id=a[:, 1].astype(np.int64) + 1,
+                               xyxy=a[:, 2:6], score=a[:, 6].astype(np.float32), label=a[:, 7].astype(np.int32),
+                               source=np.full(len(a), _AUTO, np.uint8), labels=labels)
+
+
+# ---------------------------------------------------------------------- offline sources
+def iter_frame_folder(folder: str | Path, start: int = 0) -> tuple[int, Iterator[tuple[int, npt.NDArray[np.uint8]]]]:
+    """``(count, frames)`` of the images in ``folder`` in name order, from ``start``.
+
+    Raises:
+        InputError: not a folder, or no images in it.
+    """
+    from PIL import Image
+
+    path = Path(folder)
+    if not path.is_dir():
+        raise InputError(f"{path}: not a folder of frames")
+    files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise InputError(f"{path}: no images ({', '.join(IMAGE_SUFFIXES)})")
+
+    def gen() -> Iterator[tuple[int, npt.NDArray[np.uint8]]]:
+        for i in range(start, len(files)):
+            try:
+                with Image.open(files[i]) as im:
+                    yield i, np.asarray(im.convert("RGB"))
+            except OSError as exc:
+                raise InputError(f"{files[i]}: not a readable image ({exc})") from exc
+
+    return len(files), gen()
+
+
+def iter_video(video: str | Path, start: int = 0) -> tuple[int, Iterator[tuple[int, npt.NDArray[np.uint8]]]]:
+    """``(count, frames)`` of a video file decoded with OpenCV, from ``start``.
+
+    Raises:
+        InputError: the file is missing or OpenCV cannot open it.
+    """
+    from cvat_extension._deps import require
+
+    cv2 = require("cv2", extra="models")
+    path = Path(video)
+    if not path.is_file():
+        raise InputError(f"{path}: no such video file")
+    cap = cv2.VideoCapture(str(path))
+    if not cap.isOpened():
+        raise InputError(f"{path}: OpenCV cannot open this video")
+    count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+
+    def gen() -> Iterator[tuple[int, npt.NDArray[np.uint8]]]:
+        try:
+            index = 0
+            while True:
+                ok, bgr = cap.read()
+                if not ok:
+                    return
+                if index >= start:
+                    yield index, np.ascontiguousarray(bgr[:, :, ::-1])
+                index += 1
+        finally:
+            cap.release()
+
+    return count, gen()
+
+
+# ---------------------------------------------------------------------- CVAT
+def annotate_task(
+    api: Any,
+    task_id: int,
+    detector: Detector,
+    tracker: MotTracker,
+    *,
+    checkpoint: Checkpoint | None = None,
+    tolerance_px: float = 1.0,
+    on_frame: Callable[[int], None] | None = None,
+    on_start: Callable[[int], None] | None = None,
+) -> dict[str, int]:
+    """Detect and track every frame of CVAT task ``task_id`` and upload the tracks per job.
+
+    Detector labels are matched to task labels by name; detections of other labels are
+    dropped (counted in the result). Returns counts: frames, tracks, keyframes, dropped.
+
+    Raises:
+        InputError: no detector label exists in the task.
+        CvatSyncError: CVAT failed (after retries).
+    """
+    from cvat_extension.io.cvat_json import CvatAnnotations, CvatLabel
+
+    meta = api.get_task_meta(task_id)
+    size = int(meta.get("size") or len(meta.get("frames") or []))
+    task_labels = {str(lb["name"]): int(lb["id"]) for lb in api.list_labels(task_id)}
+    wanted = [name for name in detector.labels if name in task_labels]
+    if not wanted:
+        raise InputError(
+            f"task {task_id}: none of the model's labels ({', '.join(detector.labels[:10])}) is a "
+            f"task label ({', '.join(task_labels) or 'none'}); add one of them to the task"
+        )
+    if on_start is not None:
+        on_start(size)
+    progress = checkpoint.progress if checkpoint else _Progress(key="")
+
+    def frames() -> Iterator[tuple[int, npt.NDArray[np.uint8]]]:
+        import io
+
+        from PIL import Image
+
+        for f in range(progress.next_frame, size):
+            with Image.open(io.BytesIO(api.get_frame(task_id, f))) as im:
+                yield f, np.asarray(im.convert("RGB"))
+
+    tracks = detect_and_track(frames(), detector, tracker, checkpoint=checkpoint, on_frame=on_frame)
+    keep = np.isin(np.asarray(tracks.labels)[tracks.label] if len(tracks) else np.zeros(0, str), wanted)
+    dropped = int((~keep).sum())
+    tracks = tracks[keep]
+    labels = tuple(CvatLabel(task_labels[name], name) for name in tracks.labels if name in task_labels)
+    if len(labels) != len(tracks.labels):  # unmatched names still sit in the labels tuple
+        tracks = _relabel(tracks, wanted)
+        labels = tuple(CvatLabel(task_labels[name], name) for name in tracks.labels)
+    doc = CvatAnnotations(tracks=Tracks.empty(labels=tracks.labels), shapes=Tracks.empty(labels=tracks.labels),
+                          labels=labels)
+    jobs = sorted(api.list_jobs(task_id=task_id, type="annotation"), key=lambda j: int(j["start_frame"]))
+    n_tracks = n_keyframes = 0
+    for job in jobs:
+        jid, start, stop = int(job["id"]), int(job["start_frame"]), int(job["stop_frame"])
+        piece = tracks[(tracks.frame >= start) & (tracks.frame <= stop)]
+        payload = doc.to_labeled_data(piece, dense=True, stop_frame=stop, tolerance_px=tolerance_px,
+                                      changed_only=True)
+        n_tracks += len(payload["tracks"])
+        n_keyframes += sum(len(t["shapes"]) for t in payload["tracks"])
+        if jid in progress.uploaded_jobs or not payload["tracks"]:
+            continue
+        api.patch_job_annotations(jid, "create", payload)
+        progress.uploaded_jobs.append(jid)
+        if checkpoint is not None:
+            checkpoint.save()
+    return {"frames": size, "tracks": n_tracks, "keyframes": n_keyframes, "boxes": len(tracks),
+            "dropped_detections": dropped, "jobs": len(jobs)}
+
+
+def _relabel(tracks: Tracks, names: list[str]) -> Tracks:
+    """The same rows with ``labels`` reduced to ``names`` (every row's label is in it)."""
+    lut = np.array([names.index(n) if n in names else -1 for n in tracks.labels], dtype=np.int32)
+    return Tracks.from_columns(frame=tracks.frame, track_id=tracks.track_id, xyxy=tracks.xyxy,
+                               label=lut[tracks.label], score=tracks.score, source=tracks.source,
+                               labels=tuple(names))
+
+
+def sequence_info_for(count: int, image: npt.NDArray[np.uint8] | None, name: str) -> SequenceInfo:
+    """Sequence info of an offline source (for the writers)."""
+    h, w = (image.shape[:2] if image is not None else (0, 0))
+    return SequenceInfo(num_frames=count, width=int(w), height=int(h), frame_base=0, name=name)

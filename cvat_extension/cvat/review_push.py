@@ -1,0 +1,201 @@
+"""Review items → CVAT issues, and the job stage/state change that hands them to people.
+
+Each :class:`ReviewItem` becomes **one** issue on the job holding ``item.frame``, drawn at
+the item's box, whose message names the check(s), the CVAT track id(s) as the reviewer sees
+them in that job, and the frame range (not one issue per frame).
+
+Idempotence rests on a fingerprint of each item (kinds, objects, frame range), stored with
+the issue id and a *region hash* (the boxes of the item's tracks over its range) in the
+state store, and embedded in the issue's first comment as ``[cvat-track <fp>]``:
+
+- fingerprint known, issue still open → nothing;
+- issue resolved (or deleted) by a reviewer and the region unchanged → not raised again;
+- region changed and the problem is still found → a new issue;
+- fingerprint unknown to the store but present in a comment of the job (the store was lost,
+  or the run died between the POST and the store write) → adopted, not duplicated.
+
+Creating an issue is the only non-idempotent call of the loop, so a transient failure is
+followed by a reconcile (list the job's comments) before any retry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from cvat_extension.core.findings import ReviewItem
+from cvat_extension.core.tracks import Tracks
+from cvat_extension.cvat.connection import CvatTransientError
+from cvat_extension.cvat.state_store import IssueRecord, StateStore
+
+__all__ = [
+    "IssuePlan",
+    "fingerprint",
+    "issue_message",
+    "push_issues",
+    "region_hash",
+]
+
+logger = logging.getLogger(__name__)
+
+_TAG = re.compile(r"\[cvat-track ([0-9a-f]{16})\]")
+
+
+def fingerprint(item: ReviewItem) -> str:
+    """Stable 16-hex id of an item: its check kinds, objects and frame range."""
+    key = json.dumps([sorted(item.kinds), sorted(int(t) for t in item.track_ids),
+                      [int(item.frames[0]), int(item.frames[1])]])
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def region_hash(dense: Tracks, track_ids: Iterable[int], frames: tuple[int, int]) -> str:
+    """Hash of the boxes of ``track_ids`` over ``frames`` (what a fix would change)."""
+    ids = np.asarray(sorted(int(t) for t in track_ids), dtype=np.int64)
+    mask = np.isin(dense.track_id, ids) & (dense.frame >= frames[0]) & (dense.frame <= frames[1])
+    rows = dense[mask]
+    h = hashlib.sha256()
+    for arr in (rows.track_id, rows.frame, np.round(rows.xyxy, 3), rows.outside, rows.label):
+        h.update(np.ascontiguousarray(arr).tobytes())
+    return h.hexdigest()[:16]
+
+
+def issue_message(item: ReviewItem, piece_ids: Sequence[int], fp: str) -> str:
+    """The issue's first comment: check(s), CVAT track id(s), frame range, details, tag."""
+    kinds = ", ".join(item.kinds)
+    tracks = ", ".join(str(p) for p in piece_ids) or "?"
+    span = (f"frame {item.frames[0]}" if item.frames[0] == item.frames[1]
+            else f"frames {item.frames[0]}-{item.frames[1]}")
+    return (f"{kinds}: track{'s' if len(piece_ids) > 1 else ''} {tracks}, {span} "
+            f"(score {item.score:.2f}). {item.message} [cvat-track {fp}]")
+
+
+@dataclass
+class IssuePlan:
+    """One issue to open (or already open) for one item."""
+
+    job_id: int
+    frame: int
+    position: list[float]
+    message: str
+    fingerprint: str
+    region: str
+    item: ReviewItem
+
+
+@dataclass
+class PushResult:
+    """What :func:`push_issues` did for one job."""
+
+    created: list[int] = field(default_factory=list)
+    still_open: list[int] = field(default_factory=list)
+    respected_resolved: list[int] = field(default_factory=list)
+    adopted: list[int] = field(default_factory=list)
+
+    @property
+    def open_count(self) -> int:
+        """Issues of the pushed items that are open after the push."""
+        return len(self.created) + len(self.still_open) + len(self.adopted)
+
+
+def push_issues(
+    api: Any,
+    store: StateStore,
+    job_id: int,
+    plans: Sequence[IssuePlan],
+    *,
+    job_issue_count: int,
+    dry_run: bool = False,
+) -> PushResult:
+    """Open the issues of ``plans`` on ``job_id`` that are not open or resolved already.
+
+    Raises:
+        CvatTransientError: CVAT kept failing; what was created is recorded, the next run
+            continues without duplicates.
+    """
+    result = PushResult()
+    if not plans:
+        return result
+    known = store.issues(job_id)
+    server: dict[int, Mapping[str, Any]] = {}
+    if job_issue_count or known:
+        server = {int(i["id"]): i for i in api.list_job_issues(job_id)}
+    tagged: dict[str, int] | None = None
+
+    def tags() -> dict[str, int]:
+        # Issues the store does not know: recover their fingerprints from the comments.
+        nonlocal tagged
+        if tagged is None:
+            tagged = {}
+            ours = {r.issue_id for r in known.values()}
+            if set(server) - ours:
+                for c in api.list_job_comments(job_id):
+                    m = _TAG.search(str(c.get("message", "")))
+                    if m and int(c.get("issue", 0)) not in ours:
+                        tagged.setdefault(m.group(1), int(c["issue"]))
+        return tagged
+
+    for plan in plans:
+        rec = known.get(plan.fingerprint)
+        if rec is not None:
+            issue = server.get(rec.issue_id)
+            if issue is not None and not issue.get("resolved"):
+                result.still_open.append(rec.issue_id)
+                continue
+            if rec.region_hash == plan.region:
+                result.respected_resolved.append(rec.issue_id)
+                continue
+        elif server and plan.fingerprint in tags():
+            issue_id = tags()[plan.fingerprint]
+            issue = server.get(issue_id, {})
+            if not dry_run:
+                store.record_issue(IssueRecord(job_id, plan.fingerprint, issue_id, plan.frame,
+                                               plan.region, time.time()))
+            if issue.get("resolved"):
+                result.respected_resolved.append(issue_id)
+            else:
+                result.adopted.append(issue_id)
+            continue
+        if dry_run:
+            result.created.append(-1)
+            continue
+        issue_id = _create(api, job_id, plan, tags)
+        store.record_issue(IssueRecord(job_id, plan.fingerprint, issue_id, plan.frame,
+                                       plan.region, time.time()))
+        result.created.append(issue_id)
+    return result
+
+
+def _create(api: Any, job_id: int, plan: IssuePlan, tags: Any) -> int:
+    attempts = max(1, api.retry.attempts)
+    delay = api.retry.backoff_s
+    for attempt in range(1, attempts + 1):
+        try:
+            issue = api.create_issue(job_id=job_id, frame=plan.frame, position=plan.position,
+                                     message=plan.message)
+            return int(issue["id"])
+        except CvatTransientError:
+            # The POST may have landed although its answer was lost: look before retrying.
+            found = _find_created(api, job_id, plan.fingerprint)
+            if found is not None:
+                return found
+            if attempt == attempts:
+                raise
+            api.sleep(delay)
+            delay = min(delay * 2, api.retry.max_backoff_s)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _find_created(api: Any, job_id: int, fp: str) -> int | None:
+    for c in api.list_job_comments(job_id):
+        m = _TAG.search(str(c.get("message", "")))
+        if m and m.group(1) == fp:
+            return int(c["issue"])
+    return None

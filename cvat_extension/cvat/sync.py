@@ -1,0 +1,458 @@
+"""The CVAT loop: finished jobs → checks → merges → issues and stage changes, safely.
+
+One run (:func:`run_sync`):
+
+1. list finished jobs (``jobs.py``); skip those whose ``updated_date`` equals the one we
+   last processed and that have no interrupted write (no annotation read at all);
+2. claim each remaining job with a lease in the state store (other workers skip it);
+3. per task: finish interrupted writes (``writeback.resume_journal``), read the task once
+   (``annotations.read_task``), stitch job pieces, propose fragment merges, and apply the
+   merges that join pieces of one finished job (``writeback``: backup → re-check → PATCH
+   update + delete, journaled); merges across a job boundary or below the score threshold
+   become review items instead;
+4. re-read the task if anything was written, run the checks, plan review items, push one
+   issue per item to the job holding its frame (``review_push``), then move the job per
+   ``sync.review`` (validation + reviewer, or rejected back to annotation; clean jobs
+   optionally to acceptance);
+5. record the job as processed (its final ``updated_date``), release the lease.
+
+Every step is idempotent or journaled, so a run killed anywhere or a CVAT failure loses
+nothing: the next run resumes. A job edited by someone while we worked is left untouched
+(:class:`ConcurrentEditError`) and checked again next run.
+
+A job's ``updated_date`` moves when we write to it, so the processed mark is taken after our
+last call to that job; a second run over unchanged jobs therefore makes no writes and reads
+nothing but the job list.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cvat_extension.core.findings import Finding, ReviewItem
+from cvat_extension.cvat.annotations import FrameCache, TaskSnapshot, read_task
+from cvat_extension.cvat.config import OnFindings, SyncConfig
+from cvat_extension.cvat.connection import CvatTransientError
+from cvat_extension.cvat.content import content_hash
+from cvat_extension.cvat.jobs import JobInfo, list_finished_jobs
+from cvat_extension.cvat.review_push import (
+    IssuePlan,
+    fingerprint,
+    issue_message,
+    push_issues,
+    region_hash,
+)
+from cvat_extension.cvat.state_store import JobRecord, StateStore
+from cvat_extension.cvat.writeback import JobWritePlan, execute_plan, plan_job_writes, resume_journal
+from cvat_extension.errors import ConcurrentEditError, CvatSyncError
+
+__all__ = ["SyncSummary", "run_sync"]
+
+logger = logging.getLogger(__name__)
+
+#: Progress callback: (what, done, total).
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass
+class SyncSummary:
+    """What one run did (printed by the CLI, stored in the state store's ``runs`` table)."""
+
+    run_id: str
+    dry_run: bool = False
+    jobs_listed: int = 0
+    jobs_checked: int = 0
+    jobs_unchanged: int = 0
+    jobs_busy: int = 0
+    findings_by_kind: Counter[str] = field(default_factory=Counter)
+    items: int = 0
+    issues_opened: int = 0
+    issues_still_open: int = 0
+    issues_resolved_respected: int = 0
+    merges_applied: int = 0
+    merges_refused: int = 0
+    writes_resumed: int = 0
+    stage_changes: list[dict[str, Any]] = field(default_factory=list)
+    concurrent_edits: list[str] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+    planned: list[str] = field(default_factory=list)
+    reports: list[str] = field(default_factory=list)
+    api_calls: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON form (stable keys)."""
+        return {
+            "run_id": self.run_id,
+            "dry_run": self.dry_run,
+            "jobs_listed": self.jobs_listed,
+            "jobs_checked": self.jobs_checked,
+            "jobs_unchanged": self.jobs_unchanged,
+            "jobs_busy": self.jobs_busy,
+            "findings_by_kind": dict(sorted(self.findings_by_kind.items())),
+            "review_items": self.items,
+            "issues_opened": self.issues_opened,
+            "issues_still_open": self.issues_still_open,
+            "issues_resolved_respected": self.issues_resolved_respected,
+            "merges_applied": self.merges_applied,
+            "merges_refused": self.merges_refused,
+            "writes_resumed": self.writes_resumed,
+            "stage_changes": self.stage_changes,
+            "concurrent_edits": self.concurrent_edits,
+            "failures": self.failures,
+            "planned": self.planned,
+            "reports": self.reports,
+            "api_calls": self.api_calls,
+        }
+
+    @property
+    def ok(self) -> bool:
+        """True when every selected job was handled (none failed or was edited meanwhile)."""
+        return not self.failures and not self.concurrent_edits
+
+
+def _worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def run_sync(
+    api: Any,
+    store: StateStore,
+    cfg: SyncConfig,
+    *,
+    task_id: int | None = None,
+    job_id: int | None = None,
+    dry_run: bool = False,
+    thin_keyframes: bool | None = None,
+    report: bool = True,
+    worker: str | None = None,
+    progress: Progress | None = None,
+) -> SyncSummary:
+    """One pass of the loop over the finished jobs (optionally of one task or one job).
+
+    Transient CVAT failures of a task are recorded in ``summary.failures`` and the other
+    tasks go on; the failed task resumes next run.
+
+    Raises:
+        CvatSyncError: the job list itself cannot be read (nothing was done).
+    """
+    summary = SyncSummary(run_id=uuid.uuid4().hex[:12], dry_run=dry_run)
+    started = time.time()
+    calls_before = sum(api.calls.values())
+    worker = worker or _worker_name()
+    thin = cfg.merge.thin_keyframes if thin_keyframes is None else thin_keyframes
+    jobs = list_finished_jobs(api, cfg.jobs, task_id=task_id, job_id=job_id)
+    summary.jobs_listed = len(jobs)
+    by_task: dict[int, list[JobInfo]] = {}
+    for job in jobs:
+        by_task.setdefault(job.task_id, []).append(job)
+    for n, (tid, tjobs) in enumerate(sorted(by_task.items()), start=1):
+        todo: list[JobInfo] = []
+        for job in tjobs:
+            rec = store.get_job(job.id)
+            journal = store.journal(job.id)
+            pending = journal is not None and journal.status == "planned"
+            if not pending and rec is not None and rec.updated_date == job.updated_date:
+                summary.jobs_unchanged += 1
+                continue
+            if not dry_run and not store.claim_job(job.id, worker, cfg.state.lease_s):
+                summary.jobs_busy += 1
+                continue
+            todo.append(job)
+        if todo:
+            try:
+                _sync_task(api, store, cfg, tid, todo, summary, dry_run=dry_run, thin=thin,
+                           report=report)
+            except (CvatTransientError, CvatSyncError) as exc:
+                if isinstance(exc, ConcurrentEditError):
+                    summary.concurrent_edits.append(str(exc))
+                else:
+                    summary.failures.append(f"task {tid}: {exc}")
+                logger.warning("task %d: %s; it will be resumed by the next run", tid, exc)
+            finally:
+                if not dry_run:
+                    for job in todo:
+                        store.release_job(job.id, worker)
+        if progress is not None:
+            progress("tasks", n, len(by_task))
+    summary.api_calls = sum(api.calls.values()) - calls_before
+    if not dry_run:
+        store.record_run(summary.run_id, started, summary.to_json())
+    return summary
+
+
+# ---------------------------------------------------------------------- one task
+def _sync_task(
+    api: Any,
+    store: StateStore,
+    cfg: SyncConfig,
+    task_id: int,
+    todo: list[JobInfo],
+    summary: SyncSummary,
+    *,
+    dry_run: bool,
+    thin: bool,
+    report: bool,
+) -> None:
+    from cvat_extension.core.merge import MergeConfig, propose_merges
+
+    todo = list(todo)
+    # 1. Interrupted writes first: they were planned on the state the backup holds.
+    if not dry_run:
+        resumed: set[int] = set()
+        for job in list(todo):
+            journal = store.journal(job.id)
+            if journal is None or journal.status != "planned":
+                continue
+            try:
+                resume_journal(api, store, journal)
+                summary.writes_resumed += 1
+                summary.merges_applied += len(journal.merges)
+                resumed.add(job.id)
+            except ConcurrentEditError as exc:
+                summary.concurrent_edits.append(str(exc))
+                todo.remove(job)
+        # Our own writes moved updated_date: the pre-write check must compare with the new one.
+        todo = [JobInfo.from_json(api.get_job(j.id)) if j.id in resumed else j for j in todo]
+    if not todo:
+        return
+    todo_ids = {j.id for j in todo}
+
+    # 2. Read, stitch, propose merges.
+    snap = read_task(api, task_id)
+    merge_cfg = MergeConfig(**dict(cfg.merge.options))
+    extra_findings: list[Finding] = []
+    by_job: dict[int, list[dict[str, Any]]] = {}
+    if cfg.merge.enabled and len(snap.dense):
+        for m in propose_merges(snap.dense, config=merge_cfg):
+            reason = None
+            j_end = snap.job_of_frame(m.end_frame)
+            j_start = snap.job_of_frame(m.start_frame)
+            if m.score < cfg.merge.min_score:
+                reason = f"score {m.score:.2f} below sync.merge.min_score {cfg.merge.min_score}"
+            elif j_end is None or j_start is None or j_end.id != j_start.id:
+                reason = "the pieces lie in different jobs (CVAT stores tracks per job)"
+            elif j_start.id not in todo_ids:
+                reason = f"job {j_start.id} is not finished work"
+            into = frm = None
+            if reason is None:
+                assert j_start is not None  # checked just above
+                into = snap.piece_in_job(m.into, j_start.id) or snap.piece_in_job(m.previous, j_start.id)
+                frm = snap.piece_in_job(m.from_, j_start.id)
+                if into is None or frm is None:
+                    reason = "piece ids not found in the job"
+            if reason is not None:
+                summary.merges_refused += 1
+                extra_findings.append(_fragment_finding(snap, m, reason))
+                continue
+            assert j_start is not None and into is not None and frm is not None
+            by_job.setdefault(j_start.id, []).append(
+                {"into": int(into), "from": int(frm), "gap": int(m.gap_frames),
+                 "score": round(float(m.score), 4), "object": int(m.into)}
+            )
+
+    # 3. Write merges (and thinning) job by job.
+    wrote = False
+    for job in list(todo):
+        if job.id not in by_job and not thin:
+            continue
+        job_raw = api.get_job_annotations(job.id)
+        replaced = _thinned_tracks(snap, job, job_raw, cfg) if thin else []
+        plan = plan_job_writes(job_id=job.id, task_id=task_id, annotations=job_raw,
+                               updated_date=job.updated_date, merges=by_job.get(job.id, []),
+                               replaced_tracks=replaced)
+        for r in plan.refused:
+            summary.merges_refused += 1
+            summary.planned.append(f"job {job.id}: merge {r['from']} into {r['into']} refused: {r['reason']}")
+        if plan.empty:
+            continue
+        _describe_plan(summary, plan)
+        if dry_run:
+            summary.merges_applied += len(plan.merges)
+            continue
+        try:
+            execute_plan(api, store, plan, backup_dir=cfg.state.backup_dir, run_id=summary.run_id)
+        except ConcurrentEditError as exc:
+            summary.concurrent_edits.append(str(exc))
+            todo.remove(job)
+            continue
+        summary.merges_applied += len(plan.merges)
+        wrote = True
+    if not todo:
+        return
+    if wrote:
+        snap = read_task(api, task_id)  # findings and issues refer to the merged tracks
+
+    # 4. Checks and review items.
+    from cvat_extension.core.checks import ChecksConfig, run_checks
+    from cvat_extension.core.review import plan_review
+
+    findings = list(run_checks(snap.dense, config=ChecksConfig.from_mapping(dict(cfg.checks)),
+                               info=snap.info))
+    if not wrote:
+        findings.extend(extra_findings)
+    else:
+        findings.extend(f for f in extra_findings if set(f.track_ids) <= set(snap.dense.ids.tolist()))
+    review_opts: dict[str, Any] = dict(cfg.review.options)
+    if cfg.review.frame_budget and snap.info.num_frames:
+        review_opts["budget_frames_fraction"] = min(1.0, cfg.review.frame_budget / snap.info.num_frames)
+    items = plan_review(findings, num_frames=snap.info.num_frames, min_score=cfg.review.min_score,
+                        **review_opts)
+    summary.jobs_checked += len(todo)
+    for f in findings:
+        job = snap.job_of_frame(f.frames[0])
+        if job is not None and job.id in todo_ids:
+            summary.findings_by_kind[f.kind] += 1
+
+    plans: dict[int, list[IssuePlan]] = {j.id: [] for j in todo}
+    for item in items:
+        job = snap.job_of_frame(item.frame)
+        if job is None or job.id not in plans:
+            continue  # its job is not finished work yet; pushed when it is
+        plans[job.id].append(_issue_plan(snap, job, item))
+    summary.items += sum(len(p) for p in plans.values())
+
+    reviewer_id = None
+    if cfg.review.reviewer and cfg.review.on_findings is OnFindings.REVIEW and any(plans.values()):
+        reviewer_id = api.find_user_id(cfg.review.reviewer)
+
+    # 5. Issues, stage changes, processed marks.
+    for job in todo:
+        result = push_issues(api, store, job.id, plans[job.id], job_issue_count=job.issue_count,
+                             dry_run=dry_run)
+        summary.issues_opened += len(result.created)
+        summary.issues_still_open += len(result.still_open) + len(result.adopted)
+        summary.issues_resolved_respected += len(result.respected_resolved)
+        for p in plans[job.id]:
+            if dry_run:
+                summary.planned.append(
+                    f"job {job.id}: issue at frame {p.frame} {[round(v, 1) for v in p.position]}: {p.message}"
+                )
+        change = _stage_change(cfg, job, result.open_count)
+        final: Mapping[str, Any] | None = None
+        if change:
+            if reviewer_id is not None and change.get("stage") == "validation":
+                change["assignee"] = reviewer_id
+            summary.stage_changes.append({"job": job.id, **change})
+            if dry_run:
+                summary.planned.append(f"job {job.id}: set {change}")
+            else:
+                final = api.update_job(job.id, **change)
+        if dry_run:
+            continue
+        if final is None and (result.created or job.id in by_job or thin):
+            final = api.get_job(job.id)
+        updated = str(final.get("updated_date")) if final else job.updated_date
+        job_findings = [f.to_json() for it in items for f in it.findings
+                        if job.holds(it.frame)]
+        store.mark_processed(JobRecord(
+            job_id=job.id, task_id=task_id, updated_date=updated,
+            content_hash=_job_hash(snap, job), processed_at=time.time(), findings=job_findings,
+            stage=str((final or {}).get("stage", job.stage)), state=str((final or {}).get("state", job.state)),
+        ))
+
+    if report and not dry_run:
+        summary.reports.append(str(_write_report(api, cfg, snap, items)))
+
+
+def _stage_change(cfg: SyncConfig, job: JobInfo, open_items: int) -> dict[str, Any] | None:
+    if open_items:
+        if cfg.review.on_findings is OnFindings.REVIEW:
+            if job.stage == "validation" and job.state == "new":
+                return None
+            return {"stage": "validation", "state": "new"}
+        if cfg.review.on_findings is OnFindings.REJECT:
+            if job.stage == "annotation" and job.state == "rejected":
+                return None
+            return {"stage": "annotation", "state": "rejected"}
+        return None
+    if cfg.review.clean_to_acceptance and not (job.stage == "acceptance" and job.state == "completed"):
+        return {"stage": "acceptance", "state": "completed"}
+    return None
+
+
+def _issue_plan(snap: TaskSnapshot, job: JobInfo, item: ReviewItem) -> IssuePlan:
+    pieces: list[int] = []
+    for sid in item.track_ids:
+        piece = snap.piece_in_job(int(sid), job.id)
+        pieces.append(int(piece) if piece is not None else int(sid))
+    box = item.box
+    if box is None:
+        rows = snap.dense[(snap.dense.frame == item.frame) & np.isin(snap.dense.track_id, list(item.track_ids))
+                          & ~snap.dense.outside]
+        box = tuple(float(v) for v in rows.xyxy[0]) if len(rows) else None  # type: ignore[assignment]
+    if box is None:
+        box = (0.0, 0.0, float(snap.info.width or 1), float(snap.info.height or 1))
+    fp = fingerprint(item)
+    return IssuePlan(
+        job_id=job.id, frame=int(item.frame), position=[float(v) for v in box],
+        message=issue_message(item, pieces, fp), fingerprint=fp,
+        region=region_hash(snap.dense, item.track_ids, item.frames), item=item,
+    )
+
+
+def _fragment_finding(snap: TaskSnapshot, m: Any, reason: str) -> Finding:
+    rows = snap.dense.track(int(m.from_))
+    rows = rows[~rows.outside]
+    box = tuple(float(v) for v in rows.xyxy[0]) if len(rows) else None
+    return Finding(
+        kind="fragment",
+        track_ids=tuple(sorted((int(m.previous), int(m.from_)))),
+        frames=(int(m.end_frame), int(m.start_frame)),
+        box=box,  # type: ignore[arg-type]
+        score=float(min(max(m.score, 0.0), 1.0)),
+        message=(f"track {int(m.from_)} at frame {int(m.start_frame)} continues track "
+                 f"{int(m.previous)} (gap {int(m.gap_frames)} frames); not merged automatically: {reason}"),
+        metrics={"gap_frames": float(m.gap_frames), "score": float(m.score)},
+    )
+
+
+def _describe_plan(summary: SyncSummary, plan: JobWritePlan) -> None:
+    for m in plan.merges:
+        summary.planned.append(
+            f"job {plan.job_id}: merge track {m['from']} into track {m['into']} "
+            f"(gap {m.get('gap')}, score {m.get('score')})"
+        )
+    for op in plan.ops:
+        n = sum(len(v) for v in op["payload"].values())
+        summary.planned.append(f"job {plan.job_id}: PATCH action={op['action']} ({n} track(s))")
+
+
+def _thinned_tracks(snap: TaskSnapshot, job: JobInfo, job_raw: Mapping[str, Any],
+                    cfg: SyncConfig) -> list[dict[str, Any]]:
+    """Tracks of the job whose keyframes thinning reduces (PATCH update payloads)."""
+    from cvat_extension.core.keyframes import expand_keyframes
+    from cvat_extension.io.cvat_json import parse_labeled_data
+
+    doc = parse_labeled_data(job_raw, labels=snap.labels, path=f"job {job.id} annotations")
+    if not len(doc.tracks):
+        return []
+    dense = expand_keyframes(doc.tracks, stop_frame=job.stop_frame, job_stops=[job.stop_frame])
+    out = doc.to_labeled_data(dense, dense=True, stop_frame=job.stop_frame,
+                              tolerance_px=cfg.merge.thin_tolerance_px, changed_only=True)
+    before = {int(t["id"]): len(t["shapes"]) for t in job_raw.get("tracks") or [] if t.get("id")}
+    return [t for t in out["tracks"] if t.get("id") is not None
+            and len(t["shapes"]) < before.get(int(t["id"]), 0)]
+
+
+def _job_hash(snap: TaskSnapshot, job: JobInfo) -> str:
+    tracks = [t for t in snap.raw.get("tracks") or [] if snap.job_of_piece(int(t.get("id") or -1)) == job.id]
+    return content_hash({"tracks": tracks})
+
+
+def _write_report(api: Any, cfg: SyncConfig, snap: TaskSnapshot, items: Sequence[ReviewItem]) -> Path:
+    from cvat_extension.report.html import write_report
+
+    out = Path(cfg.state.report_dir) / f"task-{snap.task_id}"
+    return write_report(out, tracks=snap.dense, info=snap.info, items=list(items),
+                        frames=FrameCache(api, snap.task_id), title=f"Track review: {snap.name}")
