@@ -214,3 +214,42 @@ def test_interpolation_matches_cvat_rules() -> None:
         {"type": "rectangle", "frame": 5, "points": [40, 0, 50, 10], "outside": True,
          "attributes": []}]}
     assert slice_track(closed, 6, 9)["shapes"] == []
+
+
+@pytest.mark.parametrize("overlap", [0, 5])
+def test_pieces_agree_with_core_split_and_stitch(cvat_standin: CvatStandin, cvat_client,
+                                                 overlap: int) -> None:
+    """Cross-check: the stand-in (CVAT's server rules) and ``cvat_extension.core.stitch``
+    (our client-side model of them) must agree, or one of them is wrong about CVAT."""
+    import json
+
+    import numpy as np
+
+    from cvat_extension.core.stitch import split_at_job_boundaries, stitch_job_pieces
+    from cvat_extension.io.cvat_json import parse_labeled_data
+
+    task = cvat_client.tasks.retrieve(cvat_standin.seed_task(
+        "x", [{"name": "car"}, {"name": "person"}], (60, 300, 200), segment_size=25,
+        overlap=overlap))
+    car, person = (cvat_standin.label_id(task.id, n) for n in ("car", "person"))
+    uploaded = _fourteen_tracks(car, person)
+    task.set_annotations(models.LabeledDataRequest(tracks=uploaded))
+    _, response = cvat_client.api_client.tasks_api.retrieve_annotations(
+        task.id, _parse_response=False)
+    labels = [{"id": car, "name": "car"}, {"id": person, "name": "person"}]
+    pieces = parse_labeled_data(json.loads(response.data), labels=labels).tracks
+    job_starts = [j.start_frame for j in task.get_jobs()]
+    stitched, _ = stitch_job_pieces(pieces, job_starts)
+    assert len(stitched.ids) == 14
+    if overlap == 0:
+        sent = {"tracks": [dict(t.to_dict(), id=i + 1) for i, t in enumerate(uploaded)]}
+        ours = split_at_job_boundaries(parse_labeled_data(sent, labels=labels).tracks,
+                                       job_starts, stop_frame=59)
+        assert len(ours.ids) == len(pieces.ids) == 26
+
+        def signature(t):
+            return sorted((int(f), bool(o), tuple(np.round(b, 3)))
+                          for f, o, b in zip(t.frame, t.outside, t.xyxy))
+
+        assert sorted(signature(ours.track(i)) for i in ours.ids) == \
+            sorted(signature(pieces.track(i)) for i in pieces.ids)
