@@ -1,0 +1,181 @@
+"""``cvat-track annotate``: detector + multi-object tracker over a whole task, video or folder.
+
+    cvat-track annotate TASK_ID --weights yolo11n.pt [--tracker bytetrack|botsort] [--url URL]
+    cvat-track annotate --video clip.mp4 --weights yolo11n.pt --out tracks.txt   # MOT CSV
+    cvat-track annotate --frames DIR --weights yolo11n.pt --out tracks.xml       # CVAT for video
+
+A CVAT task gets real tracks (thinned keyframes, outside keyframes at gaps) uploaded per job.
+Interrupted runs resume from the checkpoint file (``--checkpoint``, default
+``.cvat-track/annotate-<task>.ckpt``); it is removed after a complete run. Credentials come
+from ``$CVAT_ACCESS_TOKEN`` or ``$CVAT_USER``/``$CVAT_PASSWORD``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {value}")
+    return value
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``annotate`` subcommand."""
+    p = subparsers.add_parser(
+        "annotate",
+        help="auto-annotate real tracks (YOLO + ByteTrack/BoT-SORT) in a CVAT task, video or frame folder",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("task_id", nargs="?", type=_positive_int, help="CVAT task id (omit with --video/--frames)")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--video", type=Path, help="offline: a video file")
+    src.add_argument("--frames", type=Path, help="offline: a folder of images (name order)")
+    p.add_argument("--out", type=Path, help="offline output: .txt/.csv (MOT) or .xml (CVAT for video 1.1)")
+    p.add_argument("--weights", required=True, help="local YOLO model (.pt/.onnx/...); never downloaded")
+    p.add_argument("--tracker", default="bytetrack",
+                   help="bytetrack | botsort | a tracker YAML (Ultralytics-style keys; default bytetrack)")
+    p.add_argument("--reid-weights", type=Path, help="BoT-SORT appearance weights (local file)")
+    p.add_argument("--conf", type=_fraction, default=0.1,
+                   help="detector confidence floor (default 0.1: ByteTrack uses low-score boxes too)")
+    p.add_argument("--imgsz", type=_positive_int, default=640, help="detector input size (default 640)")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present) | cpu | cuda:0")
+    p.add_argument("--tolerance", type=float, default=1.0, help="keyframe thinning tolerance in px (default 1)")
+    p.add_argument("--url", default=None, help="CVAT URL (default: sync.cvat.url of serverless.yaml, else localhost:8080)")
+    p.add_argument("--checkpoint", type=Path, help="resume file (default .cvat-track/annotate-<source>.ckpt)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the annotation; returns the exit code."""
+    import sys
+
+    from cvat_extension.cvat.annotate import Checkpoint, run_key
+    from cvat_extension.errors import InputError
+    from cvat_extension.models.mot_tracker import MotTracker
+    from cvat_extension.models.tracker_config import load_tracker_config
+    from cvat_extension.models.yolo import YoloDetector, YoloSettings
+
+    offline = args.video is not None or args.frames is not None
+    if offline == (args.task_id is not None):
+        raise InputError("annotate: give either TASK_ID or one of --video/--frames")
+    if offline and args.out is None:
+        raise InputError("annotate: --out FILE (.txt MOT or .xml CVAT) is needed with --video/--frames")
+    if offline and args.out.suffix.lower() not in (".txt", ".csv", ".xml"):
+        raise InputError(f"--out {args.out}: expected a .txt/.csv (MOT) or .xml (CVAT for video) file")
+    overrides: dict[str, Any] = {}
+    if args.reid_weights is not None:
+        overrides.update(with_reid=True, model=args.reid_weights)
+    config = load_tracker_config(args.tracker, **overrides)
+    settings = YoloSettings(weights=args.weights, conf=args.conf, imgsz=args.imgsz, device=args.device,
+                            setting="--weights")
+    detector = YoloDetector(settings)
+    tracker = MotTracker(config)
+    source = str(args.task_id) if not offline else str((args.video or args.frames).resolve())
+    key = run_key(source=source, weights=Path(args.weights).resolve(), tracker=config, conf=args.conf,
+                  imgsz=args.imgsz, tolerance=args.tolerance)
+    name = f"task{args.task_id}" if not offline else (args.video or args.frames).name
+    checkpoint = Checkpoint(args.checkpoint or Path(".cvat-track") / f"annotate-{name}.ckpt", key)
+    bar = _progress_bar(disabled=args.no_progress)
+    try:
+        if offline:
+            summary = _offline(args, detector, tracker, checkpoint, bar)
+        else:
+            summary = _cvat(args, detector, tracker, checkpoint, bar)
+    finally:
+        bar.close()
+    checkpoint.remove()
+    print(" ".join(f"{k}={v}" for k, v in summary.items()), file=sys.stdout)
+    return 0
+
+
+class _Bar:
+    def __init__(self, disabled: bool) -> None:
+        self.disabled = disabled
+        self._bar: Any = None
+
+    def start(self, total: int, initial: int) -> None:
+        from tqdm import tqdm
+
+        self._bar = tqdm(total=total or None, initial=initial, unit="frame", disable=self.disabled)
+
+    def step(self, _frame: int) -> None:
+        if self._bar is not None:
+            self._bar.update(1)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
+def _progress_bar(*, disabled: bool) -> _Bar:
+    return _Bar(disabled)
+
+
+def _offline(args: argparse.Namespace, detector: Any, tracker: Any, checkpoint: Any, bar: _Bar) -> dict[str, Any]:
+    from cvat_extension.core.tracks import SequenceInfo
+    from cvat_extension.cvat.annotate import detect_and_track, iter_frame_folder, iter_video
+    from cvat_extension.io.formats import write_tracks
+
+    start = checkpoint.progress.next_frame
+    count, frames = iter_video(args.video, start) if args.video else iter_frame_folder(args.frames, start)
+    bar.start(count, start)
+    size: dict[str, int] = {}
+
+    def remember(stream: Any) -> Any:
+        for f, image in stream:
+            size.setdefault("h", image.shape[0])
+            size.setdefault("w", image.shape[1])
+            yield f, image
+
+    tracks = detect_and_track(remember(frames), detector, tracker, checkpoint=checkpoint, on_frame=bar.step)
+    total = max(count, checkpoint.progress.next_frame)
+    info = SequenceInfo(num_frames=total, width=size.get("w", 0), height=size.get("h", 0),
+                        name=(args.video or args.frames).name)
+    fmt = "cvat_xml" if args.out.suffix.lower() == ".xml" else "mot"
+    write_tracks(args.out, tracks, fmt=fmt, info=info, tolerance_px=args.tolerance)
+    return {"frames": total, "tracks": len(tracks.ids), "boxes": len(tracks), "out": str(args.out)}
+
+
+def _cvat(args: argparse.Namespace, detector: Any, tracker: Any, checkpoint: Any, bar: _Bar) -> dict[str, Any]:
+    from cvat_extension.cvat.annotate import annotate_task
+    from cvat_extension.cvat.config import CvatConfig
+    from cvat_extension.cvat.connection import connect
+
+    url = args.url or _url_from_manifest() or "http://localhost:8080"
+    api = connect(CvatConfig(url=url))
+    start = checkpoint.progress.next_frame
+    return annotate_task(api, args.task_id, detector, tracker, checkpoint=checkpoint, tolerance_px=args.tolerance,
+                         on_frame=bar.step, on_start=lambda total: bar.start(total, start))
+
+
+def _url_from_manifest() -> str | None:
+    path = Path("serverless.yaml")
+    if not path.is_file():
+        return None
+    import yaml
+
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        return str(doc["sync"]["cvat"]["url"])
+    except (yaml.YAMLError, KeyError, TypeError):
+        return None
