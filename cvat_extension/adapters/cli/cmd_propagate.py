@@ -1,0 +1,152 @@
+"""``cvat-track propagate``: fill frames between human keyframes with SAM2 and flag doubt.
+
+Offline: ``cvat-track propagate --frames DIR --annotations FILE --out FILE``; on CVAT:
+``cvat-track propagate TASK_ID [--track ID ...] [--labels NAME ...] --out FILE``. Each
+track is propagated forward from one keyframe and backward from the next; frames where
+the two directions disagree become ``propagation_disagreement`` review items (``--review``
+writes them as JSON for the CVAT loop's review push). The share of frames flagged is
+printed. Output boxes are thinned to keyframes when written in a CVAT format.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from cvat_extension.errors import InputError
+
+IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+OUT_FORMATS = {".txt": "mot", ".csv": "mot", ".xml": "cvat_xml", ".json": "cvat_json"}
+
+
+def _unit(value: str) -> float:
+    v = float(value)
+    if not 0.0 <= v <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in 0..1, got {value}")
+    return v
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser("propagate", help="fill frames between keyframes with SAM2; flag disagreements")
+    p.add_argument("task_id", nargs="?", type=int, help="CVAT task id (omit with --frames/--annotations)")
+    p.add_argument("--frames", type=Path, help="folder of frame images, in frame order (offline)")
+    p.add_argument("--annotations", type=Path, help="CVAT XML/JSON or MOT file with the keyframes (offline)")
+    p.add_argument("--out", type=Path, help="output annotation file (format from --out-format or extension)")
+    p.add_argument("--out-format", choices=["cvat_xml", "cvat_json", "mot"], help="output format")
+    p.add_argument("--review", type=Path, help="write review items (JSON) for flagged frames here")
+    p.add_argument("--track", type=int, action="append", default=[], help="track id to propagate (repeat)")
+    p.add_argument("--labels", nargs="+", default=[], help="only tracks with these labels")
+    p.add_argument("--min-iou", type=_unit, default=0.5, help="flag frames where forward/backward IoU is below")
+    p.add_argument("--checkpoint", help="SAM2 checkpoint (.pt); env SAM2_CHECKPOINT")
+    p.add_argument("--model-config", help="SAM2 config, default configs/sam2.1/sam2.1_hiera_t.yaml")
+    p.add_argument("--image-size", type=int, help="model input size (e.g. 512 on CPU)")
+    p.add_argument("--device", help="cuda / cpu (default: cuda when available)")
+    p.add_argument("--random-weights", action="store_true", help=argparse.SUPPRESS)  # tests/benchmarks
+    p.add_argument("--format", choices=["text", "json"], default="text", help="summary format on stdout")
+    p.add_argument("--config", type=Path, default=Path("serverless.yaml"), help="sync config (CVAT mode)")
+    p.set_defaults(func=run)
+
+
+class FrameFolder:
+    """Frame source over a folder of images sorted by name: frame i is the i-th file."""
+
+    def __init__(self, folder: Path) -> None:
+        if not folder.is_dir():
+            raise InputError(f"--frames: {folder}: not a folder")
+        self.paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTS)
+        if not self.paths:
+            raise InputError(f"--frames: {folder}: no images ({', '.join(IMAGE_EXTS)})")
+
+    def __call__(self, frame: int) -> Any:
+        import numpy as np
+        from PIL import Image
+
+        if not 0 <= frame < len(self.paths):
+            raise InputError(f"--frames: frame {frame} requested, the folder has {len(self.paths)} images")
+        try:
+            with Image.open(self.paths[frame]) as img:
+                return np.asarray(img.convert("RGB"))
+        except OSError as exc:
+            raise InputError(f"{self.paths[frame]}: not a readable image ({exc})") from exc
+
+
+def _settings(args: argparse.Namespace) -> Any:
+    import os
+
+    from cvat_extension.models.sam2_video import Sam2Settings
+
+    over: dict[str, Any] = {}
+    if args.checkpoint:
+        over["checkpoint"] = args.checkpoint
+    if args.model_config:
+        over["model_config"] = args.model_config
+    if args.image_size:
+        over["image_size"] = args.image_size
+    if args.device:
+        over["device"] = args.device
+    if args.random_weights:
+        over["allow_random_weights"] = True
+    return Sam2Settings.from_env(os.environ, **over)
+
+
+def run(args: argparse.Namespace) -> int:
+    from cvat_extension.core.propagation import PropagationConfig
+    from cvat_extension.core.review import group_findings
+    from cvat_extension.core.tracks import SequenceInfo
+    from cvat_extension.cvat.propagate import select_tracks
+    from cvat_extension.io.formats import read_tracks, write_tracks
+    from cvat_extension.models.keyframe_propagation import propagate_keyframes
+    from cvat_extension.models.sam2_video import Sam2VideoPropagator
+
+    offline = args.frames is not None or args.annotations is not None
+    if offline == (args.task_id is not None):
+        raise InputError("give either TASK_ID or both --frames and --annotations")
+    if offline and (args.frames is None or args.annotations is None or args.out is None):
+        raise InputError("offline propagation needs --frames, --annotations and --out")
+    cfg = PropagationConfig(min_agreement_iou=args.min_iou)
+    propagator = Sam2VideoPropagator(_settings(args))
+    if offline:
+        loaded = read_tracks(args.annotations)
+        frames = FrameFolder(args.frames)
+        keyframes = loaded.keyframes if loaded.keyframes is not None else loaded.tracks
+        keyframes = select_tracks(keyframes, track_ids=args.track, labels=args.labels)
+        info = loaded.info
+        stop = max(info.num_frames - 1, len(frames.paths) - 1)
+        result = propagate_keyframes(keyframes, frames, propagator, stop_frame=stop, config=cfg)
+        items = group_findings(result.findings)
+        frame_base = info.frame_base
+    else:
+        from cvat_extension.cvat.config import load_sync_config
+        from cvat_extension.cvat.connection import connect
+        from cvat_extension.cvat.propagate import propagate_task
+
+        sync = load_sync_config(args.config)
+        done = propagate_task(connect(sync.cvat), args.task_id, propagator, track_ids=args.track, labels=args.labels, config=cfg)
+        result, items, info, frame_base = done.result, done.review_items, done.snapshot.info, 0
+    if args.out is not None:
+        fmt = args.out_format or OUT_FORMATS.get(args.out.suffix.lower())
+        if fmt is None:
+            raise InputError(f"--out: {args.out}: unknown extension; give --out-format")
+        write_tracks(args.out, result.tracks, fmt=fmt, info=SequenceInfo(
+            info.num_frames, info.width, info.height, info.frame_base, info.job_starts, info.name))
+    if args.review is not None:
+        args.review.write_text(json.dumps([it.to_json(frame_base) for it in items], indent=1))
+    summary = {
+        "segments": result.segments,
+        "frames_propagated": result.frames_propagated,
+        "frames_flagged": result.frames_flagged,
+        "flagged_share": round(result.flagged_share, 4),
+        "review_items": len(items),
+    }
+    if args.format == "json":
+        print(json.dumps(summary))
+    else:
+        print(
+            f"propagated {result.frames_propagated} frames over {result.segments} keyframe gaps; "
+            f"{result.frames_flagged} flagged ({100 * result.flagged_share:.1f}%) in {len(items)} review items",
+            file=sys.stdout,
+        )
+    return 0
