@@ -92,7 +92,7 @@ def decode_image(data: object, *, field: str = "image") -> npt.NDArray[np.uint8]
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(raw)) as img:
+            with _pil_open()(io.BytesIO(raw)) as img:
                 if img.width * img.height > MAX_IMAGE_PIXELS:
                     raise InputError(
                         f"{field}: image is {img.width}x{img.height}, above the "
@@ -101,9 +101,25 @@ def decode_image(data: object, *, field: str = "image") -> npt.NDArray[np.uint8]
                 rgb = img.convert("RGB")
     except InputError:
         raise
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombWarning) as exc:
+    except (OSError, SyntaxError, ValueError, ImportError, Image.DecompressionBombWarning) as exc:
         raise InputError(f"{field}: not a readable image ({exc})") from exc
     return np.asarray(rgb, dtype=np.uint8)
+
+
+def _pil_open() -> Any:
+    """PIL's own ``Image.open``.
+
+    ultralytics replaces ``PIL.Image.open`` at import with a wrapper that, on an unreadable
+    image, tries to pip-install a HEIF plugin: a network call (and an ImportError offline) on
+    every malformed request. We bypass it and keep PIL's behaviour.
+    """
+    import sys
+
+    from PIL import Image
+
+    patches = sys.modules.get("ultralytics.utils.patches")
+    original = getattr(patches, "_image_open", None)
+    return original if callable(original) else Image.open
 
 
 def encode_image(image_rgb: npt.NDArray[np.uint8], *, fmt: str = "JPEG") -> str:
