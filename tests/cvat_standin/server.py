@@ -157,6 +157,11 @@ class CvatStandin:
         self.store = Store()
         self.request_log: list[LoggedRequest] = []
         self._faults: list[Fault] = []
+        self._webhooks: dict[int, Json] = {}
+        self._outbox: list[tuple[Json, bytes]] = []
+        self._deliveries: list[threading.Thread] = []
+        #: ``{"webhook_id", "event", "status"}`` per delivery attempt (status None: no answer).
+        self.webhook_deliveries: list[Json] = []
         self._httpd: _Server | None = None
         self._thread: threading.Thread | None = None
         self._routes = self._build_routes()
@@ -302,7 +307,9 @@ class CvatStandin:
         with self.store.lock:
             if job_id not in self.store.jobs:
                 raise KeyError(f"no job {job_id}")
-            return self.store.write_job(job_id, data, action)
+            result = self._write(lambda: self.store.write_job(job_id, data, action))
+        self._flush_webhooks()
+        return result
 
     def job_annotations(self, job_id: int) -> Json:
         """The job's stored annotations, as ``GET /api/jobs/{id}/annotations/`` returns them."""
@@ -321,6 +328,7 @@ class CvatStandin:
             if assignee is not None:
                 body["assignee"] = assignee
             self._patch_job(self.store.jobs[job_id], body)
+        self._flush_webhooks()
 
     def _first_user(self) -> int:
         if not self.store.users:
@@ -348,9 +356,12 @@ class CvatStandin:
         if fault is not None:
             self._fail(h, fault, method, path, query)
             return
-        self._send(h, status, payload, headers)
+        # Deliveries start before the answer so that wait_for_webhooks() sees them; they run
+        # on their own threads, as CVAT's run in a worker.
+        self._flush_webhooks()
         with self.store.lock:
             self.request_log.append(LoggedRequest(method, path, query, status))
+        self._send(h, status, payload, headers)
 
     def _take_fault(self, method: str, path: str) -> Fault | None:
         with self.store.lock:
@@ -430,6 +441,9 @@ class CvatStandin:
             (r"/api/issues/(?P<id>\d+)", {"GET": self._issues_get, "PATCH": self._issues_patch,
                                           "DELETE": self._issues_delete}, True),
             (r"/api/comments", {"GET": self._comments_list, "POST": self._comments_create}, True),
+            (r"/api/webhooks", {"GET": self._webhooks_list, "POST": self._webhooks_create}, True),
+            (r"/api/webhooks/(?P<id>\d+)", {"GET": self._webhooks_get,
+                                            "DELETE": self._webhooks_delete}, True),
             (r"/api/comments/(?P<id>\d+)", {"GET": self._comments_get,
                                             "DELETE": self._comments_delete}, True),
         ]
@@ -491,8 +505,8 @@ class CvatStandin:
         raise HttpError(401, {"detail": "Authentication credentials were not provided."})
 
     # ------------------------------------------------------------------ serializers
-    def _abs(self, ctx: _Ctx, path: str) -> str:
-        host = ctx.h.headers.get("Host") or f"127.0.0.1:{self.port}"
+    def _abs(self, ctx: _Ctx | None, path: str) -> str:
+        host = (ctx.h.headers.get("Host") if ctx is not None else None) or f"127.0.0.1:{self.port}"
         return f"http://{host}{path}"
 
     def _basic_user(self, ctx: _Ctx, uid: int | None) -> Json | None:
@@ -794,6 +808,9 @@ class CvatStandin:
             errors["assignee"] = [f"Invalid pk \"{body['assignee']}\" - object does not exist."]
         if errors:
             raise HttpError(400, errors)
+        before = {"stage": job.stage, "state": job.state,
+                  "assignee": self._basic_user(None, job.assignee_id),
+                  "updated_date": _iso(job.updated_date)}
         if "stage" in body and body["stage"] != job.stage:
             job.stage = body["stage"]
             if "state" not in body:
@@ -805,6 +822,11 @@ class CvatStandin:
             job.assignee_id = body["assignee"]
             job.assignee_updated_date = t
         job.updated_date = t
+        after = {"stage": job.stage, "state": job.state,
+                 "assignee": self._basic_user(None, job.assignee_id)}
+        changed = {k: v for k, v in before.items() if k == "updated_date" or after[k] != v}
+        self._emit("update:job", "job", self._job_json(None, job),
+                   self.store.tasks[job.task_id].project_id, changed)
 
     # ------------------------------------------------------------------ annotations
     def _action(self, ctx: _Ctx) -> str:
@@ -814,12 +836,21 @@ class CvatStandin:
         return action
 
     def _write(self, fn: Callable[[], Json]) -> Json:
+        """Run an annotation write; saving annotations ``touch()``-es the job, which CVAT's
+        ``post_save`` signal turns into ``update:job`` with only ``updated_date`` changed."""
+        stamps = {j.id: j.updated_date for j in self.store.jobs.values()}
         try:
-            return fn()
+            result = fn()
         except AnnotationError as exc:
             raise HttpError(400, exc.detail) from None
         except IdCollision as exc:
             raise HttpError(500, {"detail": str(exc)}) from None
+        for job in self.store.jobs.values():
+            if job.id in stamps and job.updated_date != stamps[job.id]:
+                self._emit("update:job", "job", self._job_json(None, job),
+                           self.store.tasks[job.task_id].project_id,
+                           {"updated_date": _iso(stamps[job.id])})
+        return result
 
     def _job_ann_get(self, ctx: _Ctx) -> Json:
         return self.store.read_job(self._job(ctx).id)
@@ -956,6 +987,8 @@ class CvatStandin:
                       ctx.user.id, t, t, assignee, bool(body.get("resolved", False)))
         self.store.issues[issue.id] = issue
         self._add_comment(issue.id, ctx.user.id, str(body["message"]))
+        self._emit("create:issue", "issue", self._issue_json(None, issue),
+                   self.store.tasks[job.task_id].project_id)
         return 201, self._issue_json(ctx, issue)
 
     def _add_comment(self, issue_id: int, owner_id: int, message: str) -> Any:
@@ -982,6 +1015,10 @@ class CvatStandin:
         if "resolved" in body:
             issue.resolved = bool(body["resolved"])
         issue.updated_date = self.store.tick()
+        job = self.store.jobs[issue.job_id]
+        self._emit("update:issue", "issue", self._issue_json(None, issue),
+                   self.store.tasks[job.task_id].project_id,
+                   {k: v for k, v in body.items() if k in ("position", "assignee", "resolved")})
         return self._issue_json(ctx, issue)
 
     def _issues_delete(self, ctx: _Ctx) -> tuple[int, None]:
@@ -1027,6 +1064,117 @@ class CvatStandin:
         if self.store.comments.pop(ctx.args["id"], None) is None:
             raise _not_found()
         return 204, None
+
+
+    # ------------------------------------------------------------------ webhooks
+    def _webhook_json(self, ctx: _Ctx | None, w: Json) -> Json:
+        """``WebhookReadSerializer``: the secret is never returned."""
+        hidden = {"secret", "owner_id"}
+        if w["last_delivery_date"] is None:  # not nullable in the schema: left out until sent
+            hidden |= {"last_status", "last_delivery_date"}
+        return {
+            **{k: v for k, v in w.items() if k not in hidden},
+            "url": self._abs(ctx, f"/api/webhooks/{w['id']}"),
+            "owner": self._basic_user(ctx, w["owner_id"]),
+        }
+
+    def _webhooks_create(self, ctx: _Ctx) -> tuple[int, Json]:
+        """``WebhookWriteSerializer``: ``project`` webhooks need ``project_id``."""
+        body = ctx.json()
+        missing = {k: ["This field is required."] for k in ("target_url", "type", "events")
+                   if k not in body}
+        if missing:
+            raise HttpError(400, missing)
+        if body["type"] not in ("project", "organization"):
+            raise HttpError(400, {"type": [f"\"{body['type']}\" is not a valid choice."]})
+        if body["type"] == "project" and body.get("project_id") not in self.store.projects:
+            raise HttpError(400, {"project_id": ["A project webhook needs an existing project."]})
+        assert ctx.user is not None  # authenticated route
+        t = self.store.tick()
+        w = {"id": self.store.next_id("webhook"), "target_url": body["target_url"],
+             "description": body.get("description", ""), "type": body["type"],
+             "content_type": body.get("content_type", "application/json"),
+             "is_active": bool(body.get("is_active", True)),
+             "enable_ssl": bool(body.get("enable_ssl", True)),
+             "created_date": _iso(t), "updated_date": _iso(t), "owner_id": ctx.user.id,
+             "project_id": body.get("project_id"), "organization": None,
+             "events": list(body["events"]), "last_status": 0, "last_delivery_date": None,
+             "secret": body.get("secret", "")}
+        self._webhooks[w["id"]] = w
+        return 201, self._webhook_json(ctx, w)
+
+    def _webhooks_list(self, ctx: _Ctx) -> Json:
+        rows = [self._webhook_json(ctx, w) for _, w in sorted(self._webhooks.items())]
+        f = {k: (lambda r, k=k: r[k]) for k in ("id", "type", "project_id", "target_url")}
+        return self._list(ctx, rows, {"type": f["type"], "project_id": f["project_id"]}, f)
+
+    def _webhooks_get(self, ctx: _Ctx) -> Json:
+        w = self._webhooks.get(ctx.args["id"])
+        if w is None:
+            raise _not_found()
+        return self._webhook_json(ctx, w)
+
+    def _webhooks_delete(self, ctx: _Ctx) -> tuple[int, None]:
+        if self._webhooks.pop(ctx.args["id"], None) is None:
+            raise _not_found()
+        return 204, None
+
+    def _emit(self, event: str, resource: str, obj: Json, project_id: int | None,
+              before_update: Json | None = None) -> None:
+        """Queue ``{event, <resource>, before_update?, sender, webhook_id}`` for every active
+        webhook subscribed to ``event`` (``cvat/apps/webhooks/signals.py``); sent after the
+        response, as CVAT sends from a worker after the transaction commits."""
+        sender = self._basic_user(None, self._first_user()) if self.store.users else None
+        for w in self._webhooks.values():
+            if not w["is_active"] or event not in w["events"]:
+                continue
+            if w["type"] == "project" and w["project_id"] != project_id:
+                continue
+            payload: Json = {"event": event, resource: obj, "sender": sender,
+                             "webhook_id": w["id"]}
+            if before_update is not None:
+                payload["before_update"] = before_update
+            self._outbox.append((w, json.dumps(payload).encode()))
+
+    def _flush_webhooks(self) -> None:
+        with self.store.lock:
+            outbox, self._outbox = self._outbox, []
+        for w, data in outbox:
+            thread = threading.Thread(target=self._deliver, args=(w, data), daemon=True)
+            thread.start()
+            self._deliveries.append(thread)
+
+    def _deliver(self, w: Json, data: bytes) -> None:
+        import hmac
+        import urllib.error
+        import urllib.request
+
+        headers = {"Content-Type": "application/json"}
+        if w["secret"]:
+            digest = hmac.new(w["secret"].encode(), data, "sha256").hexdigest()
+            headers["X-Signature-256"] = f"sha256={digest}"
+        request = urllib.request.Request(w["target_url"], data=data, headers=headers,
+                                         method="POST")
+        status: int | None
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                status = response.status
+        except urllib.error.HTTPError as exc:
+            status = exc.code
+        except OSError:
+            status = None
+        with self.store.lock:
+            w["last_status"] = status or 0
+            w["last_delivery_date"] = _iso(self.store.tick())
+            self.webhook_deliveries.append({"webhook_id": w["id"],
+                                            "event": json.loads(data)["event"],
+                                            "status": status})
+
+    def wait_for_webhooks(self, timeout_s: float = 5.0) -> None:
+        """Block until every queued webhook delivery has finished (tests only)."""
+        deadline = time.monotonic() + timeout_s
+        for thread in list(self._deliveries):
+            thread.join(max(0.0, deadline - time.monotonic()))
 
 
 class _Ctx:

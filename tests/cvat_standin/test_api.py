@@ -220,3 +220,51 @@ def test_pagination_follows_next_and_date_lookups(cvat_standin: CvatStandin, cva
     stamp = cvat_client.jobs.retrieve(late).updated_date.isoformat()
     cvat_standin.set_job(late, state="completed")
     assert [j.id for j in cvat_client.jobs.list(updated_date__gt=stamp)] == [late]
+
+
+def test_webhooks_signed_update_job_events(cvat_standin: CvatStandin, cvat_client) -> None:
+    import hashlib
+    import hmac
+    import json
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+    from threading import Thread
+
+    received: list[tuple[dict, str]] = []
+
+    class Receiver(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - stdlib name
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            received.append((json.loads(body), self.headers.get("X-Signature-256", "")))
+            expected = "sha256=" + hmac.new(b"s3cret", body, hashlib.sha256).hexdigest()
+            self.send_response(200 if received[-1][1] == expected else 401)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    receiver = HTTPServer(("127.0.0.1", 0), Receiver)
+    Thread(target=receiver.serve_forever, args=(0.05,), daemon=True).start()
+    try:
+        project = cvat_standin.seed_project("p")
+        task_id = cvat_standin.seed_task("t", [{"name": "car"}], (10, 32, 24), segment_size=5,
+                                         project=project)
+        hook = cvat_client.api_client.webhooks_api.create(models.WebhookWriteRequest(
+            target_url=f"http://127.0.0.1:{receiver.server_address[1]}/hook", type="project",
+            project_id=project, events=["update:job", "create:issue"], secret="s3cret",
+            content_type="application/json"))[0]
+        job = cvat_client.tasks.retrieve(task_id).get_jobs()[0]
+        job.update(models.PatchedJobWriteRequest(state="completed"))
+        cvat_standin.wait_for_webhooks()
+        payload, _ = received[-1]
+        assert payload["event"] == "update:job" and payload["job"]["id"] == job.id
+        assert payload["job"]["state"] == "completed" and payload["webhook_id"] == hook.id
+        assert payload["before_update"]["state"] == "new" and "stage" not in payload["before_update"]
+        assert {d["status"] for d in cvat_standin.webhook_deliveries} == {200}
+        cvat_client.issues.create(models.IssueWriteRequest(
+            frame=1, position=[0.0, 0.0, 1.0, 1.0], job=job.id, message="m"))
+        cvat_standin.wait_for_webhooks()
+        assert [p["event"] for p, _ in received] == ["update:job", "create:issue"]
+    finally:
+        receiver.shutdown()
+        receiver.server_close()
