@@ -25,6 +25,7 @@ import contextlib
 import functools
 import io
 import logging
+import pickle
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -459,7 +460,7 @@ class ObjectMemory:
                     "non_cond_frame_outputs": OrderedDict((int(k), v) for k, v in p["non_cond"]),
                 },
             )
-        except (KeyError, TypeError, ValueError, RuntimeError, EOFError) as exc:
+        except (KeyError, TypeError, ValueError, RuntimeError, EOFError, pickle.UnpicklingError) as exc:
             raise InputError(f"stored SAM2 tracker memory is unreadable: {exc}") from exc
 
 
