@@ -45,6 +45,10 @@ def run(args: argparse.Namespace) -> int:
                 when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(b.created_at))
                 print(f"{when}Z  {b.content_hash[:12]}  {b.path}")
             return 0
+        if args.backup is None and not store.backups(args.job):
+            from cvat_extension.errors import InputError
+
+            raise InputError(f"job {args.job}: no backup recorded in {cfg.state.path}")
         from cvat_extension.cvat.connection import connect
 
         api = connect(cfg.cvat, cfg.retry)
