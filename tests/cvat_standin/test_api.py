@@ -268,3 +268,24 @@ def test_webhooks_signed_update_job_events(cvat_standin: CvatStandin, cvat_clien
     finally:
         receiver.shutdown()
         receiver.server_close()
+
+
+def test_session_writes_need_csrf_header(cvat_standin: CvatStandin) -> None:
+    http = urllib3.PoolManager()
+    r = http.request("POST", f"{cvat_standin.url}/api/auth/login",
+                     json={"username": "admin", "password": "admin-password"})
+    assert r.status == 200 and set(r.json()) == {"key"}
+    cookies = {c.split("=", 1)[0]: c.split("=", 1)[1].split(";")[0]
+               for c in r.headers.getlist("Set-Cookie")}
+    task_id = cvat_standin.seed_task("t", [{"name": "car"}], (2, 8, 8))
+    job_id = cvat_standin.job_ids(task_id)[0]
+    cookie = f"sessionid={cookies['sessionid']}; csrftoken={cookies['csrftoken']}"
+    url = f"{cvat_standin.url}/api/jobs/{job_id}"
+    assert http.request("GET", url, headers={"Cookie": cookie}).status == 200
+    r = http.request("PATCH", url, json={"state": "completed"}, headers={"Cookie": cookie})
+    assert r.status == 403 and r.json()["detail"].startswith("CSRF Failed")
+    r = http.request("PATCH", url, json={"state": "completed"},
+                     headers={"Cookie": cookie, "X-CSRFToken": cookies["csrftoken"]})
+    assert r.status == 200 and r.json()["state"] == "completed"
+    r = http.request("GET", f"{cvat_standin.url}/api/jobs/9999", headers={"Cookie": cookie})
+    assert r.status == 404 and r.json() == {"detail": "Not found."}
