@@ -22,6 +22,7 @@ import argparse
 import json
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -128,11 +129,11 @@ def evaluate(data: Path) -> list[dict[str, object]]:
         gt, distractors = load_gt(data / "motgt" / seq / "gt.txt")
         for kind in ("bytetrack", "botsort"):
             base = TrackerConfig(tracker_type=kind)
-            variants = {
-                "boxmot direct": lambda: run_direct(dets, n, base),
-                "ours (tracker boxes)": lambda: track_sequence(dets, None, base.replace(box_source="tracker"),
-                                                               num_frames=n),
-                "ours (detection boxes, default)": lambda: track_sequence(dets, None, base, num_frames=n),
+            variants = {  # called right away, inside this iteration
+                "boxmot direct": partial(run_direct, dets, n, base),
+                "ours (tracker boxes)": partial(track_sequence, dets, None, base.replace(box_source="tracker"),
+                                                num_frames=n),
+                "ours (detection boxes, default)": partial(track_sequence, dets, None, base, num_frames=n),
             }
             results = {}
             for name, fn in variants.items():

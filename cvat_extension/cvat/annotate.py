@@ -31,7 +31,7 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from cvat_extension.core.tracks import SOURCES, SequenceInfo, Source, Tracks
+from cvat_extension.core.tracks import SOURCES, Source, Tracks
 from cvat_extension.errors import InputError
 from cvat_extension.models.mot_tracker import MotTracker
 
@@ -296,8 +296,3 @@ def _relabel(tracks: Tracks, names: list[str]) -> Tracks:
                                label=lut[tracks.label], score=tracks.score, source=tracks.source,
                                labels=tuple(names))
 
-
-def sequence_info_for(count: int, image: npt.NDArray[np.uint8] | None, name: str) -> SequenceInfo:
-    """Sequence info of an offline source (for the writers)."""
-    h, w = (image.shape[:2] if image is not None else (0, 0))
-    return SequenceInfo(num_frames=count, width=int(w), height=int(h), frame_base=0, name=name)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 from importlib import resources
 from pathlib import Path
@@ -99,7 +99,6 @@ class TrackerConfig:
     proximity_thresh: float = 0.5
     appearance_thresh: float = 0.25
     device: str = "auto"
-    extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -158,7 +157,7 @@ class TrackerConfig:
         """
         if not isinstance(values, dict):
             raise ConfigError(f"{where}: expected a mapping of settings, got {type(values).__name__}")
-        known = {f.name for f in dataclasses.fields(cls)} - {"extra"}
+        known = {f.name for f in dataclasses.fields(cls)}
         kwargs: dict[str, Any] = {}
         for key, value in values.items():
             name = _ALIASES.get(str(key), str(key))
