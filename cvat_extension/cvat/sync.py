@@ -431,15 +431,15 @@ def _describe_plan(summary: SyncSummary, plan: JobWritePlan) -> None:
 def _thinned_tracks(snap: TaskSnapshot, job: JobInfo, job_raw: Mapping[str, Any],
                     cfg: SyncConfig) -> list[dict[str, Any]]:
     """Tracks of the job whose keyframes thinning reduces (PATCH update payloads)."""
-    from cvat_extension.core.keyframes import expand_keyframes
+    from cvat_extension.core.keyframes import expand_keyframes, thin_keyframes
     from cvat_extension.io.cvat_json import parse_labeled_data
 
     doc = parse_labeled_data(job_raw, labels=snap.labels, path=f"job {job.id} annotations")
     if not len(doc.tracks):
         return []
     dense = expand_keyframes(doc.tracks, stop_frame=job.stop_frame, job_stops=[job.stop_frame])
-    out = doc.to_labeled_data(dense, dense=True, stop_frame=job.stop_frame,
-                              tolerance_px=cfg.merge.thin_tolerance_px, changed_only=True)
+    thinned = thin_keyframes(dense, tolerance_px=cfg.merge.thin_tolerance_px, stop_frame=job.stop_frame)
+    out = doc.to_labeled_data(thinned, stop_frame=job.stop_frame, changed_only=True)
     before = {int(t["id"]): len(t["shapes"]) for t in job_raw.get("tracks") or [] if t.get("id")}
     return [t for t in out["tracks"] if t.get("id") is not None
             and len(t["shapes"]) < before.get(int(t["id"]), 0)]
