@@ -115,7 +115,12 @@ class MotTracker:
         self._tracker = build_boxmot_tracker(self.config)
         if self.config.with_reid:
             # Load the network now (once), not lazily on the first frame of the first request.
-            self._tracker._get_live_reid_model()
+            try:
+                self._tracker._get_live_reid_model()
+            except Exception as exc:  # boxmot/torch raise many kinds for a bad weights file
+                raise ConfigError(
+                    f"tracker setting model: cannot load ReID weights {self.config.model}: {exc}"
+                ) from exc
         self._last_frame: int | None = None
         self._assignments: dict[int, int] = {}
 

@@ -68,6 +68,9 @@ def test_missing_config_file_and_missing_reid_weights_are_clear_errors(tmp_path:
     cfg = load_tracker_config("botsort", with_reid=True, model=tmp_path / "osnet_x0_25_msmt17.pt")
     with pytest.raises(ConfigError, match="does not exist .*never downloaded"):
         MotTracker(cfg)
+    cfg.model.write_bytes(b"not a model")  # a file that is there but is no ReID network
+    with pytest.raises(ConfigError, match="cannot load ReID weights"):
+        MotTracker(cfg)
 
 
 # ---------------------------------------------------------------- tracking
