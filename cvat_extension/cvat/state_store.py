@@ -103,7 +103,17 @@ class JournalRecord:
 class StateStore(Protocol):
     """Interface of the loop's memory; see the module docstring for what each part is for."""
 
-    def claim_job(self, job_id: int, worker: str, lease_s: float) -> bool: ...
+    def claim_job(
+        self, job_id: int, worker: str, lease_s: float, *, steal_from: str | None = None
+    ) -> bool: ...
+    def lease_holder(self, job_id: int) -> tuple[str, float] | None: ...
+    def lease_holder(self, job_id: int) -> tuple[str, float] | None:
+        """(worker, expires_at) of the job's lease, or None."""
+        rows = self._fetch(
+            "SELECT worker, expires_at FROM leases WHERE job_id = :job_id", {"job_id": job_id}
+        )
+        return (rows[0][0], float(rows[0][1])) if rows else None
+
     def release_job(self, job_id: int, worker: str) -> None: ...
     def get_job(self, job_id: int) -> JobRecord | None: ...
     def mark_processed(self, record: JobRecord) -> None: ...
@@ -192,8 +202,14 @@ class SqlStateStore:
             return list(cur.fetchall())
 
     # ------------------------------------------------------------------ leases
-    def claim_job(self, job_id: int, worker: str, lease_s: float) -> bool:
-        """Take (or renew) the lease on a job; False if another worker holds a live one."""
+    def claim_job(
+        self, job_id: int, worker: str, lease_s: float, *, steal_from: str | None = None
+    ) -> bool:
+        """Take (or renew) the lease on a job; False if another worker holds a live one.
+
+        ``steal_from`` names a holder known to be dead (its process is gone), whose lease is
+        taken over before it expires.
+        """
         now = time.time()
         with self._tx() as cur:
             cur.execute(
@@ -201,13 +217,22 @@ class SqlStateStore:
                     "INSERT INTO leases (job_id, worker, expires_at) VALUES (:job_id, :worker, :exp) "
                     "ON CONFLICT (job_id) DO UPDATE SET worker = excluded.worker, "
                     "expires_at = excluded.expires_at "
-                    "WHERE leases.expires_at < :now OR leases.worker = :worker"
+                    "WHERE leases.expires_at < :now OR leases.worker = :worker "
+                    "OR leases.worker = :steal"
                 ),
-                {"job_id": job_id, "worker": worker, "exp": now + lease_s, "now": now},
+                {"job_id": job_id, "worker": worker, "exp": now + lease_s, "now": now,
+                 "steal": steal_from or ""},
             )
             cur.execute(self._sql("SELECT worker FROM leases WHERE job_id = :job_id"), {"job_id": job_id})
             row = cur.fetchone()
         return row is not None and row[0] == worker
+
+    def lease_holder(self, job_id: int) -> tuple[str, float] | None:
+        """(worker, expires_at) of the job's lease, or None."""
+        rows = self._fetch(
+            "SELECT worker, expires_at FROM leases WHERE job_id = :job_id", {"job_id": job_id}
+        )
+        return (rows[0][0], float(rows[0][1])) if rows else None
 
     def release_job(self, job_id: int, worker: str) -> None:
         """Give a lease back early (only the holder can)."""

@@ -43,7 +43,6 @@ import numpy as np
 from cvat_extension.core.findings import Finding, ReviewItem
 from cvat_extension.cvat.annotations import FrameCache, TaskSnapshot, read_task
 from cvat_extension.cvat.config import OnFindings, SyncConfig
-from cvat_extension.cvat.connection import CvatTransientError
 from cvat_extension.cvat.content import content_hash
 from cvat_extension.cvat.jobs import JobInfo, list_finished_jobs
 from cvat_extension.cvat.review_push import (
@@ -55,7 +54,7 @@ from cvat_extension.cvat.review_push import (
 )
 from cvat_extension.cvat.state_store import JobRecord, StateStore
 from cvat_extension.cvat.writeback import JobWritePlan, execute_plan, plan_job_writes, resume_journal
-from cvat_extension.errors import ConcurrentEditError, CvatSyncError
+from cvat_extension.errors import ConcurrentEditError, ConfigError, CvatTrackError
 
 __all__ = ["SyncSummary", "run_sync"]
 
@@ -125,6 +124,36 @@ def _worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+def _dead_local_worker(holder: str | None) -> bool:
+    """True when ``holder`` names a process on this host that no longer exists.
+
+    A sync killed mid-run keeps its leases until they expire; the next run on the same
+    machine can see that the holder is gone and take over at once.
+    """
+    if not holder or ":" not in holder:
+        return False
+    host, _, pid = holder.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def _claim(store: StateStore, job_id: int, worker: str, lease_s: float) -> bool:
+    if store.claim_job(job_id, worker, lease_s):
+        return True
+    held = store.lease_holder(job_id)
+    if held is not None and _dead_local_worker(held[0]):
+        logger.warning("job %d: taking over the lease of dead worker %s", job_id, held[0])
+        return store.claim_job(job_id, worker, lease_s, steal_from=held[0])
+    return False
+
+
 def run_sync(
     api: Any,
     store: StateStore,
@@ -151,6 +180,7 @@ def run_sync(
     calls_before = sum(api.calls.values())
     worker = worker or _worker_name()
     thin = cfg.merge.thin_keyframes if thin_keyframes is None else thin_keyframes
+    _validate_settings(cfg)
     jobs = list_finished_jobs(api, cfg.jobs, task_id=task_id, job_id=job_id)
     summary.jobs_listed = len(jobs)
     by_task: dict[int, list[JobInfo]] = {}
@@ -165,7 +195,7 @@ def run_sync(
             if not pending and rec is not None and rec.updated_date == job.updated_date:
                 summary.jobs_unchanged += 1
                 continue
-            if not dry_run and not store.claim_job(job.id, worker, cfg.state.lease_s):
+            if not dry_run and not _claim(store, job.id, worker, cfg.state.lease_s):
                 summary.jobs_busy += 1
                 continue
             todo.append(job)
@@ -173,11 +203,15 @@ def run_sync(
             try:
                 _sync_task(api, store, cfg, tid, todo, summary, dry_run=dry_run, thin=thin,
                            report=report)
-            except (CvatTransientError, CvatSyncError) as exc:
+            except ConfigError:
+                raise
+            except CvatTrackError as exc:
+                # CVAT failures, and annotations we cannot parse (names the element): this
+                # task is left for the next run, the other tasks go on.
                 if isinstance(exc, ConcurrentEditError):
                     summary.concurrent_edits.append(str(exc))
                 else:
-                    summary.failures.append(f"task {tid}: {exc}")
+                    summary.failures.append(f"task {tid}: {type(exc).__name__}: {exc}")
                 logger.warning("task %d: %s; it will be resumed by the next run", tid, exc)
             finally:
                 if not dry_run:
@@ -189,6 +223,34 @@ def run_sync(
     if not dry_run:
         store.record_run(summary.run_id, started, summary.to_json())
     return summary
+
+
+def _validate_settings(cfg: SyncConfig) -> None:
+    """Fail before touching CVAT when check, merge or review settings are invalid.
+
+    Raises:
+        ConfigError: names the ``sync.*`` key.
+    """
+    import inspect
+
+    from cvat_extension.core.checks import ChecksConfig
+    from cvat_extension.core.merge import MergeConfig
+    from cvat_extension.core.review import plan_review
+
+    try:
+        ChecksConfig.from_mapping(dict(cfg.checks))
+    except ConfigError as exc:
+        raise ConfigError(f"sync.checks: {exc}") from exc
+    try:
+        MergeConfig(**dict(cfg.merge.options))
+    except TypeError as exc:
+        raise ConfigError(f"sync.merge.options: {exc}") from exc
+    except ConfigError as exc:
+        raise ConfigError(f"sync.merge.options: {exc}") from exc
+    allowed = set(inspect.signature(plan_review).parameters) - {"findings", "num_frames", "min_score"}
+    unknown = sorted(set(cfg.review.options) - allowed)
+    if unknown:
+        raise ConfigError(f"sync.review.options: unknown key(s) {unknown}; valid: {sorted(allowed)}")
 
 
 # ---------------------------------------------------------------------- one task

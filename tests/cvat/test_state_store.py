@@ -67,3 +67,12 @@ def test_unknown_store_scheme_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="unsupported store 'redis'"):
         open_state_store("redis://localhost/0")
     assert isinstance(open_state_store(str(tmp_path / "x.sqlite")), SQLiteStateStore)
+
+
+def test_lease_of_a_dead_holder_can_be_stolen(tmp_path: Path) -> None:
+    s = SQLiteStateStore(tmp_path / "s.sqlite")
+    assert s.claim_job(3, "host:1", lease_s=600)
+    assert s.lease_holder(3)[0] == "host:1"  # type: ignore[index]
+    assert not s.claim_job(3, "host:2", lease_s=600)
+    assert not s.claim_job(3, "host:2", lease_s=600, steal_from="host:9")  # not the holder
+    assert s.claim_job(3, "host:2", lease_s=600, steal_from="host:1")

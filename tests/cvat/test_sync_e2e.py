@@ -115,3 +115,36 @@ def test_dry_run_writes_nothing_and_lists_the_plan(sync_env: Any) -> None:
     plan = "\n".join(summary.planned)
     assert f"job {job2}: merge track" in plan and f"job {job1}: issue at frame" in plan
     assert summary.issues_opened == 2 and summary.merges_applied == 1
+
+
+def test_bad_check_settings_fail_before_any_call(sync_env: Any) -> None:
+    import pytest
+
+    from cvat_extension.errors import ConfigError
+
+    standin, task_id, jobs, make_cfg, make_api, store, _ = sync_env
+    api = make_api(make_cfg())
+    mark = len(standin.request_log)
+    with pytest.raises(ConfigError, match="sync.checks"):
+        run_sync(api, store, make_cfg(checks={"ghosts": {}}), report=False)
+    with pytest.raises(ConfigError, match="sync.merge.options"):
+        run_sync(api, store, make_cfg(merge={"options": {"max_gap": 3}}), report=False)
+    assert len(standin.request_log) == mark
+
+
+def test_unparseable_annotations_fail_that_task_only(sync_env: Any, cvat_client: Any) -> None:
+    standin, task_id, jobs, make_cfg, make_api, store, _ = sync_env
+    cfg = make_cfg()
+    api = make_api(cfg)
+    real = api.get_task_annotations
+
+    def broken(tid: int) -> Any:
+        doc = real(tid)
+        doc["tracks"][0]["shapes"][0]["points"] = [1.0, 2.0]  # not a rectangle
+        return doc
+
+    api.get_task_annotations = broken  # type: ignore[method-assign]
+    summary = run_sync(api, store, cfg, report=False)
+    assert summary.failures and "AnnotationFormatError" in summary.failures[0]
+    assert "tracks[0] (id 1).shapes[0]" in summary.failures[0]
+    assert all(store.get_job(j) is None for j in jobs)  # retried next run
