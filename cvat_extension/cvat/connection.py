@@ -335,5 +335,12 @@ def connect(cfg: CvatConfig, retry: RetryConfig | None = None) -> CvatApi:
     if cfg.org is not None:
         client.organization_slug = cfg.org
     about = api.about()
+    try:
+        # /server/about needs no login: ask who we are, so a bad token fails here, clearly.
+        me = api._raw("users.self", client.api_client.users_api.retrieve_self)
+    except CvatSyncError as exc:
+        which = f"${cfg.token_env}" if isinstance(creds, str) else f"${cfg.user_env}/${cfg.password_env}"
+        raise CvatSyncError(f"CVAT login at {cfg.url} failed (check {which}): {exc}") from exc
+    logger.info("logged in as %s", me.get("username", "?") if isinstance(me, dict) else "?")
     logger.info("connected to CVAT %s at %s", about.get("version", "?"), cfg.url)
     return api

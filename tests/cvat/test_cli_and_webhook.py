@@ -106,3 +106,20 @@ def test_webhook_bad_signature_rejected_good_one_syncs_the_job_once(
             assert standin.store.jobs[jobs[1]].stage == "annotation"  # not synced: not in the event
     finally:
         server.stop()
+
+
+def test_login_with_password_and_bad_token(sync_env: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from cvat_extension.cvat.connection import connect
+    from cvat_extension.errors import CvatSyncError
+
+    standin, task_id, jobs, make_cfg, *_ = sync_env
+    cfg = make_cfg()
+    monkeypatch.delenv("CVAT_ACCESS_TOKEN")
+    monkeypatch.setenv("CVAT_USER", "admin")
+    monkeypatch.setenv("CVAT_PASSWORD", "admin-password")
+    api = connect(cfg.cvat, cfg.retry)
+    assert {j["id"] for j in api.list_jobs(task_id=task_id)} == set(jobs)
+    monkeypatch.setenv("CVAT_ACCESS_TOKEN", "not-a-token")
+    with pytest.raises(CvatSyncError, match=r"login at .* failed \(check \$CVAT_ACCESS_TOKEN\)") as err:
+        connect(cfg.cvat, cfg.retry)
+    assert "not-a-token" not in str(err.value)

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 import yaml
-from cvat.scenario import visible_boxes, writes
+from cvat.scenario import visible_boxes
 
 from cvat_extension.cvat.backup import load_backup, restore_job
 from cvat_extension.cvat.connection import CvatApi
@@ -37,12 +37,6 @@ def final_state(standin: Any, jobs: list[int]) -> dict[str, Any]:
         out[f"issues{j}"] = sorted((i.frame, tuple(i.position)) for i in issues if i.job_id == j)
     out["stages"] = stages
     return out
-
-
-def reference(sync_env: Any) -> tuple[dict[str, Any], set[Any]]:
-    standin, task_id, jobs, make_cfg, make_api, store, _ = sync_env
-    before = set().union(*(visible_boxes(standin.job_annotations(j)) for j in jobs))
-    return before, before
 
 
 @pytest.mark.parametrize(
