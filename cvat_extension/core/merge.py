@@ -84,6 +84,12 @@ class MergeConfig:
         max_appearance_distance: largest allowed colour-histogram (Hellinger) distance, 0..1,
             between the crops at the two ends; used only when frames are given.
         appearance_frames: crops averaged at each end for the appearance embedding.
+        appearance_search_frames: boxes searched at each end for well-visible crops. Fragments
+            usually end in an occlusion, where the last boxes show the occluder; looking
+            further back finds the object itself.
+        min_appearance_visibility: only boxes at least this visible (MOT visibility, and not
+            flagged occluded) give crops; without such boxes the appearance gate is skipped
+            for that end rather than judged on an occluder's colours.
         min_score: merges scoring below this are dropped (scores are ``exp(-cost / 2)``; a
             pair exactly at every gate scores 0.22).
     """
@@ -96,6 +102,8 @@ class MergeConfig:
     size_change_per_frame: float = 0.01
     max_appearance_distance: float = 0.45
     appearance_frames: int = 3
+    appearance_search_frames: int = 20
+    min_appearance_visibility: float = 0.7
     min_score: float = 0.0
 
     def __post_init__(self) -> None:
@@ -121,6 +129,16 @@ class MergeConfig:
             raise ConfigError(
                 "MergeConfig.max_appearance_distance must be in (0, 1], got "
                 f"{self.max_appearance_distance}"
+            )
+        if self.appearance_search_frames < self.appearance_frames:
+            raise ConfigError(
+                "MergeConfig.appearance_search_frames must be >= appearance_frames, got "
+                f"{self.appearance_search_frames} < {self.appearance_frames}"
+            )
+        if not 0 <= self.min_appearance_visibility <= 1:
+            raise ConfigError(
+                "MergeConfig.min_appearance_visibility must be in 0..1, got "
+                f"{self.min_appearance_visibility}"
             )
         if not 0 <= self.min_score <= 1:
             raise ConfigError(f"MergeConfig.min_score must be in 0..1, got {self.min_score}")
@@ -205,9 +223,14 @@ def _summarise(tracks: Tracks, config: MergeConfig) -> _Ends:
     xl: list[np.ndarray] = []
     h = config.history_frames
     na = config.appearance_frames
+    ns = config.appearance_search_frames
     for tid, rows in vis.iter_tracks():
         fr, box = rows.frame, rows.xyxy
         c = center_xyxy(box)
+        clear = (rows.visibility >= config.min_appearance_visibility) & ~rows.occluded
+        head = np.flatnonzero(clear[:ns])[:na]
+        tail_start = max(len(fr) - ns, 0)
+        tail = tail_start + np.flatnonzero(clear[tail_start:])[-na:]
         ids.append(tid)
         lf.append(rows.label[0])
         ll.append(rows.label[-1])
@@ -217,10 +240,10 @@ def _summarise(tracks: Tracks, config: MergeConfig) -> _Ends:
         bl.append(box[-1])
         vf.append(_velocity(fr[:h], c[:h]))
         vl.append(_velocity(fr[-h:], c[-h:]))
-        ff.append(fr[:na])
-        fl.append(fr[-na:])
-        xf.append(box[:na])
-        xl.append(box[-na:])
+        ff.append(fr[head])
+        fl.append(fr[tail])
+        xf.append(box[head])
+        xl.append(box[tail])
     k = len(ids)
     return _Ends(
         ids=np.asarray(ids, dtype=np.int64),
@@ -242,7 +265,7 @@ def _summarise(tracks: Tracks, config: MergeConfig) -> _Ends:
 def _colour_embedding(
     frames: FrameGetter, frame_numbers: np.ndarray, boxes: np.ndarray, bins: int = 6
 ) -> np.ndarray | None:
-    """Joint RGB histogram of the inner part of the crops, L1-normalised; None if empty.
+    """Joint RGB histogram of the inner part of the crops, L1-normalised; None if no crop.
 
     The inner 60 % (width) × 80 % (height) of each box is used: box edges hold background.
     """

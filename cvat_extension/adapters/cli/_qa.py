@@ -31,9 +31,22 @@ class QaResult:
 
     def to_json(self, frame_base: int) -> dict[str, Any]:
         """The ``check --json`` document (frames in the user's numbering)."""
+        from cvat_extension.report.numbering import user_message
+
+        def finding(f: Finding) -> dict[str, Any]:
+            d = f.to_json(frame_base)
+            d["message"] = user_message(d["message"], frame_base)
+            return d
+
+        def item(it: ReviewItem) -> dict[str, Any]:
+            d = it.to_json(frame_base)
+            d["message"] = user_message(d["message"], frame_base)
+            d["findings"] = [finding(f) for f in it.findings]
+            return d
+
         return {
-            "findings": [f.to_json(frame_base) for f in self.findings],
-            "review": [it.to_json(frame_base) for it in self.review],
+            "findings": [finding(f) for f in self.findings],
+            "review": [item(it) for it in self.review],
             "summary": self.summary,
         }
 
@@ -46,9 +59,13 @@ def run_qa(
     merge_config: MergeConfig | None = None,
     detections: Tracks | None = None,
     frames: Callable[[int], np.ndarray] | None = None,
+    merge_frames: Callable[[int], np.ndarray] | None = None,
     budget: float = 0.03,
 ) -> QaResult:
     """Run every check, propose fragment merges, and plan the review.
+
+    ``frames`` feed the checks and the merge; ``merge_frames`` (default ``frames``) only the
+    merge's appearance gate, which needs a few crops instead of every frame.
 
     Raises:
         ConfigError: bad check settings.
@@ -57,7 +74,7 @@ def run_qa(
 
     cfg = ChecksConfig.from_mapping(checks_config) if checks_config else ChecksConfig()
     findings = run_checks(tracks, config=cfg, detections=detections, frames=frames, info=info)
-    merges = propose_merges(tracks, config=merge_config, frames=frames)
+    merges = propose_merges(tracks, config=merge_config, frames=merge_frames or frames)
     findings = sorted([*findings, *merge_findings(merges, tracks)], key=Finding.sort_key)
     num_frames = info.num_frames or (int(tracks.frame.max()) + 1 if len(tracks) else 0)
     review = plan_review(findings, num_frames=num_frames, budget_frames_fraction=budget)
