@@ -144,7 +144,10 @@ def load_yaml(path: str | Path) -> Mapping[str, Any]:
     except OSError as exc:
         raise ConfigError(f"{p}: cannot read config: {exc}") from exc
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{p}: invalid YAML: {exc}") from exc
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{p}:{mark.line + 1}" if mark is not None else str(p)
+        what = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{where}: invalid YAML: {what}") from exc
     if data is None:
         return {}
     if not isinstance(data, Mapping):
