@@ -263,6 +263,8 @@ def _box_edit(ed: _Editor, kind: str, info: SequenceInfo | None) -> InjectedErro
         sel = r[p:p + length]
         if kind in ("box_jump", "size_jump") and not _in_view(ed, r[p - 1:p + length + 1], info):
             continue
+        if kind == "missing_object" and (ed.cols["visibility"][sel] < 0.7).mean() > 0.5:
+            continue  # an unannotated, mostly hidden object is not clearly an error
         fr = ed.cols["frame"]
         lo, hi = int(fr[sel[0]]), int(fr[sel[-1]])
         b = ed.cols["xyxy"][sel]

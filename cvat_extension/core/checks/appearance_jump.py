@@ -81,7 +81,7 @@ def box_embeddings(image: np.ndarray, xyxy: np.ndarray) -> np.ndarray:
     mag = np.hypot(gx, gy).reshape(n, -1)
     ang = ((np.arctan2(gy, gx) + np.pi) / (2 * np.pi) * 8).astype(np.int64).reshape(n, -1) % 8
     grad = np.zeros((n, 8))
-    np.add.at(grad, (np.repeat(np.arange(n), ang.shape[1]), ang.ravel()), mag)
+    np.add.at(grad, (np.repeat(np.arange(n), ang.shape[1]), ang.ravel()), mag.ravel())
     tot = grad.sum(axis=1, keepdims=True)
     grad = np.divide(grad, tot, out=np.full_like(grad, 1 / 8), where=tot > 0)
     return np.concatenate([col, grad], axis=1).astype(np.float32)

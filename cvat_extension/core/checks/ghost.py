@@ -4,10 +4,11 @@ Two signals, both vectorised over all rows:
 
 - **frozen box**: the box does not move in the *image* (centre within a small share of its
   size, area within 5 %) for more than ``min_static_frames``. A standing person also does
-  that, so alone it scores low (0.35); it scores high when the camera moves meanwhile (a
-  real object would move with the scene), when it is the tail of a track that moved before
-  (an annotator held the box after the object left), or when detections are given and do
-  not support it.
+  that, and so does a person walking along with a moving camera, so without detections a
+  frozen box is only a hint: 0.3, raised to 0.45 when the camera moves meanwhile or when it
+  is the frozen tail of a track that moved before (an annotator held the box after the
+  object left). Only detections make it confident: unsupported, it scores 0.9; supported,
+  it is dropped (a standing person).
 - **no detector support** (needs ``detections``): a run of visible, unoccluded boxes with
   no detection at IoU >= ``min_support_iou`` for more than ``min_unsupported_frames``.
 """
@@ -55,7 +56,7 @@ class GhostConfig:
     min_static_frames: int = 30
     static_drift_ratio: float = 0.05
     static_drift_px: float = 1.5
-    min_camera_motion_px: float = 0.5
+    min_camera_motion_px: float = 1.0
     min_det_score: float = 0.3
     min_support_iou: float = 0.5
     max_support_fraction: float = 0.3
@@ -116,15 +117,15 @@ def check_ghost(
     for rr in runs(np.flatnonzero(is_static), p.tid, p.frame, 1):
         i0, i1 = int(rr[0]), int(rr[-1])
         t, f0, f1 = int(p.tid[i0]), int(p.frame[i0]), int(p.frame[i1])
-        score, why = 0.35, "frozen box"
+        score, why = 0.3, "frozen box"
         cam_run = float(cam[p.frame[rr] - p.frame0].mean())
         if cam_run >= config.min_camera_motion_px:
-            score, why = 0.85, f"frozen while the camera moves {cam_run:.1f} px/frame"
+            score, why = 0.45, f"frozen while the camera moves {cam_run:.1f} px/frame"
         elif i1 == int(p.end[i0]) - 1 and i0 - int(p.start[i0]) >= 10:
             k = max(int(p.start[i0]), i0 - L)
             moved = np.hypot(cx[i0] - cx[k], cy[i0] - cy[k])
             if moved > 2 * max(config.static_drift_ratio * size[i0], config.static_drift_px):
-                score, why = 0.6, "frozen at the end of a track that moved before"
+                score, why = 0.45, "frozen at the end of a track that moved before"
         if supported is not None:
             frac = float(supported[rr].mean())
             if frac > 2 * config.max_support_fraction:

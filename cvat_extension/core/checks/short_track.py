@@ -30,7 +30,8 @@ class ShortTrackConfig:
         max_mean_segment_frames: ...whose segments average fewer frames than this are
             reported as flickering.
         border_margin_px: a short track touching the image border within this margin scores
-            lower (entering/leaving objects); needs ``info``.
+            lower (entering/leaving objects); needs ``info``. So does a track cut by the
+            first or last frame of the sequence (``info.num_frames``).
     """
 
     min_length_frames: int = 5
@@ -66,6 +67,9 @@ def check_short_track(
         b = p.xyxy
         at = (b[:, 0] <= m) | (b[:, 1] <= m) | (b[:, 2] >= info.width - m) | (b[:, 3] >= info.height - m)
         border = np.add.reduceat(at.astype(np.int64), first) > 0
+    if info is not None and info.num_frames:
+        last_f = p.frame[p.end[first] - 1]
+        border |= (p.frame[first] == 0) | (last_f >= info.num_frames - 1)
     short = length < config.min_length_frames
     flicker = (segs > config.max_segments) & (mean_seg < config.max_mean_segment_frames)
     out = []
@@ -81,7 +85,7 @@ def check_short_track(
                    f"{mean_seg[k]:.1f} frames on average")
         if border[k]:
             score *= 0.5
-            msg += " (at the image border)"
+            msg += " (at the image or sequence border)"
         out.append(Finding(
             kind="short_track", track_ids=(t,), frames=(f0, f1), box=box_tuple(p.xyxy[i]),
             score=float(np.clip(score, 0, 1)), message=msg,

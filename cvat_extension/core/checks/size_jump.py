@@ -29,8 +29,8 @@ class SizeJumpConfig:
             grows by 50 % or shrinks to 1/1.5). Lower catches subtler edits and flags more
             walking-pose changes.
         min_visibility: boxes less visible than this (or flagged occluded) are not judged.
-        border_margin_px: boxes within this many pixels of the image border are not judged
-            (the object is only partly in view); needs ``info`` with the frame size.
+        border_margin_px: a pair of boxes both within this many pixels of the image border is
+            not judged (the object is only partly in view); needs ``info`` with the frame size.
         max_run_gap_frames: flags of one track this close form one finding.
     """
 
@@ -65,7 +65,10 @@ def check_size_jump(
         m = config.border_margin_px
         b = p.xyxy
         at_border = (b[:, 0] <= m) | (b[:, 1] <= m) | (b[:, 2] >= info.width - m) | (b[:, 3] >= info.height - m)
-        skip |= near(at_border, p, 1, 0)
+        # Truncation shrinks or grows a box only while it is cut by the border on both frames.
+        prev_border = np.zeros(n, dtype=bool)
+        prev_border[1:] = at_border[:-1]
+        skip |= at_border & prev_border
     thr = np.log1p(config.max_area_change)
     flag = np.flatnonzero(p.prev_ok & (d > thr) & ~skip)
     out = []
