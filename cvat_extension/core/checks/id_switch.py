@@ -147,13 +147,18 @@ def check_id_switch(tracks: Tracks, config: IdSwitchConfig = IdSwitchConfig(), *
             good = (cross <= config.max_swap_cost_ratio * keep) & (keep - cross >= config.min_swap_gain)
             A, B, keep, cross = A[good], B[good], keep[good], cross[good]
             gain = keep - cross
+            chosen: dict[tuple[int, int], list[int]] = {}
             for j in np.argsort(-gain):  # best pairs first; each boundary used once
                 a, b = int(A[j]), int(B[j])
                 if used[a] or used[b]:
                     continue
-                used[a] = used[b] = True
                 k = int(min(p.frame[a], p.frame[b]))
                 ta, tb = sorted((int(p.tid[a]), int(p.tid[b])))
+                # Neighbouring boundaries of the same swap share windows: keep the best one.
+                if any(abs(k - k2) <= 2 * half for k2 in chosen.get((ta, tb), [])):
+                    continue
+                chosen.setdefault((ta, tb), []).append(k)
+                used[a] = used[b] = True
                 score = float(np.clip(0.6 + 0.38 * (1 - cross[j] / keep[j]) * min(1.0, gain[j]), 0, 0.98))
                 findings.append(Finding(
                     kind="id_switch", track_ids=(ta, tb), frames=(k, k),
@@ -163,6 +168,8 @@ def check_id_switch(tracks: Tracks, config: IdSwitchConfig = IdSwitchConfig(), *
                     metrics={"cost_kept": float(keep[j]), "cost_crossed": float(cross[j]),
                              "variant_swap": 1.0},
                 ))
+
+    used = near(used, p, half, half)  # a swap's neighbouring boundaries are explained
 
     # ---- handovers: a track continues on the object of a track that ends just before.
     free = cand[~used[cand]]

@@ -50,14 +50,15 @@ def check_label_change(tracks: Tracks, config: LabelChangeConfig = LabelChangeCo
     out = []
     # Each change opens a run that lasts until the next change in the track (or its end).
     nxt = np.append(idx[1:], n)
-    for i, j in zip(idx, nxt):
-        i, j = int(i), int(j)
+    prev = np.concatenate([[-1], idx[:-1]])
+    for i, j, h in zip(idx, nxt, prev):
+        i, j, h = int(i), int(j), int(h)
+        if h >= 0 and p.tid[h] == p.tid[i] and p.label[i] == p.label[h - 1]:
+            continue  # the return at the end of a transient run reported at h
         end = min(j, int(p.end[i]))
         returns = end < int(p.end[i]) and p.label[end] == p.label[i - 1]
         t = int(p.tid[i])
         f0, f1 = int(p.frame[i]), int(p.frame[end - 1])
-        if not returns and j < int(p.end[i]) and p.label[j] != p.label[i - 1]:
-            pass  # chained change; reported as its own run
         old, new = tracks.label_name(int(p.label[i - 1])), tracks.label_name(int(p.label[i]))
         out.append(Finding(
             kind="label_change", track_ids=(t,), frames=(f0, f1), box=box_tuple(p.xyxy[i]),
