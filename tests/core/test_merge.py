@@ -81,6 +81,16 @@ def test_global_assignment_beats_greedy() -> None:
     assert _pairs(Tracks.concat([a, b, c, d])) == {(1, 3), (2, 4)}
 
 
+def test_rival_taken_by_a_chain_does_not_lower_the_score() -> None:
+    # A's end could also reach C's start, but C is B's continuation: no real rival.
+    a = _walk(1, range(0, 20), 0, 2.0)
+    b = _walk(2, range(25, 45), 0, 2.0)
+    c = _walk(3, range(50, 70), 0, 2.0)
+    merges = propose_merges(Tracks.concat([a, b, c]))
+    assert [(m.previous, m.from_) for m in merges] == [(1, 2), (2, 3)]
+    assert min(m.score for m in merges) > 0.9
+
+
 def test_chain_and_cvat_merge_rules() -> None:
     a = _walk(1, range(0, 20), 0, 2.0)
     b = _walk(2, range(25, 45), 0, 2.0)
@@ -135,7 +145,12 @@ def test_appearance_decides_between_equal_motion_candidates() -> None:
             img[max(y1, 0):y2, max(x1, 0):x2] = colours[tid]
         return img
 
-    assert _pairs(t) == {(1, 3)}
+    # Without pixels the two starts are rivals: the cheaper one wins the assignment, but
+    # with a low score (not applied at the default min_score).
+    assert _pairs(t) == set()
+    (m,) = propose_merges(t, config=MergeConfig(min_score=0))
+    assert (m.previous, m.from_) == (1, 3) and m.score < 0.35
+    # The colours remove the rival.
     assert _pairs(t, frames=frame) == {(1, 2)}
 
 
@@ -147,6 +162,8 @@ def test_appearance_decides_between_equal_motion_candidates() -> None:
         ({"max_size_change": 0.5}, pytest.raises(ConfigError, match="max_size_change")),
         ({"min_score": 2}, pytest.raises(ConfigError, match="min_score")),
         ({"history_frames": 0}, pytest.raises(ConfigError, match="history_frames")),
+        ({"camera_min_tracks": 0}, pytest.raises(ConfigError, match="camera_min_tracks")),
+        ({"appearance_search_frames": 1}, pytest.raises(ConfigError, match="appearance_search_frames")),
     ],
 )
 def test_config_validation(kwargs: dict[str, float], expectation: contextlib.AbstractContextManager[object]) -> None:
@@ -195,3 +212,22 @@ def test_clean_synthetic_scene_gets_no_merges_with_frames() -> None:
     for seed in range(8):
         gt, info = make_scene(SceneConfig(seed=seed, num_objects=20, entry_exit_fraction=0.8))
         assert propose_merges(gt, frames=lambda f: render_frame(gt, info, f)) == []
+
+
+def test_camera_compensation_follows_a_pan() -> None:
+    # Five static objects filmed by a camera that pans at 1 px/frame and then, during the
+    # gap, at 6 px/frame. Object 1 vanishes for 20 frames; without compensation its
+    # reappearance is 100 px away from the extrapolation.
+    frames = np.arange(0, 80)
+    pan = np.where(frames < 30, frames * 1.0, 30 + (frames - 30) * 6.0)
+    parts = []
+    for k in range(5):
+        x = 50 + 120 * k - pan
+        parts.append(Tracks.from_columns(
+            frame=frames, track_id=np.full(80, 10 + k), xyxy=np.c_[x, 0 * x + 100, x + 20, 0 * x + 150]))
+    moving = parts[0]
+    piece_a = moving[moving.frame < 30].with_columns(track_id=np.full(30, 1))
+    piece_b = moving[moving.frame >= 50].with_columns(track_id=np.full(30, 2))
+    t = Tracks.concat([piece_a, piece_b, *parts[1:]])
+    assert _pairs(t) == set()
+    assert _pairs(t, config=MergeConfig(compensate_camera=True)) == {(1, 2)}

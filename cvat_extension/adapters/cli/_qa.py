@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -17,7 +17,10 @@ from cvat_extension.core.merge import Merge, MergeConfig, merge_findings, propos
 from cvat_extension.core.review import plan_review
 from cvat_extension.core.tracks import SequenceInfo, Tracks
 
-__all__ = ["QaResult", "run_qa"]
+__all__ = ["QaResult", "REVIEW_MIN_MERGE_SCORE", "run_qa"]
+
+#: Fragment links down to this score become review findings (merge applies ``min_score``).
+REVIEW_MIN_MERGE_SCORE = 0.05
 
 
 @dataclass(frozen=True)
@@ -26,6 +29,7 @@ class QaResult:
 
     findings: list[Finding]
     merges: list[Merge]
+    candidates: list[Merge]
     review: list[ReviewItem]
     summary: dict[str, Any]
 
@@ -74,8 +78,13 @@ def run_qa(
 
     cfg = ChecksConfig.from_mapping(checks_config) if checks_config else ChecksConfig()
     findings = run_checks(tracks, config=cfg, detections=detections, frames=frames, info=info)
-    merges = propose_merges(tracks, config=merge_config, frames=merge_frames or frames)
-    findings = sorted([*findings, *merge_findings(merges, tracks)], key=Finding.sort_key)
+    config = merge_config or MergeConfig()
+    # Reviewers see every plausible fragment (low scores rank low); ``merge`` applies only
+    # those at or above ``min_score``.
+    review_config = replace(config, min_score=min(config.min_score, REVIEW_MIN_MERGE_SCORE))
+    candidates = propose_merges(tracks, config=review_config, frames=merge_frames or frames)
+    merges = [m for m in candidates if m.score >= config.min_score]
+    findings = sorted([*findings, *merge_findings(candidates, tracks)], key=Finding.sort_key)
     num_frames = info.num_frames or (int(tracks.frame.max()) + 1 if len(tracks) else 0)
     review = plan_review(findings, num_frames=num_frames, budget_frames_fraction=budget)
     flagged = np.zeros(max(num_frames, 1), dtype=bool)
@@ -90,9 +99,11 @@ def run_qa(
         "flagged_frames": int(flagged.sum()),
         "flagged_fraction": round(float(flagged.mean()), 4) if num_frames else 0.0,
         "merges_proposed": len(merges),
+        "fragment_candidates": len(candidates),
         "review_items": len(review),
         "review_budget_fraction": budget,
         "max_score": round(max((f.score for f in findings), default=0.0), 4),
         "frame_base": info.frame_base,
     }
-    return QaResult(findings=findings, merges=merges, review=review, summary=summary)
+    return QaResult(findings=findings, merges=merges, candidates=candidates, review=review,
+                    summary=summary)

@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
         from cvat_extension.report.html import write_report
 
         index = write_report(args.report, tracks=loaded.tracks, info=loaded.info,
-                             items=result.review, merges=result.merges, frames=frames,
+                             items=result.review, merges=result.candidates, frames=frames,
                              title=f"Track review: {loaded.info.name or args.input}")
         print(f"report: {index}")
     s = result.summary

@@ -226,7 +226,7 @@ def run(args: argparse.Namespace) -> int:
         shown["IDF1 before → after merge"] = (
             f"{100 * metrics['before_merge']['idf1']:.1f} → {100 * metrics['after_merge']['idf1']:.1f}")
     index = write_report(out / "report", tracks=scene.tracks, info=info, items=qa.review,
-                         merges=qa.merges, merged_tracks=merged, frames=scene.frames,
+                         merges=qa.candidates, merged_tracks=merged, frames=scene.frames,
                          summary=shown, title=f"cvat-track demo: {scene.name}")
     elapsed = time.perf_counter() - t0
 
