@@ -231,3 +231,24 @@ def test_camera_compensation_follows_a_pan() -> None:
     t = Tracks.concat([piece_a, piece_b, *parts[1:]])
     assert _pairs(t) == set()
     assert _pairs(t, config=MergeConfig(compensate_camera=True)) == {(1, 2)}
+
+
+def test_real_mot17_ground_truth(shared_data) -> None:
+    """Human annotations of real crowds: injected splits re-linked, clean files left alone.
+
+    Bounds sit a little below what scripts/eval_merge_motgt.py measures (MOT17-04: 95 %,
+    0 clean merges; MOT17-09: 90 %, 3 clean merges) so that the test fails on regressions,
+    not on noise.
+    """
+    from cvat_extension.io.formats import read_tracks
+    from cvat_extension.synthetic.inject import inject_errors
+
+    for name, min_rate, max_clean in (("MOT17-04", 0.9, 0), ("MOT17-09", 0.8, 3)):
+        t = read_tracks(shared_data / "motgt" / name / "gt.txt").tracks
+        gt = t[(t.label == t.labels.index("pedestrian")) & (t.score > 0)]
+        assert len(propose_merges(gt)) <= max_clean
+        bad, truth = inject_errors(gt, kinds=["split"], count_per_kind=20, seed=0)
+        want = _true_links(gt, bad)
+        got = _pairs(bad)
+        assert len(want & got) / len(want) >= min_rate
+        assert len(got - want) <= max_clean + 2
