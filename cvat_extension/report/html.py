@@ -208,8 +208,11 @@ def write_report(
         "<!doctype html><html><head><meta charset='utf-8'>",
         f"<title>{escape(title)}</title><style>{_CSS}</style></head><body>",
         f"<h1>{escape(title)}</h1>",
-        f'<div class="sub">{escape(info.name or "sequence")} · {info.width}×{info.height} · '
-        f"frames numbered from {base}</div>",
+        f'<div class="sub">{escape(info.name or "sequence")} · '
+        + (f"{info.width}×{info.height} · " if info.width and info.height else "")
+        + f"frames numbered from {base}"
+        + ("" if frames is not None else " · no images given: boxes drawn on a blank canvas")
+        + "</div>",
         '<div class="stats">',
         *[f'<div class="stat"><b>{escape(str(v))}</b><span>{escape(str(k))}</span></div>'
           for k, v in stats],
