@@ -233,7 +233,7 @@ def _velocity(frames: np.ndarray, centers: np.ndarray) -> np.ndarray:
     den = float(np.dot(t, t))
     if den <= 0:
         return np.zeros(2)
-    return (t[:, None] * (centers - centers.mean(axis=0))).sum(axis=0) / den
+    return np.asarray((t[:, None] * (centers - centers.mean(axis=0))).sum(axis=0) / den, dtype=np.float64)
 
 
 def _camera_path(vis: Tracks, min_tracks: int) -> np.ndarray:

@@ -211,7 +211,7 @@ def test_clean_synthetic_scene_gets_no_merges_with_frames() -> None:
 
     for seed in range(8):
         gt, info = make_scene(SceneConfig(seed=seed, num_objects=20, entry_exit_fraction=0.8))
-        assert propose_merges(gt, frames=lambda f: render_frame(gt, info, f)) == []
+        assert propose_merges(gt, frames=lambda f, gt=gt, info=info: render_frame(gt, info, f)) == []
 
 
 def test_camera_compensation_follows_a_pan() -> None:
