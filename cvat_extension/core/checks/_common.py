@@ -47,20 +47,45 @@ class Prepared:
     cam_shift: np.ndarray  # per frame: (m, 2) translation from the previous frame
 
 
-def group_median(keys: np.ndarray, values: np.ndarray, nkeys: int) -> tuple[np.ndarray, np.ndarray]:
-    """Median of ``values`` per integer key 0..nkeys-1 and the count per key (NaN if none)."""
+def group_slots(keys: np.ndarray, tid: np.ndarray, nkeys: int) -> tuple[np.ndarray, np.ndarray]:
+    """Slot of each value within its key group (0..count-1) and the count per key.
+
+    Values come sorted by (track, key) with one value per track and key, so a loop over
+    tracks (array operations inside) numbers them without sorting millions of keys.
+    """
     counts = np.bincount(keys, minlength=nkeys)
+    slot = np.zeros(len(keys), dtype=np.int64)
+    if len(keys) == 0:
+        return slot, counts
+    cuts = np.flatnonzero(np.diff(tid)) + 1
+    bounds = np.concatenate([[0], cuts, [len(keys)]])
+    if len(bounds) - 1 > 5000:  # many short tracks: one stable sort is cheaper
+        order = np.argsort(keys, kind="stable")
+        first = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        slot[order] = np.arange(len(keys)) - first[keys[order]]
+        return slot, counts
+    running = np.zeros(nkeys, dtype=np.int64)
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        k = keys[a:b]
+        slot[a:b] = running[k]
+        running[k] += 1
+    return slot, counts
+
+
+def group_median(keys: np.ndarray, slot: np.ndarray, counts: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Median of ``values`` per key (NaN where a key has none), via a (keys, slots) matrix."""
+    nkeys = len(counts)
     med = np.full(nkeys, np.nan)
     if len(values) == 0:
-        return med, counts
-    order = np.lexsort((values, keys))
-    v = values[order]
-    first = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    has = counts > 0
-    lo = first[has] + (counts[has] - 1) // 2
-    hi = first[has] + counts[has] // 2
-    med[has] = (v[lo] + v[hi]) / 2.0
-    return med, counts
+        return med
+    width = int(counts.max())
+    mat = np.full((nkeys, width), np.inf, dtype=np.float32)
+    mat[keys, slot] = values
+    mat.sort(axis=1)
+    has = np.flatnonzero(counts > 0)
+    c = counts[has]
+    med[has] = (mat[has, (c - 1) // 2].astype(np.float64) + mat[has, c // 2]) / 2.0
+    return med
 
 
 @lru_cache(maxsize=1)
@@ -94,18 +119,19 @@ def prepare(tracks: Tracks) -> Prepared:
     cur = np.flatnonzero(prev_ok)
     key = frame[cur] - f0
     ratio = np.log(h[cur] / h[cur - 1])
-    log_s, cnt = group_median(key, ratio, m)
+    slot, cnt = group_slots(key, tid[cur], m)
+    log_s = group_median(key, slot, cnt, ratio)
     ok = cnt >= _MIN_TRACKS_FOR_CAMERA
     s = np.where(ok, np.exp(np.clip(np.nan_to_num(log_s), -0.2, 0.2)), 1.0)
-    tx, _ = group_median(key, cx[cur] - s[key] * cx[cur - 1], m)
-    ty, _ = group_median(key, cy[cur] - s[key] * cy[cur - 1], m)
-    tx = np.where(ok, np.nan_to_num(tx), 0.0)
-    ty = np.where(ok, np.nan_to_num(ty), 0.0)
+    dx = cx[cur] - s[key] * cx[cur - 1]
+    dy = cy[cur] - s[key] * cy[cur - 1]
+    tx = np.where(ok, np.nan_to_num(group_median(key, slot, cnt, dx)), 0.0)
+    ty = np.where(ok, np.nan_to_num(group_median(key, slot, cnt, dy)), 0.0)
     # Keep the shift only where it stands out of the tracks' spread (its standard error):
     # on a static camera the median of a few walkers is noise that would only add jitter.
-    dev = np.hypot(cx[cur] - s[key] * cx[cur - 1] - tx[key], cy[cur] - s[key] * cy[cur - 1] - ty[key])
-    mad, _ = group_median(key, dev, m)
-    stderr = 1.5 * np.nan_to_num(mad) / np.sqrt(np.maximum(cnt, 1))
+    dev = np.hypot(dx - tx[key], dy - ty[key])
+    spread = np.bincount(key, weights=dev, minlength=m) / np.maximum(cnt, 1)
+    stderr = 1.5 * spread / np.sqrt(np.maximum(cnt, 1))
     moving = np.hypot(tx, ty) > 2.0 * stderr
     shift = np.stack([np.where(moving, tx, 0.0), np.where(moving, ty, 0.0)], axis=1)
     s = np.where(moving | (np.abs(np.log(s)) > 0.01), s, 1.0)
@@ -140,31 +166,41 @@ class WindowMotion:
     turn: np.ndarray  # |vel_before - vel_after| * half / size
 
 
-def window_motion(p: Prepared, half: int, weight: np.ndarray | None = None) -> WindowMotion:
+def window_motion(p: Prepared, half: int, weight: np.ndarray | None = None,
+                  rows: np.ndarray | None = None) -> WindowMotion:
     """Constant-velocity fits on ``half``-row windows each side of every boundary.
 
     Velocities come from the means of two half-windows (B2, B1 before; A1, A2 after), so
     they need only prefix sums; rows with ``weight`` 0 (e.g. single outlier boxes) are left
-    out of every mean.
+    out of every mean. With ``rows``, fits are computed only there (the prefix sums stay
+    O(n)); other rows get ``valid`` False and zeros.
     """
     n = len(p.frame)
     wgt = np.ones(n) if weight is None else weight.astype(np.float64)
     t = (p.frame - p.frame[p.start]).astype(np.float64) if n else np.zeros(0)
-    cols = np.stack([wgt, wgt * t, wgt * p.cx, wgt * p.cy, wgt * p.size], axis=1)
-    P = np.zeros((n + 1, 5))
-    np.cumsum(cols, axis=0, out=P[1:])
-    i = np.arange(n)
+    # One prefix-sum array per quantity: gathers of 1-D arrays are the cheapest access.
+    pref = []
+    for v in (wgt, wgt * t, wgt * p.cx, wgt * p.cy, wgt * p.size):
+        c = np.empty(n + 1)
+        c[0] = 0.0
+        np.cumsum(v, out=c[1:])
+        pref.append(c)
+    n_all = n
+    i = np.arange(n) if rows is None else np.asarray(rows, dtype=np.int64)
+    n = len(i)
+    start, end = p.start[i], p.end[i]
 
     def mean(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        s = P[b] - P[a]
-        cnt = s[:, 0]
-        m = np.divide(s[:, 1:], cnt[:, None], out=np.full((n, 4), np.nan), where=cnt[:, None] > 0)
+        cnt = pref[0][b] - pref[0][a]
+        inv = 1.0 / np.maximum(cnt, 1e-12)
+        m = np.stack([(pref[k][b] - pref[k][a]) * inv for k in range(1, 5)], axis=1)
+        m[cnt <= 0] = np.nan
         return cnt, m
 
-    b2a = np.maximum(p.start, i - 2 * half)
-    b1a = np.maximum(p.start, i - half)
-    a1b = np.minimum(p.end, i + half)
-    a2b = np.minimum(p.end, i + 2 * half)
+    b2a = np.maximum(start, i - 2 * half)
+    b1a = np.maximum(start, i - half)
+    a1b = np.minimum(end, i + half)
+    a2b = np.minimum(end, i + 2 * half)
     nb2, mb2 = mean(b2a, b1a)
     nb1, mb1 = mean(b1a, i)
     na1, ma1 = mean(i, a1b)
@@ -181,50 +217,69 @@ def window_motion(p: Prepared, half: int, weight: np.ndarray | None = None) -> W
     va = np.where(np.isnan(va), vb, va)
     vb = np.nan_to_num(vb)
     va = np.nan_to_num(va)
-    prev_frame = np.empty(n)
-    if n:
-        prev_frame[0] = p.frame[0]
-        prev_frame[1:] = p.frame[:-1]
-    tau = (prev_frame + p.frame) / 2.0 - (p.frame[p.start] if n else 0)
+    tau = (p.frame[np.maximum(i - 1, 0)] + p.frame[i]) / 2.0 - p.frame[start]
     pb = mb1[:, 1:3] + vb * (tau - mb1[:, 0])[:, None]
     pa = ma1[:, 1:3] + va * (tau - ma1[:, 0])[:, None]
     size = np.sqrt(np.abs(mb1[:, 3] * ma1[:, 3]))
-    valid = (i > p.start) & (nb1 > 0) & (na1 > 0) & np.isfinite(size) & (size > 0)
+    valid = (i > start) & (nb1 > 0) & (na1 > 0) & np.isfinite(size) & (size > 0)
     size = np.where(valid, size, 1.0)
     pb = np.where(valid[:, None], pb, 0.0)
     pa = np.where(valid[:, None], pa, 0.0)
     jump = np.where(valid, np.hypot(*(pb - pa).T) / size, 0.0)
     turn = np.where(valid, np.hypot(*(vb - va).T) * half / size, 0.0)
-    return WindowMotion(valid, pb, pa, vb, va, size, jump, turn)
+    if rows is None:
+        return WindowMotion(valid, pb, pa, vb, va, size, jump, turn)
+
+    def full(x: np.ndarray, fill: float = 0.0) -> np.ndarray:
+        out = np.full((n_all, *x.shape[1:]), fill, dtype=x.dtype)
+        out[i] = x
+        return out
+
+    return WindowMotion(full(valid), full(pb), full(pa), full(vb), full(va), full(size, 1.0),
+                        full(jump), full(turn))
 
 
 def best_match_same_frame(
     a_frame: np.ndarray, a_xyxy: np.ndarray, b_frame: np.ndarray, b_xyxy: np.ndarray,
-    *, max_pairs: int = 20_000_000,
+    *, min_iou: float = 0.0, max_pairs: int = 2_000_000,
 ) -> tuple[np.ndarray, np.ndarray]:
     """For each box of ``a``, the best IoU with a box of ``b`` in the same frame, and its index.
 
-    Only pairs that can overlap in x are built: ``b`` is sorted by (frame, x1) and each ``a``
-    box takes the range ``x1 in (a.x1 - widest b, a.x2)``; work is chunked under
-    ``max_pairs`` pairs. Index is -1 where no box of ``b`` overlaps.
+    Only pairs that can reach ``min_iou`` are built. IoU >= t needs ``w_b <= w_a / t``
+    (IoU <= w_a / w_b), so the centres are at most ``w_a (1 + 1/t) / 2`` apart in x: ``b``
+    is sorted by (frame, centre x) and each ``a`` box takes that range. With ``min_iou`` 0
+    the range is bounded by the widest ``b`` box instead. Results at or above ``min_iou``
+    are exact; below it they are lower bounds. Work is chunked under ``max_pairs`` pairs.
+    Index is -1 where no box of ``b`` overlaps.
     """
     na = len(a_frame)
     best = np.zeros(na)
     arg = np.full(na, -1, dtype=np.int64)
     if na == 0 or len(b_frame) == 0:
         return best, arg
-    xmin = min(a_xyxy[:, 0].min(), b_xyxy[:, 0].min())
-    bw = b_xyxy[:, 2] - b_xyxy[:, 0]
-    wmax = float(max(bw.max(), 0.0))
-    span = float(max(a_xyxy[:, 2].max(), b_xyxy[:, 2].max()) - xmin) + 2 * wmax + 2
-    bkey = b_frame.astype(np.float64) * span + (b_xyxy[:, 0] - xmin)
+    acx = (a_xyxy[:, 0] + a_xyxy[:, 2]) / 2
+    bcx = (b_xyxy[:, 0] + b_xyxy[:, 2]) / 2
+    aw = a_xyxy[:, 2] - a_xyxy[:, 0]
+    if min_iou > 0:
+        reach = aw * (1 + 1 / min_iou) / 2
+    else:
+        reach = (aw + float(max((b_xyxy[:, 2] - b_xyxy[:, 0]).max(), 0.0))) / 2
+    xmin = float(min(acx.min(), bcx.min()))
+    span = float(max(acx.max(), bcx.max()) - xmin) + 2 * float(reach.max()) + 2
+    bkey = b_frame.astype(np.float64) * span + (bcx - xmin)
     border = np.argsort(bkey, kind="stable")
     bkey = bkey[border]
-    base = a_frame.astype(np.float64) * span - xmin
-    lo = np.searchsorted(bkey, base + a_xyxy[:, 0] - wmax, side="left")
-    hi = np.searchsorted(bkey, base + a_xyxy[:, 2], side="left")
+    base = a_frame.astype(np.float64) * span + (acx - xmin)
+    lo = np.searchsorted(bkey, base - reach, side="left")
+    hi = np.searchsorted(bkey, base + reach, side="right")
     counts = np.maximum(hi - lo, 0)
     csum = np.cumsum(counts)
+    # Contiguous columns, and b's columns in key order: gathers then read memory in order.
+    ax1, ay1, ax2, ay2 = (np.ascontiguousarray(a_xyxy[:, k]) for k in range(4))
+    bs = b_xyxy[border]
+    bx1, by1, bx2, by2 = (np.ascontiguousarray(bs[:, k]) for k in range(4))
+    a_area = (ax2 - ax1) * (ay2 - ay1)
+    b_area = (bx2 - bx1) * (by2 - by1)
     start = 0
     while start < na:
         # Chunk so that the expanded pair arrays stay under max_pairs.
@@ -235,33 +290,42 @@ def best_match_same_frame(
         tot = int(c.sum())
         if tot:
             rep = np.repeat(np.arange(start, stop), c)
-            off = np.arange(tot) - np.repeat(np.cumsum(c) - c, c)
-            bi = border[lo[rep] + off]
-            A = a_xyxy[rep]
-            Bx = b_xyxy[bi]
-            iw = np.clip(np.minimum(A[:, 2], Bx[:, 2]) - np.maximum(A[:, 0], Bx[:, 0]), 0, None)
-            ih = np.clip(np.minimum(A[:, 3], Bx[:, 3]) - np.maximum(A[:, 1], Bx[:, 1]), 0, None)
+            bj = np.arange(tot) - np.repeat(np.cumsum(c) - c - lo[start:stop], c)
+            iw = np.minimum(ax2[rep], bx2[bj])
+            iw -= np.maximum(ax1[rep], bx1[bj])
+            ih = np.minimum(ay2[rep], by2[bj])
+            ih -= np.maximum(ay1[rep], by1[bj])
+            np.clip(iw, 0, None, out=iw)
+            np.clip(ih, 0, None, out=ih)
             inter = iw * ih
-            union = ((A[:, 2] - A[:, 0]) * (A[:, 3] - A[:, 1])
-                     + (Bx[:, 2] - Bx[:, 0]) * (Bx[:, 3] - Bx[:, 1]) - inter)
+            union = a_area[rep] + b_area[bj] - inter
             iou = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
-            order = np.lexsort((-iou, rep))
-            first = np.concatenate([[True], rep[order][1:] != rep[order][:-1]])
-            sel = order[first]
-            best[rep[sel]] = iou[sel]
-            arg[rep[sel]] = np.where(iou[sel] > 0, bi[sel], -1)
+            # rep is sorted: per-row maxima by reduceat, then the first index reaching it.
+            heads = np.flatnonzero(np.concatenate([[True], rep[1:] != rep[:-1]]))
+            mx = np.maximum.reduceat(iou, heads)
+            best[rep[heads]] = mx
+            hit = np.flatnonzero(iou == np.repeat(mx, np.diff(np.append(heads, len(rep)))))
+            first = hit[np.concatenate([[True], rep[hit][1:] != rep[hit][:-1]])]
+            arg[rep[first]] = np.where(iou[first] > 0, border[bj[first]], -1)
         start = stop
     return best, arg
 
 
-def runs(flag_idx: np.ndarray, tid: np.ndarray, frame: np.ndarray, max_gap_frames: int) -> list[np.ndarray]:
-    """Split sorted row indices into runs: same track, frames at most ``max_gap_frames`` apart."""
+def runs(flag_idx: np.ndarray, tid: np.ndarray, frame: np.ndarray, max_gap_frames: int,
+         min_len: int = 1) -> list[np.ndarray]:
+    """Split sorted row indices into runs: same track, frames at most ``max_gap_frames`` apart.
+
+    Runs shorter than ``min_len`` rows are dropped before any Python object is made.
+    """
     if len(flag_idx) == 0:
         return []
     f = frame[flag_idx]
     t = tid[flag_idx]
     cut = np.flatnonzero((np.diff(t) != 0) | (np.diff(f) > max_gap_frames)) + 1
-    return np.split(flag_idx, cut)
+    starts = np.concatenate([[0], cut])
+    ends = np.append(cut, len(flag_idx))
+    keep = np.flatnonzero(ends - starts >= min_len)
+    return [flag_idx[starts[k]:ends[k]] for k in keep]
 
 
 def quiet_rows(p: Prepared, min_visibility: float) -> np.ndarray:
@@ -270,17 +334,21 @@ def quiet_rows(p: Prepared, min_visibility: float) -> np.ndarray:
 
 
 def near(mask: np.ndarray, p: Prepared, before: int, after: int) -> np.ndarray:
-    """``mask`` spread to rows within ``before``/``after`` rows of the same track."""
-    n = len(mask)
+    """``mask`` spread to rows within ``before``/``after`` rows of the same track.
+
+    Row i is marked when a masked row lies up to ``after`` rows after it or up to
+    ``before`` rows before it. Works from the masked rows, so sparse masks cost little.
+    """
     out = mask.copy()
-    idx = np.arange(n)
-    for d in range(1, max(before, after) + 1):
-        if d <= after:  # row i is near a masked row i + d
-            j = np.minimum(idx + d, n - 1)
-            out |= mask[j] & (j < p.end) & (idx + d < n)
-        if d <= before:
-            j = np.maximum(idx - d, 0)
-            out |= mask[j] & (j >= p.start) & (idx - d >= 0)
+    m = np.flatnonzero(mask)
+    if len(m) == 0:
+        return out
+    for d in range(1, after + 1):
+        j = m - d
+        out[j[j >= p.start[m]]] = True
+    for d in range(1, before + 1):
+        j = m + d
+        out[j[j < p.end[m]]] = True
     return out
 
 

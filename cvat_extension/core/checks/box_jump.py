@@ -59,23 +59,31 @@ def single_outliers(p: Prepared, config: BoxJumpConfig) -> tuple[np.ndarray, np.
     nxt_ok = np.zeros(n, dtype=bool)
     nxt_ok[:-1] = p.prev_ok[1:]
     cand = np.flatnonzero(p.prev_ok & nxt_ok)
-    c = np.stack([p.cx, p.cy], axis=1)
-    mid = (c[cand - 1] + c[cand + 1]) / 2
-    d = np.hypot(*(c[cand] - mid).T) / p.size[cand]
-    vb = np.where(p.prev_ok[cand - 1][:, None], c[cand - 1] - c[np.maximum(cand - 2, 0)], np.nan)
+    # Cheap screen first (offset from the neighbours' midpoint); the rest only for survivors.
+    mx = (p.cx[cand - 1] + p.cx[cand + 1]) * 0.5 - p.cx[cand]
+    my = (p.cy[cand - 1] + p.cy[cand + 1]) * 0.5 - p.cy[cand]
+    d = np.sqrt(mx * mx + my * my) / p.size[cand]
+    big = d > config.min_offset_ratio
+    cand, d = cand[big], d[big]
+
+    def c(idx: np.ndarray) -> np.ndarray:
+        return np.stack([p.cx[idx], p.cy[idx]], axis=1)
+
+    vb = np.where(p.prev_ok[cand - 1][:, None], c(cand - 1) - c(np.maximum(cand - 2, 0)), np.nan)
     nn_ok = np.zeros(len(cand), dtype=bool)
     inside = cand + 2 < n
     nn_ok[inside] = p.prev_ok[cand[inside] + 2]
-    va = np.where(nn_ok[:, None], c[np.minimum(cand + 2, n - 1)] - c[cand + 1], np.nan)
+    va = np.where(nn_ok[:, None], c(np.minimum(cand + 2, n - 1)) - c(cand + 1), np.nan)
     both = np.stack([vb, va])
     cnt = np.sum(~np.isnan(both), axis=0)
-    v = np.divide(np.nansum(both, axis=0), cnt, out=(c[cand + 1] - c[cand - 1]) / 2, where=cnt > 0)
-    e = np.hypot(*(c[cand + 1] - c[cand - 1] - 2 * v).T) / p.size[cand]
+    span = c(cand + 1) - c(cand - 1)
+    v = np.divide(np.nansum(both, axis=0), cnt, out=span / 2, where=cnt > 0)
+    e = np.hypot(*(span - 2 * v).T) / p.size[cand]
     interp = (p.xyxy[cand - 1] + p.xyxy[cand + 1]) / 2
     iou = iou_xyxy_pairwise(p.xyxy[cand], interp)
-    quiet = quiet_rows(p, config.min_visibility)
+    quiet = p.occluded[cand] | (p.visibility[cand] < config.min_visibility)
     keep = ((d > config.min_offset_ratio) & (e <= config.max_consistency_ratio * d)
-            & (iou < config.max_iou) & ~quiet[cand])
+            & (iou < config.max_iou) & ~quiet)
     return cand[keep], d[keep], iou[keep]
 
 

@@ -108,13 +108,14 @@ def check_ghost(
     supported = None
     if detections is not None and len(detections):
         det = detections[(~detections.outside) & (detections.score >= config.min_det_score)]
-        best, _ = best_match_same_frame(p.frame, p.xyxy, det.frame, det.xyxy)
+        best, _ = best_match_same_frame(p.frame, p.xyxy, det.frame, det.xyxy,
+                                        min_iou=config.min_support_iou)
         supported = (best >= config.min_support_iou)
     cam = np.hypot(*p.cam_shift.T) + np.abs(np.log(p.cam_scale)) * 500.0
 
     out = []
     covered = np.zeros(n, dtype=bool)
-    for rr in runs(np.flatnonzero(is_static), p.tid, p.frame, 1):
+    for rr in runs(np.flatnonzero(is_static), p.tid, p.frame, 1, min_len=L + 1):
         i0, i1 = int(rr[0]), int(rr[-1])
         t, f0, f1 = int(p.tid[i0]), int(p.frame[i0]), int(p.frame[i1])
         score, why = 0.3, "frozen box"
@@ -142,9 +143,7 @@ def check_ghost(
     if supported is not None:
         quiet = quiet_rows(p, config.min_visibility)
         bad = np.flatnonzero(~supported & ~quiet & ~covered)
-        for rr in runs(bad, p.tid, p.frame, 1):
-            if len(rr) <= config.min_unsupported_frames:
-                continue
+        for rr in runs(bad, p.tid, p.frame, 1, min_len=config.min_unsupported_frames + 1):
             i0, i1 = int(rr[0]), int(rr[-1])
             t, f0, f1 = int(p.tid[i0]), int(p.frame[i0]), int(p.frame[i1])
             out.append(Finding(

@@ -122,8 +122,30 @@ def check_id_switch(tracks: Tracks, config: IdSwitchConfig = IdSwitchConfig(), *
     outl, _, _ = single_outliers(p, BoxJumpConfig())
     weight = np.ones(n)
     weight[outl] = 0.0  # a single displaced box is box_jump's business, not a switch
-    wm = window_motion(p, half, weight)
-    quiet = near(quiet_rows(p, config.min_visibility), p, 2, 1)
+    # Screen: a jump or a velocity step shows as a large second difference of the
+    # (compensated) centre at or next to the boundary; fits are computed only there.
+    d2 = np.zeros(n)
+    ok2 = np.zeros(n, dtype=bool)
+    ok2[2:] = p.prev_ok[2:] & p.prev_ok[1:-1]
+    ddx = p.cx[2:] - 2 * p.cx[1:-1] + p.cx[:-2]
+    ddy = p.cy[2:] - 2 * p.cy[1:-1] + p.cy[:-2]
+    d2[2:] = np.where(ok2[2:], np.sqrt(ddx * ddx + ddy * ddy) / p.size[2:], 0.0)
+    # Rows whose own track history is too short for second differences are always fitted.
+    ok2 |= np.arange(n) - p.start < 2
+    thr = 0.5 * min(config.swap_candidate_break / half, config.min_jump_ratio)
+    hot = (d2 >= thr) | ~ok2
+    hot[:-1] |= hot[1:] & (p.tid[:-1] == p.tid[1:])
+    hot[1:] |= hot[:-1] & (p.tid[:-1] == p.tid[1:])
+    hot[outl] = False
+    hot2 = np.zeros(n, dtype=bool)  # outliers' neighbours: fits there skip the outlier
+    for d in (-2, -1, 1, 2):
+        j = np.clip(outl + d, 0, n - 1)
+        hot2[j[p.tid[j] == p.tid[outl]]] = True
+    hot2[p.end[p.start < p.end] - 1] = True  # track ends: handover partners need their fits
+    rows = np.flatnonzero(hot | hot2)
+    wm = window_motion(p, half, weight, rows=rows)
+    quiet = near(quiet_rows(p, config.min_visibility), p, 2, 1) if (
+        p.occluded.any() or (p.visibility < config.min_visibility).any()) else np.zeros(n, dtype=bool)
     brk = wm.jump + wm.turn
     findings: list[Finding] = []
 
@@ -137,6 +159,9 @@ def check_id_switch(tracks: Tracks, config: IdSwitchConfig = IdSwitchConfig(), *
         for d in range(1, 16):  # neighbours in frame order; few candidates share a frame
             a, b = order[:-d], order[d:]
             ok = (np.abs(fr[d:] - fr[:-d]) <= 1) & (p.tid[a] != p.tid[b])
+            # Swaps happen between neighbours: skip pairs more than 3 sizes apart.
+            ok &= (np.hypot(*(wm.pos_after[a] - wm.pos_after[b]).T)
+                   < 3.0 * np.maximum(wm.size[a], wm.size[b]))
             pa_l.append(a[ok])
             pb_l.append(b[ok])
         A = np.concatenate(pa_l)

@@ -70,13 +70,15 @@ def check_missing_object(
     wh = d.xyxy[:, 2:] - d.xyxy[:, :2]
     d = d[(wh >= config.min_box_size_px).all(axis=1)]
     ann = tracks[~tracks.outside]
-    best, _ = best_match_same_frame(d.frame, d.xyxy, ann.frame, ann.xyxy)
+    best, _ = best_match_same_frame(d.frame, d.xyxy, ann.frame, ann.xyxy,
+                                    min_iou=max(config.max_cover_iou, 1e-3))
     u = d[best < config.max_cover_iou]
     m = len(u)
     if m == 0:
         return []
     # Link uncovered detections of frame f to those of frame f - 1.
-    link, arg = best_match_same_frame(u.frame - 1, u.xyxy, u.frame, u.xyxy)
+    link, arg = best_match_same_frame(u.frame - 1, u.xyxy, u.frame, u.xyxy,
+                                      min_iou=max(config.min_link_iou, 1e-3))
     src = np.flatnonzero((link >= config.min_link_iou) & (arg >= 0))
     graph = coo_matrix((np.ones(len(src)), (src, arg[src])), shape=(m, m))
     ncomp, comp = connected_components(graph, directed=False)
