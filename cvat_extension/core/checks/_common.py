@@ -172,8 +172,8 @@ def window_motion(p: Prepared, half: int, weight: np.ndarray | None = None,
 
     Velocities come from the means of two half-windows (B2, B1 before; A1, A2 after), so
     they need only prefix sums; rows with ``weight`` 0 (e.g. single outlier boxes) are left
-    out of every mean. With ``rows``, fits are computed only there (the prefix sums stay
-    O(n)); other rows get ``valid`` False and zeros.
+    out of every mean. With ``rows``, fits are computed only there and the arrays returned
+    are aligned with ``rows`` (the prefix sums stay O(n)).
     """
     n = len(p.frame)
     wgt = np.ones(n) if weight is None else weight.astype(np.float64)
@@ -185,7 +185,6 @@ def window_motion(p: Prepared, half: int, weight: np.ndarray | None = None,
         c[0] = 0.0
         np.cumsum(v, out=c[1:])
         pref.append(c)
-    n_all = n
     i = np.arange(n) if rows is None else np.asarray(rows, dtype=np.int64)
     n = len(i)
     start, end = p.start[i], p.end[i]
@@ -227,16 +226,7 @@ def window_motion(p: Prepared, half: int, weight: np.ndarray | None = None,
     pa = np.where(valid[:, None], pa, 0.0)
     jump = np.where(valid, np.hypot(*(pb - pa).T) / size, 0.0)
     turn = np.where(valid, np.hypot(*(vb - va).T) * half / size, 0.0)
-    if rows is None:
-        return WindowMotion(valid, pb, pa, vb, va, size, jump, turn)
-
-    def full(x: np.ndarray, fill: float = 0.0) -> np.ndarray:
-        out = np.full((n_all, *x.shape[1:]), fill, dtype=x.dtype)
-        out[i] = x
-        return out
-
-    return WindowMotion(full(valid), full(pb), full(pa), full(vb), full(va), full(size, 1.0),
-                        full(jump), full(turn))
+    return WindowMotion(valid, pb, pa, vb, va, size, jump, turn)
 
 
 def best_match_same_frame(
@@ -366,3 +356,31 @@ def check_range(owner: str, name: str, value: float, lo: float, hi: float) -> No
         raise ConfigError(f"{owner}.{name} must be a number, got {value!r}") from None
     if not (lo <= v <= hi):
         raise ConfigError(f"{owner}.{name} must be in {lo}..{hi}, got {value!r}")
+
+
+#: Rows per block when a check walks the rows in blocks of whole tracks. Temporaries of a
+#: block stay small enough to be reused by the allocator instead of being page-faulted in
+#: afresh for every operation, which dominated run time on multi-million-row tasks.
+BLOCK_ROWS = 1 << 17
+
+
+def blocks(p: Prepared, block_rows: int = BLOCK_ROWS) -> list[tuple[int, int]]:
+    """Row ranges ``[r0, r1)`` of about ``block_rows`` rows, cut only between tracks."""
+    n = len(p.frame)
+    if n == 0:
+        return []
+    starts = np.flatnonzero(np.arange(n) == p.start)
+    cuts = np.unique(starts[np.searchsorted(starts, np.arange(0, n, block_rows), side="right") - 1])
+    bounds = np.append(cuts, n)
+    return [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+def block_view(p: Prepared, r0: int, r1: int) -> Prepared:
+    """The rows ``[r0, r1)`` of ``p`` (whole tracks) as a Prepared of views, indices local."""
+    sl = slice(r0, r1)
+    return Prepared(
+        rows=p.rows[sl], frame=p.frame[sl], tid=p.tid[sl], xyxy=p.xyxy[sl], label=p.label[sl],
+        occluded=p.occluded[sl], visibility=p.visibility[sl], start=p.start[sl] - r0,
+        end=p.end[sl] - r0, prev_ok=p.prev_ok[sl], cx=p.cx[sl], cy=p.cy[sl], size=p.size[sl],
+        log_area=p.log_area[sl], frame0=p.frame0, cam_scale=p.cam_scale, cam_shift=p.cam_shift,
+    )

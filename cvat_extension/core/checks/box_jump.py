@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cvat_extension.core.checks._common import Prepared, box_tuple, check_range, prepare, quiet_rows
+from cvat_extension.core.checks._common import Prepared, block_view, blocks, box_tuple, check_range, prepare
 from cvat_extension.core.findings import Finding
 from cvat_extension.core.geometry import iou_xyxy_pairwise
 from cvat_extension.core.tracks import Tracks
@@ -93,7 +93,11 @@ def check_box_jump(tracks: Tracks, config: BoxJumpConfig = BoxJumpConfig(), **_:
     Score grows with the displacement: 0.5 at ``min_offset_ratio``, 0.95 two sizes further.
     """
     p = prepare(tracks)
-    idx, d, iou = single_outliers(p, config)
+    found = [(idx + r0, d, iou) for r0, r1 in blocks(p)
+             for idx, d, iou in [single_outliers(block_view(p, r0, r1), config)]]
+    idx = np.concatenate([f[0] for f in found]) if found else np.zeros(0, np.int64)
+    d = np.concatenate([f[1] for f in found]) if found else np.zeros(0)
+    iou = np.concatenate([f[2] for f in found]) if found else np.zeros(0)
     score = 0.5 + 0.45 * np.clip((d - config.min_offset_ratio) / 2.0, 0, 1)
     out = [
         Finding(

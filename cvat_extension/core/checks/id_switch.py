@@ -25,15 +25,16 @@ import numpy as np
 from cvat_extension.core.checks._common import (
     Prepared,
     WindowMotion,
+    block_view,
+    blocks,
     box_tuple,
     check_range,
-    near,
     prepare,
-    quiet_rows,
     window_motion,
 )
 from cvat_extension.core.checks.box_jump import BoxJumpConfig, single_outliers
 from cvat_extension.core.findings import Finding
+from cvat_extension.core.geometry import iou_xyxy_pairwise
 from cvat_extension.core.tracks import Tracks
 
 __all__ = ["IdSwitchConfig", "check_id_switch"]
@@ -85,80 +86,133 @@ class IdSwitchConfig:
         check_range("IdSwitchConfig", "min_swap_gain", self.min_swap_gain, 0.0, 100.0)
 
 
-def _fit_cost(wm: WindowMotion, b: np.ndarray, a: np.ndarray, half: int) -> np.ndarray:
-    """Disagreement (sizes) between row b's before-fit and row a's after-fit."""
+@dataclass(frozen=True, eq=False)
+class _Fits:
+    """Window fits at the screened boundaries only (compact arrays, ``rows`` global)."""
+
+    rows: np.ndarray
+    valid: np.ndarray
+    pos_before: np.ndarray
+    pos_after: np.ndarray
+    vel_before: np.ndarray
+    vel_after: np.ndarray
+    size: np.ndarray
+    jump: np.ndarray
+    turn: np.ndarray
+    outlier: np.ndarray  # the row itself is a single displaced box (box_jump's business)
+
+
+def _screened_fits(p: Prepared, config: IdSwitchConfig) -> _Fits:
+    """Screen every row cheaply, then fit windows where the screen fires; block by block.
+
+    Screen: a jump or a velocity step shows as a large second difference of the
+    (compensated) centre at or next to the boundary. Rows near a single displaced box are
+    fitted with that box left out; track ends are always fitted (handover partners).
+    """
+    half = config.window_frames
+    thr = 0.5 * min(config.swap_candidate_break / half, config.min_jump_ratio)
+    parts: list[tuple[np.ndarray, WindowMotion, np.ndarray]] = []
+    for r0, r1 in blocks(p):
+        b = block_view(p, r0, r1)
+        n = r1 - r0
+        outl, _, _ = single_outliers(b, BoxJumpConfig())
+        weight = np.ones(n)
+        weight[outl] = 0.0
+        ok2 = np.zeros(n, dtype=bool)
+        ok2[2:] = b.prev_ok[2:] & b.prev_ok[1:-1]
+        ddx = b.cx[2:] - 2 * b.cx[1:-1] + b.cx[:-2]
+        ddy = b.cy[2:] - 2 * b.cy[1:-1] + b.cy[:-2]
+        hot = np.zeros(n, dtype=bool)
+        hot[2:] = ok2[2:] & (np.sqrt(ddx * ddx + ddy * ddy) >= thr * b.size[2:])
+        hot |= np.arange(n) - b.start < 2  # too little history for second differences
+        same = b.tid[:-1] == b.tid[1:]
+        hot[:-1] |= hot[1:] & same
+        hot[1:] |= hot[:-1] & same
+        for d in (-2, -1, 1, 2):
+            j = np.clip(outl + d, 0, n - 1)
+            hot[j[b.tid[j] == b.tid[outl]]] = True
+        hot[b.end[b.start < b.end] - 1] = True
+        rows = np.flatnonzero(hot)
+        is_out = np.zeros(n, dtype=bool)
+        is_out[outl] = True
+        parts.append((rows + r0, window_motion(b, half, weight, rows=rows), is_out[rows]))
+    if not parts:
+        z = np.zeros(0)
+        z2 = np.zeros((0, 2))
+        return _Fits(np.zeros(0, np.int64), np.zeros(0, bool), z2, z2, z2, z2, z, z, z, np.zeros(0, bool))
+
+    def cat(name: str) -> np.ndarray:
+        return np.concatenate([getattr(w, name) for _, w, _ in parts])
+
+    return _Fits(
+        rows=np.concatenate([r for r, _, _ in parts]), valid=cat("valid"),
+        pos_before=cat("pos_before"), pos_after=cat("pos_after"), vel_before=cat("vel_before"),
+        vel_after=cat("vel_after"), size=cat("size"), jump=cat("jump"), turn=cat("turn"),
+        outlier=np.concatenate([o for _, _, o in parts]),
+    )
+
+
+def _fit_cost(wm: _Fits, b: np.ndarray, a: np.ndarray, half: int) -> np.ndarray:
+    """Disagreement (sizes) between fit b's before-part and fit a's after-part."""
     size = np.sqrt(wm.size[b] * wm.size[a])
     dp = np.hypot(*(wm.pos_before[b] - wm.pos_after[a]).T)
     dv = np.hypot(*(wm.vel_before[b] - wm.vel_after[a]).T) * half
     return (dp + dv) / size
 
 
-def _pred_iou(p: Prepared, wm: WindowMotion, i: np.ndarray) -> np.ndarray:
-    """IoU of the box predicted from before (size of row i-1) with the actual box at i."""
-    s = p.size[i - 1]
-    aspect = (p.xyxy[i - 1, 2] - p.xyxy[i - 1, 0]) / np.maximum(p.xyxy[i - 1, 3] - p.xyxy[i - 1, 1], 1e-6)
-    hw = np.stack([s * np.sqrt(aspect), s / np.sqrt(aspect)], axis=1) / 2
-    pred = np.concatenate([wm.pos_before[i] - hw, wm.pos_before[i] + hw], axis=1)
-    sa = p.size[i]
-    aa = (p.xyxy[i, 2] - p.xyxy[i, 0]) / np.maximum(p.xyxy[i, 3] - p.xyxy[i, 1], 1e-6)
-    hwa = np.stack([sa * np.sqrt(aa), sa / np.sqrt(aa)], axis=1) / 2
-    act = np.concatenate([wm.pos_after[i] - hwa, wm.pos_after[i] + hwa], axis=1)
-    from cvat_extension.core.geometry import iou_xyxy_pairwise
+def _pred_iou(p: Prepared, wm: _Fits, q: np.ndarray) -> np.ndarray:
+    """IoU of the box predicted from before (shape of row i-1) with the fitted box at i."""
+    i = wm.rows[q]
 
-    return iou_xyxy_pairwise(pred, act)
+    def box(centre: np.ndarray, r: np.ndarray) -> np.ndarray:
+        s = p.size[r]
+        asp = (p.xyxy[r, 2] - p.xyxy[r, 0]) / np.maximum(p.xyxy[r, 3] - p.xyxy[r, 1], 1e-6)
+        hw = np.stack([s * np.sqrt(asp), s / np.sqrt(asp)], axis=1) / 2
+        return np.concatenate([centre - hw, centre + hw], axis=1)
+
+    return iou_xyxy_pairwise(box(wm.pos_before[q], i - 1), box(wm.pos_after[q], i))
+
+
+def _quiet_near(p: Prepared, rows: np.ndarray, min_visibility: float) -> np.ndarray:
+    """Rows with an occluded/low-visibility box among rows i-2..i+1 of the same track."""
+    out = np.zeros(len(rows), dtype=bool)
+    for d in (-2, -1, 0, 1):
+        j = rows + d
+        inside = (j >= p.start[rows]) & (j < p.end[rows])
+        jj = np.where(inside, j, rows)
+        out |= inside & (p.occluded[jj] | (p.visibility[jj] < min_visibility))
+    return out
 
 
 def check_id_switch(tracks: Tracks, config: IdSwitchConfig = IdSwitchConfig(), **_: object) -> list[Finding]:
     """Find identity jumps and swaps; swaps name both tracks and the frame.
 
-    Scores: a swap 0.6..0.98 by how much better the crossed fit is; a jump 0.45..0.95 by its
-    size, halved near occlusion.
+    Scores: a swap 0.6..0.98 by how much better the crossed fit is; a handover 0.55..0.95;
+    a jump 0.45..0.95 by its size, halved near occlusion.
     """
     p = prepare(tracks)
-    n = len(p.frame)
-    if n < 3:
+    if len(p.frame) < 3:
         return []
     half = config.window_frames
-    outl, _, _ = single_outliers(p, BoxJumpConfig())
-    weight = np.ones(n)
-    weight[outl] = 0.0  # a single displaced box is box_jump's business, not a switch
-    # Screen: a jump or a velocity step shows as a large second difference of the
-    # (compensated) centre at or next to the boundary; fits are computed only there.
-    d2 = np.zeros(n)
-    ok2 = np.zeros(n, dtype=bool)
-    ok2[2:] = p.prev_ok[2:] & p.prev_ok[1:-1]
-    ddx = p.cx[2:] - 2 * p.cx[1:-1] + p.cx[:-2]
-    ddy = p.cy[2:] - 2 * p.cy[1:-1] + p.cy[:-2]
-    d2[2:] = np.where(ok2[2:], np.sqrt(ddx * ddx + ddy * ddy) / p.size[2:], 0.0)
-    # Rows whose own track history is too short for second differences are always fitted.
-    ok2 |= np.arange(n) - p.start < 2
-    thr = 0.5 * min(config.swap_candidate_break / half, config.min_jump_ratio)
-    hot = (d2 >= thr) | ~ok2
-    hot[:-1] |= hot[1:] & (p.tid[:-1] == p.tid[1:])
-    hot[1:] |= hot[:-1] & (p.tid[:-1] == p.tid[1:])
-    hot[outl] = False
-    hot2 = np.zeros(n, dtype=bool)  # outliers' neighbours: fits there skip the outlier
-    for d in (-2, -1, 1, 2):
-        j = np.clip(outl + d, 0, n - 1)
-        hot2[j[p.tid[j] == p.tid[outl]]] = True
-    hot2[p.end[p.start < p.end] - 1] = True  # track ends: handover partners need their fits
-    rows = np.flatnonzero(hot | hot2)
-    wm = window_motion(p, half, weight, rows=rows)
-    quiet = near(quiet_rows(p, config.min_visibility), p, 2, 1) if (
-        p.occluded.any() or (p.visibility < config.min_visibility).any()) else np.zeros(n, dtype=bool)
+    wm = _screened_fits(p, config)
+    g = wm.rows  # compact position q -> global row
+    m = len(g)
+    quiet = _quiet_near(p, g, config.min_visibility)
     brk = wm.jump + wm.turn
     findings: list[Finding] = []
+    used = np.zeros(m, dtype=bool)
+    swaps: list[tuple[int, int]] = []  # (track, frame) of reported swap boundaries
 
     # ---- swaps: pair candidate boundaries of different tracks within one frame.
-    cand = np.flatnonzero(wm.valid & (brk >= config.swap_candidate_break) & (weight > 0))
-    used = np.zeros(n, dtype=bool)
+    cand = np.flatnonzero(wm.valid & (brk >= config.swap_candidate_break) & ~wm.outlier)
     if len(cand) > 1:
-        order = cand[np.argsort(p.frame[cand], kind="stable")]
-        fr = p.frame[order]
+        order = cand[np.argsort(p.frame[g[cand]], kind="stable")]
+        fr = p.frame[g[order]]
+        tid = p.tid[g[order]]
         pa_l, pb_l = [], []
         for d in range(1, 16):  # neighbours in frame order; few candidates share a frame
             a, b = order[:-d], order[d:]
-            ok = (np.abs(fr[d:] - fr[:-d]) <= 1) & (p.tid[a] != p.tid[b])
+            ok = (np.abs(fr[d:] - fr[:-d]) <= 1) & (tid[d:] != tid[:-d])
             # Swaps happen between neighbours: skip pairs more than 3 sizes apart.
             ok &= (np.hypot(*(wm.pos_after[a] - wm.pos_after[b]).T)
                    < 3.0 * np.maximum(wm.size[a], wm.size[b]))
@@ -177,44 +231,52 @@ def check_id_switch(tracks: Tracks, config: IdSwitchConfig = IdSwitchConfig(), *
                 a, b = int(A[j]), int(B[j])
                 if used[a] or used[b]:
                     continue
-                k = int(min(p.frame[a], p.frame[b]))
-                ta, tb = sorted((int(p.tid[a]), int(p.tid[b])))
+                k = int(min(p.frame[g[a]], p.frame[g[b]]))
+                ta, tb = sorted((int(p.tid[g[a]]), int(p.tid[g[b]])))
                 # Neighbouring boundaries of the same swap share windows: keep the best one.
                 if any(abs(k - k2) <= 2 * half for k2 in chosen.get((ta, tb), [])):
                     continue
                 chosen.setdefault((ta, tb), []).append(k)
                 used[a] = used[b] = True
+                swaps += [(ta, k), (tb, k)]
                 score = float(np.clip(0.6 + 0.38 * (1 - cross[j] / keep[j]) * min(1.0, gain[j]), 0, 0.98))
                 findings.append(Finding(
                     kind="id_switch", track_ids=(ta, tb), frames=(k, k),
-                    box=box_tuple(p.xyxy[a]), score=score,
+                    box=box_tuple(p.xyxy[g[a]]), score=score,
                     message=(f"tracks {ta} and {tb} at frame {k}: identities look swapped "
                              f"(motion fits {keep[j]:.2f} kept vs {cross[j]:.2f} crossed)"),
                     metrics={"cost_kept": float(keep[j]), "cost_crossed": float(cross[j]),
                              "variant_swap": 1.0},
                 ))
-
-    used = near(used, p, half, half)  # a swap's neighbouring boundaries are explained
+    if swaps:
+        # A swap's neighbouring boundaries (same track, within the window) are explained.
+        key = np.array([t for t, _ in swaps], np.float64) * 1e7 + np.array([k for _, k in swaps])
+        key.sort()
+        mine = p.tid[g].astype(np.float64) * 1e7 + p.frame[g]
+        lo = np.searchsorted(key, mine - half, side="left")
+        hi = np.searchsorted(key, mine + half, side="right")
+        used |= hi > lo
 
     # ---- handovers: a track continues on the object of a track that ends just before.
     free = cand[~used[cand]]
-    last = np.flatnonzero((np.arange(n) == p.end - 1) & (np.arange(n) - p.start >= 2))
+    last = np.flatnonzero((g == p.end[g] - 1) & (g - p.start[g] >= 2))
     if len(free) and len(last):
-        lo_o = np.argsort(p.frame[last], kind="stable")
-        last = last[lo_o]
-        lf = p.frame[last]
-        lo = np.searchsorted(lf, p.frame[free] - 2, side="left")
-        hi = np.searchsorted(lf, p.frame[free] - 1, side="right")
+        last = last[np.argsort(p.frame[g[last]], kind="stable")]
+        lf = p.frame[g[last]]
+        ff = p.frame[g[free]]
+        lo = np.searchsorted(lf, ff - 2, side="left")
+        hi = np.searchsorted(lf, ff - 1, side="right")
         cnt = hi - lo
         A = np.repeat(free, cnt)
         off = np.arange(int(cnt.sum())) - np.repeat(np.cumsum(cnt) - cnt, cnt)
         E = last[np.repeat(lo, cnt) + off]
-        ok = p.tid[A] != p.tid[E]
+        ok = p.tid[g[A]] != p.tid[g[E]]
         A, E = A[ok], E[ok]
         if len(A):
             # Carry E's fit forward to A's boundary time (absolute frames).
-            tb_a = (p.frame[A - 1] + p.frame[A]) / 2.0
-            tb_e = (p.frame[E - 1] + p.frame[E]) / 2.0
+            ga, ge = g[A], g[E]
+            tb_a = (p.frame[ga - 1] + p.frame[ga]) / 2.0
+            tb_e = (p.frame[ge - 1] + p.frame[ge]) / 2.0
             pos_e = wm.pos_before[E] + wm.vel_before[E] * (tb_a - tb_e)[:, None]
             size = np.sqrt(wm.size[E] * wm.size[A])
             cross = (np.hypot(*(pos_e - wm.pos_after[A]).T)
@@ -227,14 +289,14 @@ def check_id_switch(tracks: Tracks, config: IdSwitchConfig = IdSwitchConfig(), *
                 if used[a]:
                     continue
                 used[a] = True
-                k, ta, te = int(p.frame[a]), int(p.tid[a]), int(p.tid[e])
+                k, ta, te = int(p.frame[g[a]]), int(p.tid[g[a]]), int(p.tid[g[e]])
                 gain = keep[j] - cross[j]
                 score = float(np.clip(0.55 + 0.4 * (1 - cross[j] / keep[j]) * min(1.0, gain), 0, 0.95))
                 findings.append(Finding(
                     kind="id_switch", track_ids=tuple(sorted((ta, te))), frames=(k, k),
-                    box=box_tuple(p.xyxy[a]), score=score,
+                    box=box_tuple(p.xyxy[g[a]]), score=score,
                     message=(f"track {ta} at frame {k}: continues on the object of track {te}, "
-                             f"which ends at frame {int(p.frame[e])}"),
+                             f"which ends at frame {int(p.frame[g[e]])}"),
                     metrics={"cost_kept": float(keep[j]), "cost_crossed": float(cross[j]),
                              "variant_swap": 0.0},
                 ))
@@ -242,24 +304,24 @@ def check_id_switch(tracks: Tracks, config: IdSwitchConfig = IdSwitchConfig(), *
     # ---- jumps on single tracks.
     thr = np.where(quiet, config.occluded_jump_ratio, config.min_jump_ratio)
     jc = np.flatnonzero(wm.valid & (wm.jump >= thr) & (wm.jump * wm.size >= config.min_jump_px)
-                        & ~used & (weight > 0))
+                        & ~used & ~wm.outlier)
     if len(jc):
         iou = _pred_iou(p, wm, jc)
         keep_j = iou < config.min_iou
         jc, iou = jc[keep_j], iou[keep_j]
-        # A jump spreads over neighbouring boundaries; keep each track's local maximum.
+        # A jump spreads over neighbouring boundaries; keep each cluster's largest.
         if len(jc):
-            grp = np.concatenate([[True], (np.diff(jc) > half) | (np.diff(p.tid[jc]) != 0)])
+            gj = g[jc]
+            grp = np.concatenate([[True], (np.diff(gj) > half) | (np.diff(p.tid[gj]) != 0)])
             gid = np.cumsum(grp) - 1
             o = np.lexsort((-wm.jump[jc], gid))
             firsts = o[np.concatenate([[True], gid[o][1:] != gid[o][:-1]])]
-            jc, iou = jc[firsts], iou[firsts]
-            for i, io in zip(jc, iou):
-                i = int(i)
+            for q, io in zip(jc[firsts], iou[firsts]):
+                i = int(g[q])
                 t, k = int(p.tid[i]), int(p.frame[i])
-                jr = float(wm.jump[i])
+                jr = float(wm.jump[q])
                 score = 0.45 + 0.5 * float(np.clip((jr - config.min_jump_ratio) / 1.5, 0, 1))
-                if quiet[i]:
+                if quiet[q]:
                     score *= 0.5
                 findings.append(Finding(
                     kind="id_switch", track_ids=(t,), frames=(k, k), box=box_tuple(p.xyxy[i]),
