@@ -73,8 +73,19 @@ def issue_message(item: ReviewItem, piece_ids: Sequence[int], fp: str) -> str:
     tracks = ", ".join(str(p) for p in piece_ids) or "?"
     span = (f"frame {item.frames[0]}" if item.frames[0] == item.frames[1]
             else f"frames {item.frames[0]}-{item.frames[1]}")
+    # The reviewer reads the check's own words (what is wrong and by how much), strongest
+    # first; the header already names checks, tracks and frames.
+    top = sorted(item.findings, key=lambda f: -f.score)[:_DETAILS_PER_ISSUE]
+    details = "; ".join(f.message for f in top) or item.message
+    more = len(item.findings) - len(top)
+    if more > 0:
+        details += f"; and {more} more finding{'s' if more > 1 else ''}"
     return (f"{kinds}: track{'s' if len(piece_ids) > 1 else ''} {tracks}, {span} "
-            f"(score {item.score:.2f}). {item.message} [cvat-track {fp}]")
+            f"(score {item.score:.2f}). {details} [cvat-track {fp}]")
+
+
+#: Finding messages quoted in one issue; the rest are counted, so issues stay readable.
+_DETAILS_PER_ISSUE = 3
 
 
 @dataclass
