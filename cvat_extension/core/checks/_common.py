@@ -231,7 +231,7 @@ def window_motion(p: Prepared, half: int, weight: np.ndarray | None = None,
 
 def best_match_same_frame(
     a_frame: np.ndarray, a_xyxy: np.ndarray, b_frame: np.ndarray, b_xyxy: np.ndarray,
-    *, min_iou: float = 0.0, max_pairs: int = 2_000_000,
+    *, min_iou: float = 0.0, max_pairs: int = 1 << 17,
 ) -> tuple[np.ndarray, np.ndarray]:
     """For each box of ``a``, the best IoU with a box of ``b`` in the same frame, and its index.
 
@@ -264,15 +264,9 @@ def best_match_same_frame(
     hi = np.searchsorted(bkey, base + reach, side="right")
     counts = np.maximum(hi - lo, 0)
     csum = np.cumsum(counts)
-    # Contiguous columns, and b's columns in key order: gathers then read memory in order.
-    ax1, ay1, ax2, ay2 = (np.ascontiguousarray(a_xyxy[:, k]) for k in range(4))
-    bs = b_xyxy[border]
-    bx1, by1, bx2, by2 = (np.ascontiguousarray(bs[:, k]) for k in range(4))
-    a_area = (ax2 - ax1) * (ay2 - ay1)
-    b_area = (bx2 - bx1) * (by2 - by1)
     start = 0
     while start < na:
-        # Chunk so that the expanded pair arrays stay under max_pairs.
+        # Chunk so that the expanded pair arrays stay small (reused, never page-faulted anew).
         before = csum[start - 1] if start else 0
         stop = int(np.searchsorted(csum, before + max_pairs, side="right"))
         stop = max(stop, start + 1)
@@ -280,15 +274,18 @@ def best_match_same_frame(
         tot = int(c.sum())
         if tot:
             rep = np.repeat(np.arange(start, stop), c)
-            bj = np.arange(tot) - np.repeat(np.cumsum(c) - c - lo[start:stop], c)
-            iw = np.minimum(ax2[rep], bx2[bj])
-            iw -= np.maximum(ax1[rep], bx1[bj])
-            ih = np.minimum(ay2[rep], by2[bj])
-            ih -= np.maximum(ay1[rep], by1[bj])
+            bj = border[np.arange(tot) - np.repeat(np.cumsum(c) - c - lo[start:stop], c)]
+            A = a_xyxy[rep]
+            Bx = b_xyxy[bj]
+            iw = np.minimum(A[:, 2], Bx[:, 2])
+            iw -= np.maximum(A[:, 0], Bx[:, 0])
+            ih = np.minimum(A[:, 3], Bx[:, 3])
+            ih -= np.maximum(A[:, 1], Bx[:, 1])
             np.clip(iw, 0, None, out=iw)
             np.clip(ih, 0, None, out=ih)
             inter = iw * ih
-            union = a_area[rep] + b_area[bj] - inter
+            union = ((A[:, 2] - A[:, 0]) * (A[:, 3] - A[:, 1])
+                     + (Bx[:, 2] - Bx[:, 0]) * (Bx[:, 3] - Bx[:, 1]) - inter)
             iou = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
             # rep is sorted: per-row maxima by reduceat, then the first index reaching it.
             heads = np.flatnonzero(np.concatenate([[True], rep[1:] != rep[:-1]]))
@@ -296,7 +293,7 @@ def best_match_same_frame(
             best[rep[heads]] = mx
             hit = np.flatnonzero(iou == np.repeat(mx, np.diff(np.append(heads, len(rep)))))
             first = hit[np.concatenate([[True], rep[hit][1:] != rep[hit][:-1]])]
-            arg[rep[first]] = np.where(iou[first] > 0, border[bj[first]], -1)
+            arg[rep[first]] = np.where(iou[first] > 0, bj[first], -1)
         start = stop
     return best, arg
 
