@@ -204,6 +204,63 @@ def test_discontinuity_restarts_and_max_distance_gates(monkeypatch: pytest.Monke
     assert matcher({**base, "boxes0": []}) == []
 
 
+# ---------------------------------------------------------------- state reuse across calls
+def accelerating_scene() -> tuple[list[str], list[np.ndarray], str]:
+    """One box that walks 14 px a frame for seven frames, then jumps 30 px.
+
+    The last step leaves IoU 10/70 = 0.14 between the two boxes, below ByteTrack's overlap
+    floor (1 - match_thresh = 0.2): only a tracker that learned the velocity on the earlier
+    pairs predicts the box far enough ahead to link it. Also returns an image of another
+    scene (same boxes, other background) to break the chain with.
+    """
+    rng = np.random.default_rng(3)
+    background = rng.integers(40, 120, size=(H, 2 * W, 3), dtype=np.uint8)
+    xs = [20]
+    for step in [14] * 7 + [30]:
+        xs.append(xs[-1] + step)
+    images, boxes = [], []
+    for x in xs:
+        img = background.copy()
+        img[40:120, x:x + 40] = (220, 60, 60)
+        images.append(encode_image(img))
+        boxes.append(np.array([[x, 40, x + 40, 120]], float))
+    other = np.full_like(background, 90)
+    other[40:120, xs[-2]:xs[-2] + 40] = (220, 60, 60)
+    return images, boxes, encode_image(other)
+
+
+@pytest.mark.parametrize("name", ["bytetrack", "botsort"])
+def test_state_from_earlier_calls_links_a_jump_overlap_cannot(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The decisive pair is answered right only with the Kalman state left by the calls before it.
+
+    Breaking the chain (``image0`` is not the previous ``image1``, or ``boxes0`` are not the
+    boxes the state was left with) starts a fresh tracker, which has no velocity and loses the
+    link; the stored state itself is untouched by those requests, so the true continuation
+    still finds it afterwards.
+    """
+    module, context = load_function(name, monkeypatch)
+    match = via_nuclio(module, context)
+    images, boxes, other = accelerating_scene()
+    last = len(images) - 2
+
+    def pair(f: int, **change: Any) -> dict[str, Any]:
+        return {"image0": images[f], "image1": images[f + 1], "boxes0": shapes(f, boxes[f]),
+                "boxes1": shapes(f + 1, boxes[f + 1]), **change}
+
+    # overlap alone is below ByteTrack's floor on the jump
+    assert iou_xyxy_batch(boxes[last], boxes[last + 1])[0, 0] < 1 - load_tracker_config(name).match_thresh
+    for f in range(last):
+        assert match(pair(f)) == [0], f
+    # discontinuities: a fresh tracker, no velocity, no link
+    assert match(pair(last, image0=other)) == [-1]
+    assert match(pair(last, boxes0=shapes(last, boxes[last] + [2.0, 0.0, 2.0, 0.0]))) == [-1]
+    # a brand-new function instance (no stored state) fails the same pair too
+    fresh_module, fresh_context = load_function(name, monkeypatch)
+    assert via_nuclio(fresh_module, fresh_context)(pair(last)) == [-1]
+    # the real continuation reuses the state stored by pair ``last - 1``
+    assert match(pair(last)) == [0]
+
+
 # ---------------------------------------------------------------- malformed requests
 @pytest.fixture()
 def bytetrack(monkeypatch: pytest.MonkeyPatch) -> tuple[Any, Any]:
