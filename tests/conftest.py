@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["cvat_standin.plugin"]
+pytest_plugins = ["cvat_standin.plugin", "pg_server"]
 
 # Model libraries must never reach the network from tests.
 os.environ.setdefault("YOLO_OFFLINE", "1")

@@ -13,25 +13,43 @@ Per job the store keeps:
 - a lease, so several workers can share one job queue through the same database.
 
 :class:`StateStore` is the interface. :class:`SqlStateStore` implements it with portable SQL
-(named ``:param`` placeholders, ``INSERT ... ON CONFLICT``, no autoincrement, timestamps as
-epoch floats); :class:`SQLiteStateStore` is the default and :class:`PostgresStateStore` only
-swaps the connection and placeholder style.
+(named ``:param`` placeholders, ``INSERT ... ON CONFLICT ... RETURNING``, no autoincrement,
+timestamps as epoch floats); :class:`SQLiteStateStore` is the default (one host: several
+worker processes share the file) and :class:`PostgresStateStore` (several hosts share a
+server) swaps the connection and placeholder style, serialises schema creation and
+reconnects after a dropped connection.
+
+Sharing the job queue between workers: each worker lists the finished jobs itself and claims
+them one at a time with :meth:`SqlStateStore.claim_job`, a single upsert that takes a free or
+expired lease and returns nothing when another worker holds a live one, so two workers never
+both win (Postgres: the conflicting row is locked and the ``WHERE`` re-evaluated on the
+committed lease; SQLite: one writer at a time). A worker's job list can be stale by the time
+it claims a job that another worker has just finished and released; passing the
+:meth:`processed_marks` snapshot taken *before* listing as ``seen`` makes the claim fail in
+that case, so every job is processed once. A worker that dies keeps its lease until it
+expires (or, on the same host, until the next worker sees its process is gone); its write
+journal stays in the store and the next claimant resumes it.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import re
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from cvat_extension.errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
 
 __all__ = [
     "BackupRecord",
@@ -43,6 +61,7 @@ __all__ = [
     "SqlStateStore",
     "StateStore",
     "open_state_store",
+    "redact_url",
 ]
 
 
@@ -104,16 +123,11 @@ class StateStore(Protocol):
     """Interface of the loop's memory; see the module docstring for what each part is for."""
 
     def claim_job(
-        self, job_id: int, worker: str, lease_s: float, *, steal_from: str | None = None
+        self, job_id: int, worker: str, lease_s: float, *, steal_from: str | None = None,
+        seen: Mapping[int, float] | None = None,
     ) -> bool: ...
     def lease_holder(self, job_id: int) -> tuple[str, float] | None: ...
-    def lease_holder(self, job_id: int) -> tuple[str, float] | None:
-        """(worker, expires_at) of the job's lease, or None."""
-        rows = self._fetch(
-            "SELECT worker, expires_at FROM leases WHERE job_id = :job_id", {"job_id": job_id}
-        )
-        return (rows[0][0], float(rows[0][1])) if rows else None
-
+    def processed_marks(self) -> dict[int, float]: ...
     def release_job(self, job_id: int, worker: str) -> None: ...
     def get_job(self, job_id: int) -> JobRecord | None: ...
     def mark_processed(self, record: JobRecord) -> None: ...
@@ -160,6 +174,10 @@ _SCHEMA = (
 )
 
 
+class _ProcessedMeanwhile(Exception):
+    """Internal: roll a claim back (the job was processed since the caller's snapshot)."""
+
+
 class SqlStateStore:
     """:class:`StateStore` over a DB-API connection; SQL is written once, portably.
 
@@ -172,60 +190,112 @@ class SqlStateStore:
         self._conn = conn
         self._lock = threading.Lock()
         with self._tx() as cur:
-            for stmt in _SCHEMA:
-                cur.execute(self._sql(stmt))
+            self._create_schema(cur)
 
     # ------------------------------------------------------------------ plumbing
     def _sql(self, sql: str) -> str:
         return sql
 
+    def _create_schema(self, cur: Any) -> None:
+        for stmt in _SCHEMA:
+            cur.execute(self._sql(stmt))
+
+    def _broken(self) -> bool:
+        """True when the connection is gone (the transaction can be retried on a new one)."""
+        return False
+
+    def _reconnect(self) -> None:
+        raise NotImplementedError
+
     @contextmanager
     def _tx(self) -> Iterator[Any]:
         with self._lock:
+            if self._broken():
+                self._reconnect()
             cur = self._conn.cursor()
             try:
                 yield cur
                 self._conn.commit()
             except BaseException:
-                self._conn.rollback()
+                if not self._broken():
+                    self._conn.rollback()
                 raise
             finally:
                 cur.close()
 
-    def _exec(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
+    def _transact(self, work: Callable[[Any], _T]) -> _T:
+        """Run ``work(cursor)`` as one transaction; once more on a fresh connection if the
+        server dropped the first (every public method is idempotent, so a transaction whose
+        commit was lost in flight can run again)."""
+        try:
+            with self._tx() as cur:
+                return work(cur)
+        except Exception:
+            if not self._broken():
+                raise
         with self._tx() as cur:
+            return work(cur)
+
+    def _exec(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
+        def work(cur: Any) -> None:
             cur.execute(self._sql(sql), dict(params or {}))
 
+        self._transact(work)
+
     def _fetch(self, sql: str, params: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
-        with self._tx() as cur:
+        def work(cur: Any) -> list[tuple[Any, ...]]:
             cur.execute(self._sql(sql), dict(params or {}))
             return list(cur.fetchall())
 
+        return self._transact(work)
+
     # ------------------------------------------------------------------ leases
     def claim_job(
-        self, job_id: int, worker: str, lease_s: float, *, steal_from: str | None = None
+        self, job_id: int, worker: str, lease_s: float, *, steal_from: str | None = None,
+        seen: Mapping[int, float] | None = None,
     ) -> bool:
         """Take (or renew) the lease on a job; False if another worker holds a live one.
 
-        ``steal_from`` names a holder known to be dead (its process is gone), whose lease is
-        taken over before it expires.
+        One atomic statement: the lease row is inserted, or updated only when it has expired,
+        is already ours, or belongs to ``steal_from`` (a holder known to be dead: its process
+        is gone), and ``RETURNING`` says whether we won.
+
+        ``seen``: the :meth:`processed_marks` taken before the caller listed its jobs. When
+        given, the claim also fails (and takes no lease) if the job was marked processed since
+        then, by a worker that finished it while our job list was being read or worked
+        through; without this a stale list would make a second worker process it again.
         """
         now = time.time()
-        with self._tx() as cur:
+
+        def work(cur: Any) -> bool:
             cur.execute(
                 self._sql(
-                    "INSERT INTO leases (job_id, worker, expires_at) VALUES (:job_id, :worker, :exp) "
+                    "INSERT INTO leases (job_id, worker, expires_at) "
+                    "VALUES (:job_id, :worker, :exp) "
                     "ON CONFLICT (job_id) DO UPDATE SET worker = excluded.worker, "
                     "expires_at = excluded.expires_at "
                     "WHERE leases.expires_at < :now OR leases.worker = :worker "
-                    "OR leases.worker = :steal"
+                    "OR leases.worker = :steal RETURNING worker"
                 ),
                 {"job_id": job_id, "worker": worker, "exp": now + lease_s, "now": now,
                  "steal": steal_from or ""},
             )
-            cur.execute(self._sql("SELECT worker FROM leases WHERE job_id = :job_id"), {"job_id": job_id})
-            row = cur.fetchone()
-        return row is not None and row[0] == worker
+            if cur.fetchone() is None:
+                return False
+            if seen is not None:
+                # Holding the lease, nobody else can be marking the job now: the row is stable.
+                cur.execute(self._sql("SELECT processed_at FROM jobs WHERE job_id = :job_id"),
+                            {"job_id": job_id})
+                row = cur.fetchone()
+                current = None if row is None else float(row[0])
+                if current != seen.get(job_id):
+                    raise _ProcessedMeanwhile
+            return True
+
+        try:
+            return self._transact(work)
+        except _ProcessedMeanwhile:
+            return False  # rolled back: the lease we had just taken is not kept
 
     def lease_holder(self, job_id: int) -> tuple[str, float] | None:
         """(worker, expires_at) of the job's lease, or None."""
@@ -242,6 +312,10 @@ class SqlStateStore:
         )
 
     # ------------------------------------------------------------------ processed state
+    def processed_marks(self) -> dict[int, float]:
+        """``{job_id: processed_at}`` of every processed job: the snapshot for ``claim_job(seen=)``."""
+        return {int(r[0]): float(r[1]) for r in self._fetch("SELECT job_id, processed_at FROM jobs")}
+
     def get_job(self, job_id: int) -> JobRecord | None:
         rows = self._fetch(
             "SELECT job_id, task_id, updated_date, content_hash, processed_at, findings, stage, "
@@ -308,7 +382,8 @@ class SqlStateStore:
     # ------------------------------------------------------------------ merges and backups
     def record_merges(self, job_id: int, merges: Sequence[Mapping[str, Any]]) -> None:
         now = time.time()
-        with self._tx() as cur:
+
+        def work(cur: Any) -> None:
             for m in merges:
                 cur.execute(
                     self._sql(
@@ -324,6 +399,8 @@ class SqlStateStore:
                         "applied_at": now,
                     },
                 )
+
+        self._transact(work)
 
     def merges(self, job_id: int) -> list[dict[str, Any]]:
         rows = self._fetch(
@@ -435,21 +512,93 @@ class SQLiteStateStore(SqlStateStore):
 
 _NAMED = re.compile(r"(?<!:):([a-z_]+)")
 
+#: Key of the advisory lock that serialises schema creation (concurrent ``CREATE TABLE IF NOT
+#: EXISTS`` on Postgres can fail with a unique violation in its catalog).
+_SCHEMA_LOCK = 0x63767472  # "cvtr"
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password replaced by ``***``: the form that may be logged or shown.
+
+    >>> redact_url("postgresql://bob:s3cret@db:5432/cvat")
+    'postgresql://bob:***@db:5432/cvat'
+    >>> redact_url("postgresql://bob@db/cvat?password=s3cret&sslmode=require")
+    'postgresql://bob@db/cvat?password=***&sslmode=require'
+    """
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        auth, _, host = netloc.rpartition("@")
+        if ":" in auth:
+            netloc = f"{auth.split(':', 1)[0]}:***@{host}"
+    query = parts.query
+    if query:
+        pairs = [(k, "***" if k == "password" else v) for k, v in parse_qsl(query, keep_blank_values=True)]
+        query = urlencode(pairs, safe="*")
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
 
 class PostgresStateStore(SqlStateStore):
-    """The same store on PostgreSQL (``server`` extra: psycopg 3); a drop-in for servers.
+    """The same store on PostgreSQL (``server`` extra: psycopg 3), for workers on several hosts.
 
-    Only the placeholder style differs (``:name`` → ``%(name)s``); the SQL is shared.
+    ``url`` is a libpq URL without a password (``postgresql://user@host:5432/db``): the
+    password comes from the environment (``PGPASSWORD``) or a ``~/.pgpass`` file, as libpq
+    reads them, because ``sync.state.path`` sits in a config file where secrets must not.
+    Errors show the URL without secrets.
+
+    Differences from SQLite, all in this class: placeholders (``:name`` → ``%(name)s``), an
+    advisory lock around schema creation (several workers start at once), and a reconnect
+    before the next transaction when the server dropped the connection (each public method
+    is one transaction, safe to run again).
+
+    Raises:
+        ConfigError: the URL holds a password, is malformed, or the server cannot be reached
+            or refuses the login.
     """
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, connect_timeout_s: float = 10.0) -> None:
         from cvat_extension._deps import require
 
-        psycopg = require("psycopg", extra="server")
-        super().__init__(psycopg.connect(url))
+        self._psycopg = require("psycopg", extra="server")
+        try:
+            params = self._psycopg.conninfo.conninfo_to_dict(url)
+        except self._psycopg.ProgrammingError as exc:
+            raise ConfigError(f"sync.state.path: malformed PostgreSQL URL {redact_url(url)!r}") from exc
+        if params.get("password"):
+            raise ConfigError(
+                f"sync.state.path: {redact_url(url)!r} holds a password; remove it and set "
+                "$PGPASSWORD (or use ~/.pgpass): secrets never live in the config file"
+            )
+        self.url = url
+        self._timeout = max(1, int(round(connect_timeout_s)))
+        super().__init__(self._connect())
+
+    def _connect(self) -> Any:
+        pg = self._psycopg
+        try:
+            return pg.connect(self.url, connect_timeout=self._timeout,
+                              application_name="cvat-track-sync")
+        except pg.OperationalError as exc:
+            reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+            raise ConfigError(
+                f"sync.state.path: cannot connect to {redact_url(self.url)}: {reason}"
+            ) from None
 
     def _sql(self, sql: str) -> str:
         return _NAMED.sub(r"%(\1)s", sql)
+
+    def _create_schema(self, cur: Any) -> None:
+        cur.execute("SELECT pg_advisory_xact_lock(%(key)s)", {"key": _SCHEMA_LOCK})
+        super()._create_schema(cur)
+
+    def _broken(self) -> bool:
+        return bool(self._conn.closed or self._conn.broken)
+
+    def _reconnect(self) -> None:
+        logger.warning("state store: connection to %s lost; reconnecting", redact_url(self.url))
+        self._conn = self._connect()
 
 
 def open_state_store(path_or_url: str) -> StateStore:

@@ -4,7 +4,8 @@ One run (:func:`run_sync`):
 
 1. list finished jobs (``jobs.py``); skip those whose ``updated_date`` equals the one we
    last processed and that have no interrupted write (no annotation read at all);
-2. claim each remaining job with a lease in the state store (other workers skip it);
+2. claim each remaining job with a lease in the state store (other workers skip it, and a
+   job another worker processed since this run read the store is not claimed again);
 3. per task: finish interrupted writes (``writeback.resume_journal``), read the task once
    (``annotations.read_task``), stitch job pieces, propose fragment merges, and apply the
    merges that join pieces of one finished job (``writeback``: backup → re-check → PATCH
@@ -144,13 +145,15 @@ def _dead_local_worker(holder: str | None) -> bool:
     return False
 
 
-def _claim(store: StateStore, job_id: int, worker: str, lease_s: float) -> bool:
-    if store.claim_job(job_id, worker, lease_s):
+def _claim(store: StateStore, job_id: int, worker: str, lease_s: float,
+           seen: Mapping[int, float]) -> bool:
+    """Lease the job unless another worker holds it or processed it since ``seen`` was taken."""
+    if store.claim_job(job_id, worker, lease_s, seen=seen):
         return True
     held = store.lease_holder(job_id)
-    if held is not None and _dead_local_worker(held[0]):
+    if held is not None and held[0] != worker and _dead_local_worker(held[0]):
         logger.warning("job %d: taking over the lease of dead worker %s", job_id, held[0])
-        return store.claim_job(job_id, worker, lease_s, steal_from=held[0])
+        return store.claim_job(job_id, worker, lease_s, steal_from=held[0], seen=seen)
     return False
 
 
@@ -181,6 +184,8 @@ def run_sync(
     worker = worker or _worker_name()
     thin = cfg.merge.thin_keyframes if thin_keyframes is None else thin_keyframes
     _validate_settings(cfg)
+    # Taken before listing: a job another worker finishes after this is not claimed again.
+    seen = store.processed_marks()
     jobs = list_finished_jobs(api, cfg.jobs, task_id=task_id, job_id=job_id)
     summary.jobs_listed = len(jobs)
     by_task: dict[int, list[JobInfo]] = {}
@@ -195,7 +200,7 @@ def run_sync(
             if not pending and rec is not None and rec.updated_date == job.updated_date:
                 summary.jobs_unchanged += 1
                 continue
-            if not dry_run and not _claim(store, job.id, worker, cfg.state.lease_s):
+            if not dry_run and not _claim(store, job.id, worker, cfg.state.lease_s, seen):
                 summary.jobs_busy += 1
                 continue
             todo.append(job)
