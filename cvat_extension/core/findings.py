@@ -1,16 +1,36 @@
 """What checks report (:class:`Finding`) and what reviewers get (:class:`ReviewItem`).
 
 Findings use internal 0-based frames; adapters add ``SequenceInfo.frame_base`` when they
-show frames to users (:meth:`Finding.to_json`).
+show frames to users (:meth:`Finding.to_json`). Human text (``message``) is written in the
+user's numbering from the start, through :func:`frame_label`, so no later layer rewrites it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-__all__ = ["Finding", "ReviewItem"]
+__all__ = ["Finding", "ReviewItem", "frame_label"]
+
+
+class _HasFrameBase(Protocol):
+    @property
+    def frame_base(self) -> int: ...
+
+
+def frame_label(frame: int, info: _HasFrameBase | int | None = None) -> str:
+    """An internal 0-based frame as the user numbers it, for messages.
+
+    ``info`` is a :class:`~cvat_extension.core.tracks.SequenceInfo` (its ``frame_base``), a
+    plain base, or None (CVAT's own 0-based numbering). Messages are the only place this is
+    applied: ``Finding.frames`` stay internal, and :meth:`Finding.to_json` shifts them.
+
+    >>> frame_label(41, 1), frame_label(41, None), frame_label(41)
+    ('42', '41', '41')
+    """
+    base = 0 if info is None else info if isinstance(info, int) else int(info.frame_base)
+    return str(int(frame) + base)
 
 
 @dataclass(frozen=True, slots=True)

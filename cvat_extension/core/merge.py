@@ -40,7 +40,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy.optimize import linear_sum_assignment
 
-from cvat_extension.core.findings import Finding
+from cvat_extension.core.findings import Finding, frame_label
 from cvat_extension.core.geometry import area_xyxy, center_xyxy
 from cvat_extension.core.tracks import Tracks
 from cvat_extension.errors import ConfigError
@@ -579,8 +579,13 @@ def merge_fragments(
     return MergeResult(tracks=apply_merges(tracks, merges), merges=tuple(merges))
 
 
-def merge_findings(merges: list[Merge] | tuple[Merge, ...], tracks: Tracks) -> list[Finding]:
+def merge_findings(
+    merges: list[Merge] | tuple[Merge, ...], tracks: Tracks, *, frame_base: int = 0
+) -> list[Finding]:
     """Proposed merges as ``fragment`` findings, so that they enter review plans and reports.
+
+    Messages show frames in the user's numbering (``frame_base``, as in
+    ``SequenceInfo.frame_base``); ``Finding.frames`` stay internal.
 
     Each finding names the piece before and the piece after (``track_ids``), spans from
     the last frame of the first to the first frame of the second, and points at the first
@@ -600,8 +605,9 @@ def merge_findings(merges: list[Merge] | tuple[Merge, ...], tracks: Tracks) -> l
                 box=box,  # type: ignore[arg-type]
                 score=float(min(1.0, max(0.0, m.score))),
                 message=(
-                    f"track {m.previous} → {m.from_} at frame {m.start_frame}: track "
-                    f"{m.previous} ends at frame {m.end_frame}, track {m.from_} starts "
+                    f"track {m.previous} → {m.from_} at frame {frame_label(m.start_frame, frame_base)}: "
+                    f"track {m.previous} ends at frame {frame_label(m.end_frame, frame_base)}, "
+                    f"track {m.from_} starts "
                     f"{m.gap_frames + 1} frames later where its motion leads{chain}; "
                     f"merge {m.from_} into {m.into}"
                 ),

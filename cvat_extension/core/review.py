@@ -22,7 +22,7 @@ import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 
-from cvat_extension.core.findings import Finding, ReviewItem
+from cvat_extension.core.findings import Finding, ReviewItem, frame_label
 from cvat_extension.errors import ConfigError
 
 __all__ = ["group_findings", "plan_review"]
@@ -44,7 +44,7 @@ class _UnionFind:
             self.parent[max(ra, rb)] = min(ra, rb)
 
 
-def _item(findings: Sequence[Finding]) -> ReviewItem:
+def _item(findings: Sequence[Finding], frame_base: int) -> ReviewItem:
     fs = tuple(sorted(findings, key=Finding.sort_key))
     top = max(fs, key=lambda f: (f.score, -f.frames[0]))
     best: dict[str, float] = {}
@@ -56,7 +56,8 @@ def _item(findings: Sequence[Finding]) -> ReviewItem:
     last = max(f.frames[1] for f in fs)
     kinds = tuple(sorted(best))
     who = ("track " if len(tracks) == 1 else "tracks ") + ", ".join(map(str, tracks))
-    where = f"frame {first}" if first == last else f"frames {first}-{last}"
+    a, b = frame_label(first, frame_base), frame_label(last, frame_base)
+    where = f"frame {a}" if first == last else f"frames {a}-{b}"
     what = ", ".join(f"{k} ({best[k]:.2f})" for k in sorted(best, key=lambda k: -best[k]))
     return ReviewItem(
         track_ids=tracks,
@@ -71,9 +72,12 @@ def _item(findings: Sequence[Finding]) -> ReviewItem:
 
 
 def group_findings(
-    findings: Iterable[Finding], *, join_gap_frames: int = 15
+    findings: Iterable[Finding], *, join_gap_frames: int = 15, frame_base: int = 0
 ) -> list[ReviewItem]:
     """Group findings into review items (no ranking cut), highest score first.
+
+    Item messages show frames in the user's numbering (``frame_base``, as in
+    ``SequenceInfo.frame_base``; 0 is CVAT's); item and finding frames stay internal.
 
     Findings are joined when they share a track and their frame ranges are at most
     ``join_gap_frames`` apart; findings without a track (e.g. a missing object) are joined
@@ -99,7 +103,7 @@ def group_findings(
     groups: dict[int, list[Finding]] = defaultdict(list)
     for i, f in enumerate(fs):
         groups[uf.find(i)].append(f)
-    items = [_item(g) for g in groups.values()]
+    items = [_item(g, frame_base) for g in groups.values()]
     items.sort(key=lambda it: (-it.score, it.frames, it.track_ids))
     return items
 
@@ -112,6 +116,7 @@ def plan_review(
     frames_per_item: int = 3,
     join_gap_frames: int = 15,
     min_score: float = 0.0,
+    frame_base: int = 0,
 ) -> list[ReviewItem]:
     """Ranked review items that fit the review budget.
 
@@ -125,6 +130,7 @@ def plan_review(
         frames_per_item: frames a reviewer looks at per item (see above).
         join_gap_frames: findings on a shared track this close are one item.
         min_score: items scoring below this are dropped whatever the budget.
+        frame_base: the user's numbering for item messages (``SequenceInfo.frame_base``).
 
     Returns:
         Items, highest score first. At least one item is kept when any scores above
@@ -149,8 +155,8 @@ def plan_review(
         raise ConfigError(f"join_gap_frames must be >= 0, got {join_gap_frames}")
     if not 0 <= min_score <= 1:
         raise ConfigError(f"min_score must be in 0..1, got {min_score}")
-    items = [it for it in group_findings(findings, join_gap_frames=join_gap_frames)
-             if it.score >= min_score]
+    grouped = group_findings(findings, join_gap_frames=join_gap_frames, frame_base=frame_base)
+    items = [it for it in grouped if it.score >= min_score]
     if not items:
         return []
     if num_frames <= 0:

@@ -28,7 +28,6 @@ from cvat_extension.core.findings import ReviewItem
 from cvat_extension.core.merge import Merge
 from cvat_extension.core.tracks import SequenceInfo, Tracks
 from cvat_extension.errors import InputError
-from cvat_extension.report.numbering import user_message
 from cvat_extension.report.draw import FrameView, render_view, track_color
 from cvat_extension.report.timeline import timeline_svg
 
@@ -241,7 +240,7 @@ def write_report(
         parts.append("<div>" + "".join(f'<span class="kind">{escape(k)}</span>' for k in it.kinds)
                      + "</div>")
         for f in it.findings[:6]:
-            parts.append(f'<div class="msg">{escape(user_message(f.message, base))}</div>')
+            parts.append(f'<div class="msg">{escape(f.message)}</div>')
         if len(it.findings) > 6:
             parts.append(f'<div class="msg">… and {len(it.findings) - 6} more findings</div>')
         merge = None

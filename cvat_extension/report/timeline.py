@@ -17,7 +17,6 @@ from cvat_extension.core.findings import ReviewItem
 from cvat_extension.core.merge import Merge
 from cvat_extension.core.tracks import Tracks
 from cvat_extension.report.draw import track_color
-from cvat_extension.report.numbering import user_message
 
 __all__ = ["timeline_svg"]
 
@@ -99,7 +98,7 @@ def timeline_svg(
             out.append(
                 f'<a href="#item-{n + 1}"><rect x="{x:.1f}" y="{y_of[tid]}" width="{w:.1f}" '
                 f'height="{row_h - 1}" fill="none" stroke="#ff3b3b" stroke-width="2">'
-                f"<title>#{n + 1} {escape(user_message(it.message, frame_base))}</title></rect></a>"
+                f"<title>#{n + 1} {escape(it.message)}</title></rect></a>"
             )
     if hidden:
         out.append(f'<text x="{label_w}" y="{height - 4}" fill="#9aa" font-size="10">'

@@ -38,6 +38,12 @@ def test_json_contract_in_mot_numbering(scene, tmp_path, capsys):
     # Messages use the same numbering as the frames field.
     f = next(f for f in doc["findings"] if f["kind"] == "fragment")
     assert f"at frame {f['frames'][1]}" in f["message"]
+    for f in doc["findings"]:  # every check writes its message in the user's numbering
+        if f["track_ids"] and f["kind"] != "fragment":
+            assert f"at frame {f['frames'][0]}:" in f["message"], f
+    for it in doc["review"]:
+        lo, hi = it["frames"]
+        assert (f"at frame {lo}:" if lo == hi else f"at frames {lo}-{hi}:") in it["message"], it
     s = doc["summary"]
     assert s["frame_base"] == 1 and s["format"] == "mot" and s["tracks"] == len(bad.ids)
     assert len(doc["review"]) >= 1 and doc["review"][0]["score"] >= doc["review"][-1]["score"]
@@ -66,7 +72,10 @@ def test_fail_on_and_clean_input(scene, tmp_path):
     assert main(["check", str(clean), "--fail-on", "0.99", "--json", str(tmp_path / "c.json")]) == 0
     doc = json.loads((tmp_path / "c.json").read_text())
     assert doc["summary"]["merges_proposed"] == 0
-    assert 0 <= doc["summary"]["flagged_fraction"] <= 1
+    s = doc["summary"]
+    assert s["confident_score"] == 0.5
+    assert 0 <= s["flagged_fraction"] <= s["flagged_fraction_any_score"] <= 1
+    assert s["flagged_frames"] <= s["flagged_frames_any_score"]
 
 
 def test_report_frames_and_detections(scene, tmp_path):

@@ -34,7 +34,8 @@ def test_report_folder_is_self_contained(tmp_path: Path) -> None:
         Finding("fragment", (1, 2), (19, 25), None, 0.8, "track 1 → 2: gap 5"),
         Finding("ghost", (3,), (0, 39), (200, 30, 230, 90), 0.9, "track 3 at frame 0: static"),
     ]
-    items = plan_review(findings, num_frames=40, budget_frames_fraction=1.0)
+    items = plan_review(findings, num_frames=40, budget_frames_fraction=1.0, frame_base=info.frame_base)
+    assert "track 3 at frames 1-40" in " ".join(it.message for it in items)  # MOT numbering
     index = write_report(tmp_path / "rep", tracks=tracks, info=info, items=items,
                          merges=result.merges, summary={"recall": "1.00"})
     html = index.read_text()

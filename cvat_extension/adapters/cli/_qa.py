@@ -17,10 +17,16 @@ from cvat_extension.core.merge import Merge, MergeConfig, merge_findings, propos
 from cvat_extension.core.review import plan_review
 from cvat_extension.core.tracks import SequenceInfo, Tracks
 
-__all__ = ["QaResult", "REVIEW_MIN_MERGE_SCORE", "run_qa"]
+__all__ = ["CONFIDENT_SCORE", "QaResult", "REVIEW_MIN_MERGE_SCORE", "run_qa"]
 
 #: Fragment links down to this score become review findings (merge applies ``min_score``).
 REVIEW_MIN_MERGE_SCORE = 0.05
+
+#: Findings at or above this score count as confident in the summary's ``flagged_fraction``.
+#: Below it are hints (a frozen box without detections scores 0.3, a short track at the
+#: border 0.2..0.4): they go to the review plan ranked low, but counting them would say that
+#: every frame of clean ground truth is flagged.
+CONFIDENT_SCORE = 0.5
 
 
 @dataclass(frozen=True)
@@ -34,17 +40,17 @@ class QaResult:
     summary: dict[str, Any]
 
     def to_json(self, frame_base: int) -> dict[str, Any]:
-        """The ``check --json`` document (frames in the user's numbering)."""
-        from cvat_extension.report.numbering import user_message
+        """The ``check --json`` document (frames in the user's numbering).
+
+        Messages are already in that numbering: :func:`run_qa` passes ``info.frame_base``
+        to the checks, the merge and the review plan that write them.
+        """
 
         def finding(f: Finding) -> dict[str, Any]:
-            d = f.to_json(frame_base)
-            d["message"] = user_message(d["message"], frame_base)
-            return d
+            return f.to_json(frame_base)
 
         def item(it: ReviewItem) -> dict[str, Any]:
             d = it.to_json(frame_base)
-            d["message"] = user_message(d["message"], frame_base)
             d["findings"] = [finding(f) for f in it.findings]
             return d
 
@@ -53,6 +59,14 @@ class QaResult:
             "review": [item(it) for it in self.review],
             "summary": self.summary,
         }
+
+
+def _flagged(findings: list[Finding], num_frames: int) -> np.ndarray:
+    """Per frame: whether some finding's frame range covers it."""
+    flagged = np.zeros(max(num_frames, 1), dtype=bool)
+    for f in findings:
+        flagged[max(f.frames[0], 0): f.frames[1] + 1] = True
+    return flagged
 
 
 def run_qa(
@@ -84,20 +98,25 @@ def run_qa(
     review_config = replace(config, min_score=min(config.min_score, REVIEW_MIN_MERGE_SCORE))
     candidates = propose_merges(tracks, config=review_config, frames=merge_frames or frames)
     merges = [m for m in candidates if m.score >= config.min_score]
-    findings = sorted([*findings, *merge_findings(candidates, tracks)], key=Finding.sort_key)
+    base = info.frame_base
+    findings = sorted([*findings, *merge_findings(candidates, tracks, frame_base=base)],
+                      key=Finding.sort_key)
     num_frames = info.num_frames or (int(tracks.frame.max()) + 1 if len(tracks) else 0)
-    review = plan_review(findings, num_frames=num_frames, budget_frames_fraction=budget)
-    flagged = np.zeros(max(num_frames, 1), dtype=bool)
-    for f in findings:
-        flagged[max(f.frames[0], 0): f.frames[1] + 1] = True
+    review = plan_review(findings, num_frames=num_frames, budget_frames_fraction=budget,
+                         frame_base=base)
+    flagged = _flagged(findings, num_frames)
+    confident = _flagged([f for f in findings if f.score >= CONFIDENT_SCORE], num_frames)
     summary = {
         "frames": num_frames,
         "tracks": len(tracks.ids),
         "boxes": int((~tracks.outside).sum()),
         "findings": len(findings),
         "findings_by_kind": dict(sorted(Counter(f.kind for f in findings).items())),
-        "flagged_frames": int(flagged.sum()),
-        "flagged_fraction": round(float(flagged.mean()), 4) if num_frames else 0.0,
+        "confident_score": CONFIDENT_SCORE,
+        "flagged_frames": int(confident.sum()),
+        "flagged_fraction": round(float(confident.mean()), 4) if num_frames else 0.0,
+        "flagged_frames_any_score": int(flagged.sum()),
+        "flagged_fraction_any_score": round(float(flagged.mean()), 4) if num_frames else 0.0,
         "merges_proposed": len(merges),
         "fragment_candidates": len(candidates),
         "review_items": len(review),

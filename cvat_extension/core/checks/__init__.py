@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
+from cvat_extension.core.checks._common import prepare
 from cvat_extension.core.checks.appearance_jump import AppearanceJumpConfig, check_appearance_jump
 from cvat_extension.core.checks.box_jump import BoxJumpConfig, check_box_jump
 from cvat_extension.core.checks.ghost import GhostConfig, check_ghost
@@ -51,7 +52,9 @@ class CheckSpec:
 
     Attributes:
         name: the finding kind it emits and its key in :data:`CHECKS`.
-        func: ``func(tracks, config, *, detections=, frames=, info=) -> list[Finding]``.
+        func: ``func(tracks, config, *, detections=, frames=, info=, prepared=)
+            -> list[Finding]``; ``prepared`` is ``_common.prepare(tracks)`` (computed when
+            None), ``info`` gives the frame numbering of messages.
         config_type: its config dataclass (default-constructible).
         needs: extra inputs without which it reports nothing (``"detections"``, ``"frames"``).
     """
@@ -157,8 +160,14 @@ def run_checks(
     bad = [n for n in names if n not in CHECKS]
     if bad:
         raise _unknown("check", bad, list(CHECKS))
+    # The shared preparation is computed once here and handed to every check explicitly:
+    # a cache keyed on the Tracks object would keep a whole task's arrays alive after use.
+    runnable = [n for n in names
+                if all({"detections": detections, "frames": frames}[k] is not None for k in CHECKS[n].needs)]
+    prepared = prepare(tracks) if runnable else None
     out: list[Finding] = []
-    for name in names:
+    for name in runnable:
         spec = CHECKS[name]
-        out.extend(spec.func(tracks, getattr(cfg, name), detections=detections, frames=frames, info=info))
+        out.extend(spec.func(tracks, getattr(cfg, name), detections=detections, frames=frames,
+                             info=info, prepared=prepared))
     return sorted(out, key=Finding.sort_key)

@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 
@@ -88,9 +87,12 @@ def group_median(keys: np.ndarray, slot: np.ndarray, counts: np.ndarray, values:
     return med
 
 
-@lru_cache(maxsize=1)
 def prepare(tracks: Tracks) -> Prepared:
-    """Compute :class:`Prepared` for ``tracks`` (cached for the last Tracks object)."""
+    """Compute :class:`Prepared` for ``tracks``.
+
+    Not cached: :func:`~cvat_extension.core.checks.run_checks` computes it once and passes
+    it to every check (``prepared=``), so nothing outlives the call.
+    """
     vis_rows = np.flatnonzero(~tracks.outside)
     frame = tracks.frame[vis_rows]
     tid = tracks.track_id[vis_rows]

@@ -17,10 +17,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cvat_extension.core.checks._common import box_tuple, check_range, prepare, quiet_rows
-from cvat_extension.core.findings import Finding
+from cvat_extension.core.checks._common import Prepared, box_tuple, check_range, prepare, quiet_rows
+from cvat_extension.core.findings import Finding, frame_label
 from cvat_extension.core.frames import FrameSource
-from cvat_extension.core.tracks import Tracks
+from cvat_extension.core.tracks import SequenceInfo, Tracks
 
 __all__ = ["AppearanceJumpConfig", "box_embeddings", "check_appearance_jump"]
 
@@ -94,12 +94,13 @@ def _distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def check_appearance_jump(
     tracks: Tracks, config: AppearanceJumpConfig = AppearanceJumpConfig(), *,
-    frames: FrameSource | None = None, **_: object,
+    frames: FrameSource | None = None, info: SequenceInfo | None = None,
+    prepared: Prepared | None = None, **_: object,
 ) -> list[Finding]:
     """Find abrupt appearance changes along tracks (needs ``frames``)."""
     if frames is None:
         return []
-    p = prepare(tracks)
+    p = prepared if prepared is not None else prepare(tracks)
     wh = p.xyxy[:, 2:] - p.xyxy[:, :2]
     use = ~quiet_rows(p, config.min_visibility) & (wh >= config.min_box_size_px).all(axis=1)
     idx = np.flatnonzero(use)
@@ -148,7 +149,7 @@ def check_appearance_jump(
             out.append(Finding(
                 kind="appearance_jump", track_ids=(t,), frames=(fr0, fr0), box=box_tuple(p.xyxy[r]),
                 score=score,
-                message=f"track {t} at frame {fr0}: appearance changes (distance {dd:.2f})",
+                message=f"track {t} at frame {frame_label(fr0, info)}: appearance changes (distance {dd:.2f})",
                 metrics={"distance": dd},
             ))
     return sorted(out, key=Finding.sort_key)

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from cvat_extension.core.checks._common import Prepared, block_view, blocks, box_tuple, check_range, prepare
-from cvat_extension.core.findings import Finding
+from cvat_extension.core.findings import Finding, frame_label
 from cvat_extension.core.geometry import iou_xyxy_pairwise
-from cvat_extension.core.tracks import Tracks
+from cvat_extension.core.tracks import SequenceInfo, Tracks
 
 __all__ = ["BoxJumpConfig", "check_box_jump"]
 
@@ -87,12 +87,13 @@ def single_outliers(p: Prepared, config: BoxJumpConfig) -> tuple[np.ndarray, np.
     return cand[keep], d[keep], iou[keep]
 
 
-def check_box_jump(tracks: Tracks, config: BoxJumpConfig = BoxJumpConfig(), **_: object) -> list[Finding]:
+def check_box_jump(tracks: Tracks, config: BoxJumpConfig = BoxJumpConfig(),
+                   *, info: SequenceInfo | None = None, prepared: Prepared | None = None, **_: object) -> list[Finding]:
     """Find single boxes displaced from their track's path.
 
     Score grows with the displacement: 0.5 at ``min_offset_ratio``, 0.95 two sizes further.
     """
-    p = prepare(tracks)
+    p = prepared if prepared is not None else prepare(tracks)
     found = [(idx + r0, d, iou) for r0, r1 in blocks(p)
              for idx, d, iou in [single_outliers(block_view(p, r0, r1), config)]]
     idx = np.concatenate([f[0] for f in found]) if found else np.zeros(0, np.int64)
@@ -106,7 +107,7 @@ def check_box_jump(tracks: Tracks, config: BoxJumpConfig = BoxJumpConfig(), **_:
             frames=(int(p.frame[i]), int(p.frame[i])),
             box=box_tuple(p.xyxy[i]),
             score=float(s),
-            message=(f"track {int(p.tid[i])} at frame {int(p.frame[i])}: box displaced by "
+            message=(f"track {int(p.tid[i])} at frame {frame_label(p.frame[i], info)}: box displaced by "
                      f"{dd:.1f} object sizes from its neighbours (IoU {io:.2f} with interpolation)"),
             metrics={"offset_ratio": float(dd), "iou": float(io)},
         )

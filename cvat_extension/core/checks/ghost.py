@@ -30,8 +30,8 @@ from cvat_extension.core.checks._common import (
     quiet_rows,
     runs,
 )
-from cvat_extension.core.findings import Finding
-from cvat_extension.core.tracks import Tracks
+from cvat_extension.core.findings import Finding, frame_label
+from cvat_extension.core.tracks import SequenceInfo, Tracks
 
 __all__ = ["GhostConfig", "check_ghost"]
 
@@ -106,10 +106,10 @@ def _static_rows(p: Prepared, config: GhostConfig) -> np.ndarray:
 
 def check_ghost(
     tracks: Tracks, config: GhostConfig = GhostConfig(), *, detections: Tracks | None = None,
-    **_: object,
+    info: SequenceInfo | None = None, prepared: Prepared | None = None, **_: object,
 ) -> list[Finding]:
     """Find frozen boxes and (with detections) unsupported runs; see the module docstring."""
-    p = prepare(tracks)
+    p = prepared if prepared is not None else prepare(tracks)
     n = len(p.frame)
     if n == 0:
         return []
@@ -152,7 +152,7 @@ def check_ghost(
         covered[rr] = True
         out.append(Finding(
             kind="ghost", track_ids=(t,), frames=(f0, f1), box=box_tuple(b[i0]), score=score,
-            message=f"track {t} at frame {f0}: {why} for {f1 - f0 + 1} frames (to frame {f1})",
+            message=f"track {t} at frame {frame_label(f0, info)}: {why} for {f1 - f0 + 1} frames (to frame {frame_label(f1, info)})",
             metrics={"frames": float(f1 - f0 + 1), "camera_px_per_frame": cam_run},
         ))
 
@@ -164,8 +164,8 @@ def check_ghost(
             t, f0, f1 = int(p.tid[i0]), int(p.frame[i0]), int(p.frame[i1])
             out.append(Finding(
                 kind="ghost", track_ids=(t,), frames=(f0, f1), box=box_tuple(b[i0]), score=0.6,
-                message=(f"track {t} at frame {f0}: no detection supports its boxes for "
-                         f"{len(rr)} frames (to frame {f1})"),
+                message=(f"track {t} at frame {frame_label(f0, info)}: no detection supports its boxes for "
+                         f"{len(rr)} frames (to frame {frame_label(f1, info)})"),
                 metrics={"frames": float(len(rr)), "camera_px_per_frame": 0.0},
             ))
     return sorted(out, key=Finding.sort_key)

@@ -33,9 +33,9 @@ from cvat_extension.core.checks._common import (
     window_motion,
 )
 from cvat_extension.core.checks.box_jump import BoxJumpConfig, single_outliers
-from cvat_extension.core.findings import Finding
+from cvat_extension.core.findings import Finding, frame_label
 from cvat_extension.core.geometry import iou_xyxy_pairwise
-from cvat_extension.core.tracks import Tracks
+from cvat_extension.core.tracks import SequenceInfo, Tracks
 
 __all__ = ["IdSwitchConfig", "check_id_switch"]
 
@@ -184,13 +184,14 @@ def _quiet_near(p: Prepared, rows: np.ndarray, min_visibility: float) -> np.ndar
     return out
 
 
-def check_id_switch(tracks: Tracks, config: IdSwitchConfig = IdSwitchConfig(), **_: object) -> list[Finding]:
+def check_id_switch(tracks: Tracks, config: IdSwitchConfig = IdSwitchConfig(),
+                    *, info: SequenceInfo | None = None, prepared: Prepared | None = None, **_: object) -> list[Finding]:
     """Find identity jumps and swaps; swaps name both tracks and the frame.
 
     Scores: a swap 0.6..0.98 by how much better the crossed fit is; a handover 0.55..0.95;
     a jump 0.45..0.95 by its size, halved near occlusion.
     """
-    p = prepare(tracks)
+    p = prepared if prepared is not None else prepare(tracks)
     if len(p.frame) < 3:
         return []
     half = config.window_frames
@@ -243,7 +244,7 @@ def check_id_switch(tracks: Tracks, config: IdSwitchConfig = IdSwitchConfig(), *
                 findings.append(Finding(
                     kind="id_switch", track_ids=(ta, tb), frames=(k, k),
                     box=box_tuple(p.xyxy[g[a]]), score=score,
-                    message=(f"tracks {ta} and {tb} at frame {k}: identities look swapped "
+                    message=(f"tracks {ta} and {tb} at frame {frame_label(k, info)}: identities look swapped "
                              f"(motion fits {keep[j]:.2f} kept vs {cross[j]:.2f} crossed)"),
                     metrics={"cost_kept": float(keep[j]), "cost_crossed": float(cross[j]),
                              "variant_swap": 1.0},
@@ -295,8 +296,8 @@ def check_id_switch(tracks: Tracks, config: IdSwitchConfig = IdSwitchConfig(), *
                 findings.append(Finding(
                     kind="id_switch", track_ids=tuple(sorted((ta, te))), frames=(k, k),
                     box=box_tuple(p.xyxy[g[a]]), score=score,
-                    message=(f"track {ta} at frame {k}: continues on the object of track {te}, "
-                             f"which ends at frame {int(p.frame[g[e]])}"),
+                    message=(f"track {ta} at frame {frame_label(k, info)}: continues on the object of track {te}, "
+                             f"which ends at frame {frame_label(p.frame[g[e]], info)}"),
                     metrics={"cost_kept": float(keep[j]), "cost_crossed": float(cross[j]),
                              "variant_swap": 0.0},
                 ))
@@ -326,7 +327,7 @@ def check_id_switch(tracks: Tracks, config: IdSwitchConfig = IdSwitchConfig(), *
                 findings.append(Finding(
                     kind="id_switch", track_ids=(t,), frames=(k, k), box=box_tuple(p.xyxy[i]),
                     score=score,
-                    message=(f"track {t} at frame {k}: continues {jr:.1f} object sizes away from "
+                    message=(f"track {t} at frame {frame_label(k, info)}: continues {jr:.1f} object sizes away from "
                              f"its predicted position (IoU {io:.2f} with prediction)"),
                     metrics={"jump_ratio": jr, "iou_pred": float(io), "variant_swap": 0.0},
                 ))

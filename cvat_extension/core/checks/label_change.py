@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cvat_extension.core.checks._common import box_tuple, check_range, prepare
-from cvat_extension.core.findings import Finding
-from cvat_extension.core.tracks import Tracks
+from cvat_extension.core.checks._common import Prepared, box_tuple, check_range, prepare
+from cvat_extension.core.findings import Finding, frame_label
+from cvat_extension.core.tracks import SequenceInfo, Tracks
 
 __all__ = ["LabelChangeConfig", "check_label_change"]
 
@@ -38,9 +38,10 @@ class LabelChangeConfig:
         check_range("LabelChangeConfig", "permanent_score", self.permanent_score, 0.0, 1.0)
 
 
-def check_label_change(tracks: Tracks, config: LabelChangeConfig = LabelChangeConfig(), **_: object) -> list[Finding]:
+def check_label_change(tracks: Tracks, config: LabelChangeConfig = LabelChangeConfig(),
+                       *, info: SequenceInfo | None = None, prepared: Prepared | None = None, **_: object) -> list[Finding]:
     """Report each run of rows whose label differs from the row before it in the same track."""
-    p = prepare(tracks)
+    p = prepared if prepared is not None else prepare(tracks)
     n = len(p.frame)
     if n < 2:
         return []
@@ -63,8 +64,8 @@ def check_label_change(tracks: Tracks, config: LabelChangeConfig = LabelChangeCo
         out.append(Finding(
             kind="label_change", track_ids=(t,), frames=(f0, f1), box=box_tuple(p.xyxy[i]),
             score=config.transient_score if returns else config.permanent_score,
-            message=(f"track {t} at frame {f0}: label changes from {old!r} to {new!r}"
-                     + (f" until frame {f1}" if returns else " for the rest of the track")),
+            message=(f"track {t} at frame {frame_label(f0, info)}: label changes from {old!r} to {new!r}"
+                     + (f" until frame {frame_label(f1, info)}" if returns else " for the rest of the track")),
             metrics={"frames": float(f1 - f0 + 1)},
         ))
     return sorted(out, key=Finding.sort_key)

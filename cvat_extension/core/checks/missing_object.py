@@ -16,9 +16,9 @@ import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from cvat_extension.core.checks._common import best_match_same_frame, box_tuple, check_range
-from cvat_extension.core.findings import Finding
-from cvat_extension.core.tracks import Tracks
+from cvat_extension.core.checks._common import Prepared, best_match_same_frame, box_tuple, check_range
+from cvat_extension.core.findings import Finding, frame_label
+from cvat_extension.core.tracks import SequenceInfo, Tracks
 
 __all__ = ["MissingObjectConfig", "check_missing_object"]
 
@@ -61,7 +61,8 @@ class MissingObjectConfig:
 
 def check_missing_object(
     tracks: Tracks, config: MissingObjectConfig = MissingObjectConfig(), *,
-    detections: Tracks | None = None, **_: object,
+    detections: Tracks | None = None, info: SequenceInfo | None = None,
+    prepared: Prepared | None = None, **_: object,
 ) -> list[Finding]:
     """Report objects that detections show but no annotation covers (needs ``detections``)."""
     if detections is None or len(detections) == 0:
@@ -97,9 +98,9 @@ def check_missing_object(
         out.append(Finding(
             kind="missing_object", track_ids=(), frames=(f0, f1), box=box_tuple(b),
             score=float(np.clip(score, 0, 1)),
-            message=(f"frame {f0}: a detected object (score {mean_score:.2f}, "
+            message=(f"frame {frame_label(f0, info)}: a detected object (score {mean_score:.2f}, "
                      f"{b[2] - b[0]:.0f}x{b[3] - b[1]:.0f} px) is not annotated on {nfr} "
-                     f"frame(s) up to frame {f1}"),
+                     f"frame(s) up to frame {frame_label(f1, info)}"),
             metrics={"frames": float(nfr), "det_score": mean_score},
         ))
     return sorted(out, key=Finding.sort_key)

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cvat_extension.core.checks._common import box_tuple, check_range, prepare
-from cvat_extension.core.findings import Finding
+from cvat_extension.core.checks._common import Prepared, box_tuple, check_range, prepare
+from cvat_extension.core.findings import Finding, frame_label
 from cvat_extension.core.tracks import SequenceInfo, Tracks
 
 __all__ = ["ShortTrackConfig", "check_short_track"]
@@ -48,10 +48,10 @@ class ShortTrackConfig:
 
 def check_short_track(
     tracks: Tracks, config: ShortTrackConfig = ShortTrackConfig(), *, info: SequenceInfo | None = None,
-    **_: object,
+    prepared: Prepared | None = None, **_: object,
 ) -> list[Finding]:
     """Report tracks shorter than ``min_length_frames`` and flickering tracks."""
-    p = prepare(tracks)
+    p = prepared if prepared is not None else prepare(tracks)
     n = len(p.frame)
     if n == 0:
         return []
@@ -78,10 +78,10 @@ def check_short_track(
         t, f0, f1 = int(p.tid[i]), int(p.frame[i]), int(p.frame[p.end[i] - 1])
         if short[k]:
             score = 0.75 - 0.35 * (length[k] - 1) / max(config.min_length_frames - 1, 1)
-            msg = f"track {t} at frame {f0}: only {int(length[k])} visible frame(s)"
+            msg = f"track {t} at frame {frame_label(f0, info)}: only {int(length[k])} visible frame(s)"
         else:
             score = 0.6
-            msg = (f"track {t} at frame {f0}: flickers, {int(segs[k])} visible segments of "
+            msg = (f"track {t} at frame {frame_label(f0, info)}: flickers, {int(segs[k])} visible segments of "
                    f"{mean_seg[k]:.1f} frames on average")
         if border[k]:
             score *= 0.5

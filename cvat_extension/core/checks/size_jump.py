@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cvat_extension.core.checks._common import box_tuple, check_range, near, prepare, quiet_rows, runs
-from cvat_extension.core.findings import Finding
+from cvat_extension.core.checks._common import Prepared, box_tuple, check_range, near, prepare, quiet_rows, runs
+from cvat_extension.core.findings import Finding, frame_label
 from cvat_extension.core.tracks import SequenceInfo, Tracks
 
 __all__ = ["SizeJumpConfig", "check_size_jump"]
@@ -48,13 +48,13 @@ class SizeJumpConfig:
 
 def check_size_jump(
     tracks: Tracks, config: SizeJumpConfig = SizeJumpConfig(), *, info: SequenceInfo | None = None,
-    **_: object,
+    prepared: Prepared | None = None, **_: object,
 ) -> list[Finding]:
     """Find boxes whose area jumps between consecutive frames.
 
     Score 0.5 at the threshold, rising to 0.95 when the area doubles beyond it.
     """
-    p = prepare(tracks)
+    p = prepared if prepared is not None else prepare(tracks)
     n = len(p.frame)
     if n < 2:
         return []
@@ -82,8 +82,8 @@ def check_size_jump(
         out.append(Finding(
             kind="size_jump", track_ids=(t,), frames=(f0, f1), box=box_tuple(p.xyxy[i0]),
             score=score,
-            message=(f"track {t} at frame {f0}: box area changes x{np.exp(big):.2f} from the "
-                     f"previous frame" + (f" (back at frame {f1 + 1})" if f1 > f0 else "")),
+            message=(f"track {t} at frame {frame_label(f0, info)}: box area changes x{np.exp(big):.2f} from the "
+                     f"previous frame" + (f" (back at frame {frame_label(f1 + 1, info)})" if f1 > f0 else "")),
             metrics={"area_ratio": float(np.exp(big))},
         ))
     return sorted(out, key=Finding.sort_key)
