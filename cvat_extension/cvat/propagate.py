@@ -1,16 +1,38 @@
-"""``cvat-track propagate TASK_ID``: SAM2 keyframe propagation on a CVAT task.
+"""``cvat-track propagate TASK_ID``: SAM2 keyframe propagation written back into a CVAT task.
 
-Reads the task once (:func:`~cvat_extension.cvat.annotations.read_task`: keyframes with
-job pieces stitched), fetches only the frames between keyframes that are propagated
-(:class:`~cvat_extension.cvat.annotations.FrameCache`), and returns the dense result plus
-review items; writing and pushing issues are left to the caller (the CLI writes a CVAT
-file; the CVAT loop's review push opens issues from the items).
+One run:
+
+1. read the task once (:func:`~cvat_extension.cvat.annotations.read_task`) and find the
+   **human keyframes** of each object: the stored keyframes minus those CVAT made when it
+   cut the track at a job boundary (they lie exactly on the interpolation of their
+   neighbours) and minus those an earlier propagate run wrote (known from that run's write
+   journal and backup in the state store);
+2. propagate every gap between consecutive human keyframes forward and backward
+   (:func:`~cvat_extension.models.keyframe_propagation.propagate_keyframes`), except gaps an
+   earlier run already filled whose two human keyframes are unchanged since;
+3. per job, replace the shapes strictly inside the propagated gaps by thinned keyframes of
+   the propagated boxes. Human keyframes are never touched; CVAT's cut keyframes at job
+   boundaries take the propagated box. The writes go through the sync loop's safe path
+   (``writeback``: backup, re-check that nobody edited the job, journaled PATCH ``update``);
+   every job is re-checked before the first write, so a concurrent edit anywhere aborts
+   the run with nothing written;
+4. with ``push_review``, the frames where forward and backward disagree become CVAT issues
+   (``review_push``: idempotent fingerprints) and their jobs move per ``sync.review``.
+
+A second run over an unchanged task propagates nothing and writes nothing.
+
+Masks are not written: CVAT does not interpolate mask tracks (``cvat-interfaces.md``
+§3.11: the server raises NotImplementedError), so a mask track would need a keyframe on
+every frame, and masks cannot be merged or edited as tracks in the UI; boxes are.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+import copy
+import logging
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -18,9 +40,24 @@ import numpy as np
 from cvat_extension.core.findings import ReviewItem
 from cvat_extension.core.propagation import PropagationConfig
 from cvat_extension.core.tracks import Tracks
-from cvat_extension.errors import InputError
+from cvat_extension.errors import ConcurrentEditError, InputError
 
-__all__ = ["TaskPropagation", "propagate_task", "select_tracks"]
+__all__ = [
+    "PropagateSummary",
+    "TaskPropagation",
+    "check_write_mode",
+    "human_keyframes",
+    "propagate_task",
+    "run_propagate",
+    "select_tracks",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Run ids of our write journals start with this, so a later run can tell them apart.
+RUN_PREFIX = "propagate-"
+#: Two coordinates closer than this are the same point (JSON float round trips).
+_EPS = 1e-6
 
 
 def select_tracks(keyframes: Tracks, *, track_ids: Sequence[int] = (), labels: Sequence[str] = ()) -> Tracks:
@@ -44,13 +81,161 @@ def select_tracks(keyframes: Tracks, *, track_ids: Sequence[int] = (), labels: S
     return keyframes[keep]
 
 
+# ---------------------------------------------------------------------- what is human
+@dataclass
+class _Written:
+    """What earlier propagate runs wrote, from their journals and backups.
+
+    ``ours[piece][frame]`` are the points of keyframes we added; ``base[piece][frame]`` the
+    points of every keyframe the piece had before our write (the human ones).
+    """
+
+    ours: dict[int, dict[int, tuple[float, ...]]] = field(default_factory=dict)
+    base: dict[int, dict[int, tuple[float, ...]]] = field(default_factory=dict)
+
+
+def _points(shape: Mapping[str, Any]) -> tuple[float, ...]:
+    return tuple(float(v) for v in shape.get("points") or ())
+
+
+def _same(a: Sequence[float] | None, b: Sequence[float] | None) -> bool:
+    return a is not None and b is not None and len(a) == len(b) and all(abs(x - y) <= _EPS for x, y in zip(a, b))
+
+
+def _written(store: Any, job_ids: Sequence[int]) -> _Written:
+    from cvat_extension.cvat.backup import load_backup
+
+    out = _Written()
+    for job_id in job_ids:
+        journal = store.journal(job_id)
+        if journal is None or journal.status != "done" or not journal.run_id.startswith(RUN_PREFIX):
+            continue  # never propagated, or another tool wrote last: its keyframes count as human
+        try:
+            base_doc = load_backup(journal.backup_path)["annotations"]
+        except InputError as exc:
+            logger.warning("job %d: backup of the last propagate run unreadable (%s); "
+                           "its keyframes are taken as human", job_id, exc)
+            continue
+        base = {int(t["id"]): {int(s["frame"]): _points(s) for s in t["shapes"]}
+                for t in base_doc.get("tracks") or [] if t.get("id") is not None}
+        for op in journal.ops:
+            if op.get("action") != "update":
+                continue
+            for t in op["payload"].get("tracks") or []:
+                pid = int(t["id"])
+                before = base.get(pid, {})
+                out.base[pid] = before
+                mine = out.ours.setdefault(pid, {})
+                for s in t["shapes"]:
+                    f = int(s["frame"])
+                    if not _same(before.get(f), _points(s)):
+                        mine[f] = _points(s)
+    return out
+
+
+def _cut_keyframes(keys: Tracks, boundary: set[int]) -> np.ndarray:
+    """Rows CVAT made when it cut a track at a job boundary (not drawn by a person).
+
+    Such a keyframe sits on a job's first or last frame and equals the interpolation of the
+    neighbouring keyframes (which are not on a boundary).
+    """
+    cut = np.zeros(len(keys), dtype=bool)
+    if not boundary:
+        return cut
+    on_b = np.isin(keys.frame, sorted(boundary))
+    for start, stop in zip(keys.track_starts[:-1].tolist(), keys.track_starts[1:].tolist()):
+        rows = np.arange(start, stop)
+        anchors = rows[~on_b[rows]]
+        for r in rows[on_b[rows]].tolist():
+            f = int(keys.frame[r])
+            prev = anchors[keys.frame[anchors] < f]
+            nxt = anchors[keys.frame[anchors] > f]
+            if not len(prev) or not len(nxt) or keys.outside[prev[-1]] or keys.outside[r]:
+                continue
+            p, n = int(prev[-1]), int(nxt[0])
+            t = (f - keys.frame[p]) / (keys.frame[n] - keys.frame[p])
+            expect = keys.xyxy[p] + (keys.xyxy[n] - keys.xyxy[p]) * t
+            cut[r] = bool(np.abs(expect - keys.xyxy[r]).max() <= 1e-3)
+    return cut
+
+
+def human_keyframes(snap: Any, written: _Written | None = None) -> tuple[Tracks, np.ndarray]:
+    """The stitched keyframes people drew, and a mask of the stitched rows we wrote earlier.
+
+    Returns:
+        ``(human, ours)``: ``human`` is ``snap.stitched`` without CVAT's job-boundary cut
+        keyframes and without keyframes of earlier propagate runs; ``ours`` marks the rows
+        of ``snap.stitched`` an earlier run wrote (unchanged since).
+    """
+    keys: Tracks = snap.stitched
+    ours = np.zeros(len(keys), dtype=bool)
+    if written is not None and written.ours:
+        for r in range(len(keys)):
+            sid, f = int(keys.track_id[r]), int(keys.frame[r])
+            for piece in snap.pieces_of(sid):
+                pts = written.ours.get(piece, {}).get(f)
+                if pts is not None and _same(pts, tuple(keys.xyxy[r].tolist())):
+                    ours[r] = True
+                    break
+    boundary = {j.start_frame for j in snap.jobs[1:]} | {j.stop_frame for j in snap.jobs[:-1]}
+    rest = keys[~ours]
+    cut = _cut_keyframes(rest, boundary)
+    return rest[~cut], ours
+
+
+def _gaps(keys: Tracks) -> list[tuple[int, int, int]]:
+    """``(track, k0, k1)`` for consecutive visible keyframes with frames between them."""
+    out = []
+    for tid, t in keys.iter_tracks():
+        vis = ~t.outside
+        ok = vis[:-1] & vis[1:] & (np.diff(t.frame) > 1)
+        out.extend((int(tid), int(t.frame[i]), int(t.frame[i + 1])) for i in np.flatnonzero(ok))
+    return out
+
+
+def _gap_done(snap: Any, written: _Written, ours_rows: Tracks, gap: tuple[int, int, int], human: Tracks) -> bool:
+    """True when an earlier run filled ``gap`` and its two human keyframes are unchanged."""
+    tid, k0, k1 = gap
+    inside = ours_rows[(ours_rows.track_id == tid) & (ours_rows.frame > k0) & (ours_rows.frame < k1)]
+    if not len(inside):
+        return False
+    t = human.track(tid)
+    for f in (k0, k1):
+        row = t[t.frame == f]
+        now = tuple(row.xyxy[0].tolist())
+        if not any(_same(written.base.get(p, {}).get(f), now) for p in snap.pieces_of(tid)):
+            return False  # a person moved or added this keyframe since: fill again
+    return True
+
+
+def _disable(keys: Tracks, gaps: Sequence[tuple[int, int, int]]) -> Tracks:
+    """``keys`` with an ``outside`` keyframe at ``k0 + 1`` of each gap, so it is not filled."""
+    if not gaps:
+        return keys
+    idx = np.asarray([int(np.flatnonzero((keys.track_id == t) & (keys.frame == k0))[0]) for t, k0, _ in gaps])
+    extra = keys[idx]
+    extra = extra.with_columns(frame=extra.frame + 1, outside=np.ones(len(extra), dtype=bool))
+    return Tracks.concat([keys, extra])
+
+
+# ---------------------------------------------------------------------- result types
 @dataclass(frozen=True)
 class TaskPropagation:
-    """Result of :func:`propagate_task`: the snapshot read, the propagation, review items."""
+    """Result of :func:`propagate_task`: the snapshot read, the propagation, review items.
+
+    Attributes:
+        snapshot: the task as read (:class:`~cvat_extension.cvat.annotations.TaskSnapshot`).
+        result: the :class:`~cvat_extension.models.keyframe_propagation.KeyframePropagation`.
+        review_items: disagreement items (task frames, stitched object ids).
+        filled: ``(object, k0, k1)`` gaps propagated in this run.
+        skipped: gaps an earlier run filled (unchanged since), not propagated again.
+    """
 
     snapshot: Any
     result: Any
     review_items: list[ReviewItem]
+    filled: list[tuple[int, int, int]] = field(default_factory=list)
+    skipped: list[tuple[int, int, int]] = field(default_factory=list)
 
 
 def propagate_task(
@@ -61,19 +246,286 @@ def propagate_task(
     track_ids: Sequence[int] = (),
     labels: Sequence[str] = (),
     config: PropagationConfig | None = None,
+    store: Any | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> TaskPropagation:
-    """Propagate the selected tracks of task ``task_id`` between their keyframes.
+    """Propagate the selected objects of task ``task_id`` between their human keyframes.
+
+    Args:
+        api: the CVAT session (:class:`~cvat_extension.cvat.connection.CvatApi`).
+        task_id: the task.
+        propagator: a :class:`~cvat_extension.models.sam2_video.Sam2VideoPropagator` (or an
+            object with the same ``propagate`` method).
+        track_ids: stitched object ids to propagate (default all).
+        labels: only objects with these labels.
+        config: agreement threshold and selection weights.
+        store: the sync state store; with it, gaps an earlier run filled are skipped.
+        progress: ``(gaps done, gaps total)``.
 
     Raises:
         CvatSyncError: CVAT refused a request.
-        InputError: unknown track ids or labels.
+        InputError: unknown track ids or labels, rotated boxes.
     """
     from cvat_extension.core.review import group_findings
     from cvat_extension.cvat.annotations import FrameCache, read_task
     from cvat_extension.models.keyframe_propagation import propagate_keyframes
 
     snap = read_task(api, task_id)
-    keyframes = select_tracks(snap.stitched, track_ids=track_ids, labels=labels)
+    written = _written(store, [j.id for j in snap.jobs]) if store is not None else _Written()
+    human, ours = human_keyframes(snap, written)
+    human = select_tracks(human, track_ids=track_ids, labels=labels)
+    gaps = _gaps(human)
+    ours_rows = snap.stitched[ours]
+    skipped = [g for g in gaps if _gap_done(snap, written, ours_rows, g, human)]
+    filled = [g for g in gaps if g not in set(skipped)]
     stop = max(snap.info.num_frames - 1, int(snap.stitched.frame.max()) if len(snap.stitched) else 0)
-    result = propagate_keyframes(keyframes, FrameCache(api, task_id), propagator, stop_frame=stop, config=config)
-    return TaskPropagation(snap, result, group_findings(result.findings))
+    result = propagate_keyframes(_disable(human, skipped), FrameCache(api, task_id), propagator,
+                                 stop_frame=stop, config=config, progress=progress)
+    return TaskPropagation(snap, result, group_findings(result.findings), filled, skipped)
+
+
+# ---------------------------------------------------------------------- write planning
+def _template(shapes: Sequence[Mapping[str, Any]], frame: int) -> Mapping[str, Any]:
+    before = [s for s in shapes if int(s["frame"]) <= frame and not s.get("outside")]
+    pool = before or [s for s in shapes if not s.get("outside")] or list(shapes)
+    return max(pool, key=lambda s: int(s["frame"])) if before else min(pool, key=lambda s: int(s["frame"]))
+
+
+def _piece_shapes(
+    piece: Mapping[str, Any], dense: Tracks, gaps: Sequence[tuple[int, int]], job: Any, tolerance_px: float
+) -> list[dict[str, Any]]:
+    """The piece's new shape list: its shapes outside ``gaps``, thinned propagation inside."""
+    from cvat_extension.core.keyframes import thin_keyframes
+
+    shapes = list(piece["shapes"])
+    inner = [(max(k0, job.start_frame), min(k1, job.stop_frame), k0, k1) for k0, k1 in gaps]
+    inner = [g for g in inner if g[0] <= g[1]]
+
+    def in_gap(f: int) -> bool:
+        return any(k0 < f < k1 and lo <= f <= hi for lo, hi, k0, k1 in inner)
+
+    keep = [s for s in shapes if not in_gap(int(s["frame"]))]
+    added: list[dict[str, Any]] = []
+    for lo, hi, k0, k1 in inner:
+        rows = dense[(dense.frame >= lo) & (dense.frame <= hi)]
+        kf = thin_keyframes(rows, tolerance_px=tolerance_px, stop_frame=hi)
+        for r in range(len(kf)):
+            f = int(kf.frame[r])
+            if not k0 < f < k1:
+                continue  # the human keyframes stay as they are
+            tpl = _template(shapes, f)
+            added.append({
+                "type": "rectangle", "frame": f, "points": [float(v) for v in kf.xyxy[r]],
+                "rotation": float(kf.rotation[r]), "outside": bool(kf.outside[r]),
+                "occluded": bool(kf.occluded[r]), "z_order": int(tpl.get("z_order", 0)),
+                "attributes": copy.deepcopy(tpl.get("attributes", [])),
+            })
+    return sorted([dict(s) for s in keep] + added, key=lambda s: int(s["frame"]))
+
+
+def _signature(shapes: Sequence[Mapping[str, Any]]) -> list[tuple[int, bool, tuple[float, ...]]]:
+    return [(int(s["frame"]), bool(s.get("outside")), tuple(round(float(v), 4) for v in s["points"]))
+            for s in shapes]
+
+
+@dataclass
+class PropagateSummary:
+    """What :func:`run_propagate` did (or, with ``dry_run``, would do)."""
+
+    run_id: str
+    dry_run: bool
+    segments: int = 0
+    gaps_skipped: int = 0
+    frames_propagated: int = 0
+    frames_flagged: int = 0
+    review_items: int = 0
+    tracks_updated: int = 0
+    keyframes_added: int = 0
+    jobs_written: list[int] = field(default_factory=list)
+    issues_opened: int = 0
+    issues_still_open: int = 0
+    issues_resolved_respected: int = 0
+    stage_changes: list[dict[str, Any]] = field(default_factory=list)
+    planned: list[str] = field(default_factory=list)
+    propagation: TaskPropagation | None = None
+
+    @property
+    def flagged_share(self) -> float:
+        """Share of propagated frames flagged for review."""
+        return self.frames_flagged / self.frames_propagated if self.frames_propagated else 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON form (stable keys)."""
+        return {
+            "run_id": self.run_id, "dry_run": self.dry_run, "segments": self.segments,
+            "gaps_skipped": self.gaps_skipped, "frames_propagated": self.frames_propagated,
+            "frames_flagged": self.frames_flagged, "flagged_share": round(self.flagged_share, 4),
+            "review_items": self.review_items, "tracks_updated": self.tracks_updated,
+            "keyframes_added": self.keyframes_added, "jobs_written": self.jobs_written,
+            "issues_opened": self.issues_opened, "issues_still_open": self.issues_still_open,
+            "issues_resolved_respected": self.issues_resolved_respected,
+            "stage_changes": self.stage_changes, "planned": self.planned,
+        }
+
+
+def _plans(api: Any, done: TaskPropagation, tolerance_px: float, summary: PropagateSummary) -> list[Any]:
+    """One :class:`~cvat_extension.cvat.writeback.JobWritePlan` per job whose tracks change."""
+    from cvat_extension.cvat.writeback import plan_job_writes
+
+    snap, dense = done.snapshot, done.result.tracks
+    by_obj: dict[int, list[tuple[int, int]]] = {}
+    for tid, k0, k1 in done.filled:
+        by_obj.setdefault(tid, []).append((k0, k1))
+    plans = []
+    for job in snap.jobs:
+        touched = {tid: [(k0, k1) for k0, k1 in gs if k0 < job.stop_frame and k1 > job.start_frame]
+                   for tid, gs in by_obj.items()}
+        touched = {t: g for t, g in touched.items() if g}
+        if not touched:
+            continue
+        raw = api.get_job_annotations(job.id)
+        tracks = {int(t["id"]): t for t in raw.get("tracks") or [] if t.get("id") is not None}
+        replaced = []
+        for tid, gaps in sorted(touched.items()):
+            piece_id = snap.piece_in_job(tid, job.id)
+            piece = tracks.get(piece_id) if piece_id is not None else None
+            if piece is None:
+                logger.warning("job %d: object %d has no track piece here; skipped", job.id, tid)
+                continue
+            new = _piece_shapes(piece, dense.track(tid), gaps, job, tolerance_px)
+            if not any(not s.get("outside") for s in new) or _signature(new) == _signature(piece["shapes"]):
+                continue
+            added = len(set(_signature(new)) - set(_signature(piece["shapes"])))
+            summary.keyframes_added += added
+            summary.planned.append(f"job {job.id}: track {piece_id} (object {tid}): "
+                                   f"{len(piece['shapes'])} -> {len(new)} keyframes ({added} new or moved)")
+            replaced.append({**{k: v for k, v in piece.items() if k != "shapes"},
+                             "frame": int(new[0]["frame"]), "shapes": new})
+        if replaced:
+            summary.tracks_updated += len(replaced)
+            plans.append(plan_job_writes(job_id=job.id, task_id=snap.task_id, annotations=raw,
+                                         updated_date=job.updated_date, merges=(), replaced_tracks=replaced))
+    return plans
+
+
+def check_write_mode(write: str) -> None:
+    """Accept ``boxes`` and ``none``; explain why masks are not written into CVAT tracks.
+
+    Raises:
+        InputError: any other mode.
+    """
+    if write not in ("boxes", "none"):
+        raise InputError(
+            f"--write {write}: CVAT cannot interpolate mask tracks (cvat-interfaces.md §3.11), so a "
+            "mask track would need a keyframe on every frame and could not be edited as a track; "
+            "use --write boxes")
+
+
+def run_propagate(
+    api: Any,
+    store: Any,
+    cfg: Any,
+    task_id: int,
+    propagator: Any,
+    *,
+    track_ids: Sequence[int] = (),
+    labels: Sequence[str] = (),
+    config: PropagationConfig | None = None,
+    write: str = "boxes",
+    dry_run: bool = False,
+    push_review: bool = False,
+    tolerance_px: float | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> PropagateSummary:
+    """Propagate, write the result into the task's tracks and push disagreements as issues.
+
+    Args:
+        api: the CVAT session.
+        store: the sync state store (journals, backups, issue fingerprints).
+        cfg: the :class:`~cvat_extension.cvat.config.SyncConfig` (backup folder, review policy,
+            thinning tolerance).
+        task_id: the task.
+        propagator: the SAM2 propagator (or an object with its ``propagate`` method).
+        track_ids: stitched object ids (default all).
+        labels: only these labels.
+        config: agreement threshold and selection weights.
+        write: ``boxes`` (thinned rectangle keyframes) or ``none`` (review only).
+        dry_run: write nothing; ``summary.planned`` lists what would change.
+        push_review: open CVAT issues at the disagreement frames, move jobs per ``sync.review``.
+        tolerance_px: thinning tolerance (default ``sync.merge.thin_tolerance_px``).
+        progress: ``(gaps done, gaps total)``.
+
+    Raises:
+        ConcurrentEditError: a job changed while we propagated; nothing was written.
+        InputError: unknown tracks or labels, an unsupported ``write``.
+        CvatSyncError: CVAT kept failing (journaled writes resume on the next run).
+    """
+    from cvat_extension.cvat.sync import _issue_plan, _stage_change
+    from cvat_extension.cvat.writeback import execute_plan
+
+    check_write_mode(write)
+    tol = cfg.merge.thin_tolerance_px if tolerance_px is None else float(tolerance_px)
+    summary = PropagateSummary(run_id=RUN_PREFIX + uuid.uuid4().hex[:12], dry_run=dry_run)
+    done = propagate_task(api, task_id, propagator, track_ids=track_ids, labels=labels,
+                          config=config, store=store, progress=progress)
+    summary.propagation = done
+    res = done.result
+    summary.segments, summary.gaps_skipped = res.segments, len(done.skipped)
+    summary.frames_propagated, summary.frames_flagged = res.frames_propagated, res.frames_flagged
+    summary.review_items = len(done.review_items)
+    snap = done.snapshot
+
+    plans = _plans(api, done, tol, summary) if write == "boxes" else []
+    if plans and not dry_run:
+        # Every job is checked before the first write, so an edit anywhere leaves all untouched.
+        changed = [p.job_id for p in plans if str(api.get_job(p.job_id).get("updated_date")) != p.base_updated_date]
+        if changed:
+            raise ConcurrentEditError(
+                f"job(s) {', '.join(map(str, changed))} of task {task_id} changed while propagating; "
+                "nothing written, run again")
+        for p in plans:
+            execute_plan(api, store, p, backup_dir=cfg.state.backup_dir, run_id=summary.run_id)
+            summary.jobs_written.append(p.job_id)
+        from cvat_extension.cvat.annotations import read_task
+
+        snap = read_task(api, task_id)  # issues refer to the written tracks and dates
+    if not push_review:
+        return summary
+    _push(api, store, cfg, snap, done.review_items, summary, dry_run=dry_run,
+          issue_plan=_issue_plan, stage_change=_stage_change)
+    return summary
+
+
+def _push(api: Any, store: Any, cfg: Any, snap: Any, items: Sequence[ReviewItem], summary: PropagateSummary,
+          *, dry_run: bool, issue_plan: Any, stage_change: Any) -> None:
+    """Issues per job through ``review_push``, then the job's stage per ``sync.review``."""
+    from cvat_extension.cvat.config import OnFindings
+    from cvat_extension.cvat.review_push import push_issues
+
+    per_job: dict[int, list[Any]] = {}
+    jobs = {j.id: j for j in snap.jobs}
+    for item in items:
+        job = snap.job_of_frame(item.frame)
+        if job is not None:
+            per_job.setdefault(job.id, []).append(issue_plan(snap, job, item))
+    reviewer_id = None
+    if per_job and cfg.review.reviewer and cfg.review.on_findings is OnFindings.REVIEW:
+        reviewer_id = api.find_user_id(cfg.review.reviewer)
+    for job_id, plans in sorted(per_job.items()):
+        job = jobs[job_id]
+        result = push_issues(api, store, job_id, plans, job_issue_count=job.issue_count, dry_run=dry_run)
+        summary.issues_opened += len(result.created)
+        summary.issues_still_open += len(result.still_open) + len(result.adopted)
+        summary.issues_resolved_respected += len(result.respected_resolved)
+        if dry_run:
+            summary.planned.extend(f"job {job_id}: issue at frame {p.frame}: {p.message}" for p in plans)
+        change = stage_change(cfg, job, result.open_count) if result.open_count else None
+        if not change:
+            continue
+        if reviewer_id is not None and change.get("stage") == "validation":
+            change["assignee"] = reviewer_id
+        summary.stage_changes.append({"job": job_id, **change})
+        if dry_run:
+            summary.planned.append(f"job {job_id}: set {change}")
+        else:
+            api.update_job(job_id, **change)

@@ -1,11 +1,14 @@
 """``cvat-track propagate``: fill frames between human keyframes with SAM2 and flag doubt.
 
 Offline: ``cvat-track propagate --frames DIR --annotations FILE --out FILE``; on CVAT:
-``cvat-track propagate TASK_ID [--track ID ...] [--labels NAME ...] --out FILE``. Each
-track is propagated forward from one keyframe and backward from the next; frames where
-the two directions disagree become ``propagation_disagreement`` review items (``--review``
-writes them as JSON for the CVAT loop's review push). The share of frames flagged is
-printed. Output boxes are thinned to keyframes when written in a CVAT format.
+``cvat-track propagate TASK_ID [--track ID ...] [--labels NAME ...] [--dry-run]
+[--push-review] [--write boxes|none]``. Each track is propagated forward from one human
+keyframe and backward from the next; frames where the two directions disagree become
+``propagation_disagreement`` review items (``--review`` writes them as JSON). The share of
+frames flagged is printed. On CVAT the result is written back into the task's tracks as
+thinned keyframes through the sync loop's safe write path, and ``--push-review`` opens the
+items as CVAT issues (:mod:`cvat_extension.cvat.propagate`). Output boxes are thinned to
+keyframes when written in a CVAT format.
 """
 
 from __future__ import annotations
@@ -47,6 +50,14 @@ def register(subparsers: Any) -> None:
     p.add_argument("--random-weights", action="store_true", help=argparse.SUPPRESS)  # tests/benchmarks
     p.add_argument("--format", choices=["text", "json"], default="text", help="summary format on stdout")
     p.add_argument("--config", type=Path, default=Path("serverless.yaml"), help="sync config (CVAT mode)")
+    p.add_argument("--dry-run", action="store_true", help="CVAT mode: write nothing, print what would change")
+    p.add_argument("--push-review", action="store_true",
+                   help="CVAT mode: open issues at disagreement frames, move jobs per sync.review")
+    p.add_argument("--write", choices=["boxes", "masks", "none"], default="boxes",
+                   help="CVAT mode: what to write into the tracks (masks: refused, CVAT cannot "
+                        "interpolate mask tracks)")
+    p.add_argument("--tolerance", type=float, help="CVAT mode: keyframe thinning tolerance in px "
+                   "(default sync.merge.thin_tolerance_px)")
     p.set_defaults(func=run)
 
 
@@ -92,14 +103,67 @@ def _settings(args: argparse.Namespace) -> Any:
     return Sam2Settings.from_env(os.environ, **over)
 
 
+def make_propagator(args: argparse.Namespace) -> Any:
+    """The SAM2 propagator the arguments describe (tests replace it with a fake)."""
+    from cvat_extension.models.sam2_video import Sam2VideoPropagator
+
+    return Sam2VideoPropagator(_settings(args))
+
+
+def _run_cvat(args: argparse.Namespace, cfg: Any) -> int:
+    from cvat_extension.cvat.config import load_sync_config
+    from cvat_extension.cvat.connection import connect
+    from cvat_extension.cvat.propagate import check_write_mode, run_propagate
+    from cvat_extension.cvat.state_store import open_state_store
+
+    check_write_mode(args.write)  # before connecting or loading a model
+    sync = load_sync_config(args.config)
+    propagator = make_propagator(args)
+    api = connect(sync.cvat, sync.retry)
+    store = open_state_store(sync.state.path)
+    try:
+        s = run_propagate(api, store, sync, args.task_id, propagator, track_ids=args.track,
+                          labels=args.labels, config=cfg, write=args.write, dry_run=args.dry_run,
+                          push_review=args.push_review, tolerance_px=args.tolerance)
+    finally:
+        store.close()
+    done = s.propagation
+    assert done is not None  # set by run_propagate
+    if args.out is not None:
+        _write_out(args, done.result.tracks, done.snapshot.info)
+    if args.review is not None:
+        args.review.write_text(json.dumps([it.to_json(0) for it in done.review_items], indent=1))
+    if args.format == "json":
+        print(json.dumps(s.to_json()))
+        return 0
+    verb = "would write" if args.dry_run else "wrote"
+    print(f"propagated {s.frames_propagated} frames over {s.segments} keyframe gaps "
+          f"({s.gaps_skipped} already filled); {s.frames_flagged} flagged "
+          f"({100 * s.flagged_share:.1f}%) in {s.review_items} review items")
+    print(f"{verb} {s.tracks_updated} track(s), {s.keyframes_added} keyframe(s) new or moved; "
+          f"issues opened {s.issues_opened}, still open {s.issues_still_open}")
+    for line in s.planned:
+        print(f"  {line}")
+    return 0
+
+
+def _write_out(args: argparse.Namespace, tracks: Any, info: Any) -> None:
+    from cvat_extension.core.tracks import SequenceInfo
+    from cvat_extension.io.formats import write_tracks
+
+    fmt = args.out_format or OUT_FORMATS.get(args.out.suffix.lower())
+    if fmt is None:
+        raise InputError(f"--out: {args.out}: unknown extension; give --out-format")
+    write_tracks(args.out, tracks, fmt=fmt, info=SequenceInfo(
+        info.num_frames, info.width, info.height, info.frame_base, info.job_starts, info.name))
+
+
 def run(args: argparse.Namespace) -> int:
     from cvat_extension.core.propagation import PropagationConfig
     from cvat_extension.core.review import group_findings
-    from cvat_extension.core.tracks import SequenceInfo
     from cvat_extension.cvat.propagate import select_tracks
-    from cvat_extension.io.formats import read_tracks, write_tracks
+    from cvat_extension.io.formats import read_tracks
     from cvat_extension.models.keyframe_propagation import propagate_keyframes
-    from cvat_extension.models.sam2_video import Sam2VideoPropagator
 
     offline = args.frames is not None or args.annotations is not None
     if offline == (args.task_id is not None):
@@ -107,33 +171,20 @@ def run(args: argparse.Namespace) -> int:
     if offline and (args.frames is None or args.annotations is None or args.out is None):
         raise InputError("offline propagation needs --frames, --annotations and --out")
     cfg = PropagationConfig(min_agreement_iou=args.min_iou)
-    propagator = Sam2VideoPropagator(_settings(args))
-    if offline:
-        loaded = read_tracks(args.annotations)
-        frames = FrameFolder(args.frames)
-        keyframes = loaded.keyframes if loaded.keyframes is not None else loaded.tracks
-        keyframes = select_tracks(keyframes, track_ids=args.track, labels=args.labels)
-        info = loaded.info
-        stop = max(info.num_frames - 1, len(frames.paths) - 1)
-        result = propagate_keyframes(keyframes, frames, propagator, stop_frame=stop, config=cfg)
-        items = group_findings(result.findings)
-        frame_base = info.frame_base
-    else:
-        from cvat_extension.cvat.config import load_sync_config
-        from cvat_extension.cvat.connection import connect
-        from cvat_extension.cvat.propagate import propagate_task
-
-        sync = load_sync_config(args.config)
-        done = propagate_task(connect(sync.cvat), args.task_id, propagator, track_ids=args.track, labels=args.labels, config=cfg)
-        result, items, info, frame_base = done.result, done.review_items, done.snapshot.info, 0
-    if args.out is not None:
-        fmt = args.out_format or OUT_FORMATS.get(args.out.suffix.lower())
-        if fmt is None:
-            raise InputError(f"--out: {args.out}: unknown extension; give --out-format")
-        write_tracks(args.out, result.tracks, fmt=fmt, info=SequenceInfo(
-            info.num_frames, info.width, info.height, info.frame_base, info.job_starts, info.name))
+    if not offline:
+        return _run_cvat(args, cfg)
+    propagator = make_propagator(args)
+    loaded = read_tracks(args.annotations)
+    frames = FrameFolder(args.frames)
+    keyframes = loaded.keyframes if loaded.keyframes is not None else loaded.tracks
+    keyframes = select_tracks(keyframes, track_ids=args.track, labels=args.labels)
+    info = loaded.info
+    stop = max(info.num_frames - 1, len(frames.paths) - 1)
+    result = propagate_keyframes(keyframes, frames, propagator, stop_frame=stop, config=cfg)
+    items = group_findings(result.findings)
+    _write_out(args, result.tracks, info)
     if args.review is not None:
-        args.review.write_text(json.dumps([it.to_json(frame_base) for it in items], indent=1))
+        args.review.write_text(json.dumps([it.to_json(info.frame_base) for it in items], indent=1))
     summary = {
         "segments": result.segments,
         "frames_propagated": result.frames_propagated,
