@@ -1,0 +1,195 @@
+"""Several sync workers sharing one job queue through the state store.
+
+Three workers (threads, each with its own CVAT session and its own store connection, as
+separate processes would have) run ``run_sync`` at the same moment over three scenario
+tasks (six finished jobs) in one CVAT stand-in: every job is processed exactly once — one
+stage change per job, the fragment merge written once, each review issue created once —
+whether the store is a shared SQLite file (one host) or a PostgreSQL server (many hosts).
+A worker that dies in the middle of a job's writes leaves its journal; once its lease
+expires another worker resumes the writes and nothing is lost.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cvat.scenario import seed, visible_boxes
+from cvat.test_faults import DyingApi, Killed
+
+from cvat_extension.cvat.config import SyncConfig
+from cvat_extension.cvat.connection import CvatApi, connect
+from cvat_extension.cvat.state_store import PostgresStateStore, SQLiteStateStore, StateStore
+from cvat_extension.cvat.sync import SyncSummary, run_sync
+
+N_TASKS = 3
+JOB_PATCH = re.compile(r"^/api/jobs/(\d+)/?$")
+ANN_WRITE = re.compile(r"^/api/jobs/(\d+)/annotations/?$")
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], StateStore]:
+    """A function opening a new connection to one shared store (a worker's own)."""
+    if request.param == "sqlite":
+        return lambda: SQLiteStateStore(tmp_path / "shared.sqlite")
+    url = request.getfixturevalue("pg_database")
+    return lambda: PostgresStateStore(url)
+
+
+@pytest.fixture
+def farm(cvat_standin: Any, cvat_client: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """(standin, {task: [job1, job2]}, make_cfg, make_api) with N_TASKS scenario tasks."""
+    monkeypatch.setenv("CVAT_ACCESS_TOKEN", cvat_standin.admin_token)
+    cvat_standin.seed_user("reviewer", "pw")
+    tasks = dict(seed(cvat_standin, cvat_client, name=f"scenario-{i}") for i in range(N_TASKS))
+
+    def make_cfg(lease_s: float = 600.0) -> SyncConfig:
+        return SyncConfig.from_mapping({
+            "cvat": {"url": cvat_standin.url, "timeout_s": 10},
+            "checks": {"ghost": {"min_static_frames": 10}},
+            "review": {"on_findings": "review", "reviewer": "reviewer", "clean_to_acceptance": True,
+                       "frame_budget": 20},
+            "state": {"path": str(tmp_path / "unused.sqlite"), "backup_dir": str(tmp_path / "backups"),
+                      "report_dir": str(tmp_path / "reports"), "lease_s": lease_s},
+            "retry": {"attempts": 3, "backoff_s": 0.0},
+        })
+
+    def make_api(cfg: SyncConfig) -> CvatApi:
+        api = connect(cfg.cvat, cfg.retry)
+        api.sleep = lambda s: None
+        return api
+
+    return cvat_standin, tasks, make_cfg, make_api
+
+
+class DeadStore:
+    """The dying worker's store: once its process is dead (``dying.count`` reached its
+    ``die_at``), nothing more reaches the database, not even the ``finally`` that would give
+    its leases back, as after a SIGKILL or a power cut."""
+
+    def __init__(self, inner: StateStore, dying: DyingApi, die_at: int) -> None:
+        self._inner, self._dying, self._die_at = inner, dying, die_at
+
+    def __getattr__(self, name: str) -> Any:
+        if self._dying.count >= self._die_at:
+            raise Killed(f"store.{name} after death")
+        return getattr(self._inner, name)
+
+
+def run_workers(n: int, cfg: SyncConfig, make_api: Callable[[SyncConfig], Any],
+                store_factory: Callable[[], StateStore]) -> list[SyncSummary]:
+    """``n`` workers released together by a barrier; each with its own session and store."""
+    apis = [make_api(cfg) for _ in range(n)]
+    stores = [store_factory() for _ in range(n)]
+    barrier = threading.Barrier(n)
+    results: list[Any] = [None] * n
+
+    def work(i: int) -> None:
+        try:
+            barrier.wait()
+            results[i] = run_sync(apis[i], stores[i], cfg, report=False, worker=f"host-{i}:1")
+        except BaseException as exc:  # reported by the caller
+            results[i] = exc
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    for s in stores:
+        s.close()
+    for api in apis:
+        api.client.close()
+    errors = [r for r in results if not isinstance(r, SyncSummary)]
+    assert not errors, errors
+    return results
+
+
+def writes_per_job(standin: Any, since: int = 0) -> tuple[Counter[int], Counter[int]]:
+    """(job PATCHes, annotation writes) per job id in the request log after ``since``."""
+    stage, ann = Counter[int](), Counter[int]()
+    for r in standin.request_log[since:]:
+        if r.method == "PATCH" and (m := JOB_PATCH.match(r.path)):
+            stage[int(m.group(1))] += 1
+        elif r.method in ("PATCH", "PUT") and (m := ANN_WRITE.match(r.path)):
+            ann[int(m.group(1))] += 1
+    return stage, ann
+
+
+def assert_each_job_done_once(standin: Any, tasks: dict[int, list[int]], stage: Counter[int],
+                              ann: Counter[int]) -> None:
+    all_jobs = [j for jobs in tasks.values() for j in jobs]
+    assert {j: stage[j] for j in all_jobs} == dict.fromkeys(all_jobs, 1), stage  # one stage change each
+    for first, second in tasks.values():
+        # the fragment in the second job: one PATCH update + one delete, nothing in the first
+        assert (ann[first], ann[second]) == (0, 2), (first, second, ann)
+    with standin.store.lock:
+        issues = list(standin.store.issues.values())
+    assert standin.calls("POST", r"^/api/issues/?$") == len(issues)  # no retried or lost POST
+    per_job = Counter(i.job_id for i in issues)
+    keys = [(i.job_id, i.frame, tuple(i.position)) for i in issues]
+    assert len(keys) == len(set(keys)), "duplicate issue"
+    # every task is the same scenario: the same issues on the same job of each
+    assert len({(per_job[a], per_job[b]) for a, b in tasks.values()}) == 1, per_job
+    assert sum(per_job.values()) == 2 * N_TASKS
+
+
+def test_three_workers_process_each_job_exactly_once(farm: Any, store_factory: Any) -> None:
+    standin, tasks, make_cfg, make_api = farm
+    cfg = make_cfg()
+    since = len(standin.request_log)
+    summaries = run_workers(3, cfg, make_api, store_factory)
+    assert all(s.ok for s in summaries), [s.to_json() for s in summaries]
+    assert sum(s.jobs_checked for s in summaries) == 2 * N_TASKS
+    assert sum(s.merges_applied for s in summaries) == N_TASKS
+    assert sum(s.issues_opened for s in summaries) == 2 * N_TASKS
+    stage, ann = writes_per_job(standin, since)
+    assert_each_job_done_once(standin, tasks, stage, ann)
+    store = store_factory()
+    assert all(store.get_job(j) is not None for jobs in tasks.values() for j in jobs)
+    assert not any(store.lease_holder(j) for jobs in tasks.values() for j in jobs)  # all released
+    store.close()
+    # a second round of three workers: nothing changed, so nothing is written or read again
+    since = len(standin.request_log)
+    again = run_workers(3, cfg, make_api, store_factory)
+    assert all(s.jobs_checked == 0 and s.jobs_busy == 0 and s.jobs_unchanged == s.jobs_listed > 0
+               for s in again), [s.to_json() for s in again]
+    assert not [r for r in standin.request_log[since:] if r.method != "GET" and "/auth/" not in r.path]
+
+
+def test_worker_dying_mid_write_is_resumed_by_another(farm: Any, store_factory: Any) -> None:
+    standin, tasks, make_cfg, make_api = farm
+    first_task = min(tasks)
+    before = {j: visible_boxes(standin.job_annotations(j)) for j in tasks[first_task]}
+    # a worker on another host (its process cannot be checked) with 1-second leases dies
+    # between the merge's PATCH update and its delete on the first task's second job
+    dying = DyingApi(make_api(make_cfg(lease_s=1)), die_at=2, after=False)
+    store = store_factory()
+    with pytest.raises(Killed):
+        run_sync(dying, DeadStore(store, dying, 2), make_cfg(lease_s=1), report=False,
+                 worker="far-away-host:4242")
+    journal = store.journal(tasks[first_task][1])
+    assert journal is not None and journal.status == "planned"  # its journal is left behind
+    assert store.lease_holder(tasks[first_task][1])[0] == "far-away-host:4242"  # type: ignore[index]
+    assert visible_boxes(standin.job_annotations(tasks[first_task][1])) >= before[tasks[first_task][1]]
+    store.close()
+    time.sleep(1.05)  # its lease expires
+    cfg = make_cfg()
+    summaries = run_workers(3, cfg, make_api, store_factory)
+    assert all(s.ok for s in summaries), [s.to_json() for s in summaries]
+    assert sum(s.writes_resumed for s in summaries) == 1
+    stage, ann = writes_per_job(standin)
+    assert_each_job_done_once(standin, tasks, stage, ann)  # the dead worker's update counts once
+    for j in tasks[first_task]:
+        assert visible_boxes(standin.job_annotations(j)) == before[j]  # no box lost
+    assert len(standin.job_annotations(tasks[first_task][1])["tracks"]) == 2  # fragment merged
+    store = store_factory()
+    assert store.journal(tasks[first_task][1]).status == "done"  # type: ignore[union-attr]
+    store.close()
