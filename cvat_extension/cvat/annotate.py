@@ -8,8 +8,10 @@ fewest keyframes whose interpolation reproduces the boxes within the tolerance) 
 keyframes where an object is gone, so an annotator corrects a handful of keyframes per object
 instead of a box per frame.
 
-Frames are fetched one by one as the tracker needs them (never the whole task in memory), a
-progress bar shows frames done, and a checkpoint file (frames done, tracker state, boxes so
+Frames come through the SDK on demand, one data chunk at a time where the task allows it
+(:func:`iter_task_frames`: image tasks serve zip chunks of ``data_chunk_size`` frames, so API
+calls scale with chunks, not frames; video tasks, whose chunks are mp4, fall back to one call
+per frame), never the whole task in memory. A progress bar shows frames done, and a checkpoint file (frames done, tracker state, boxes so
 far) is written every ``checkpoint_every`` frames, so an interrupted run resumes where it
 stopped with the same ids. Uploads go per job (``PATCH action=create``), since CVAT cuts tracks
 at job boundaries anyway (§3.3); a job that was already uploaded is recorded in the checkpoint
@@ -19,6 +21,7 @@ and not uploaded twice.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
 import os
@@ -32,10 +35,10 @@ import numpy as np
 import numpy.typing as npt
 
 from cvat_extension.core.tracks import SOURCES, Source, Tracks
-from cvat_extension.errors import InputError
+from cvat_extension.errors import CvatSyncError, InputError
 from cvat_extension.models.mot_tracker import MotTracker
 
-__all__ = ["Checkpoint", "annotate_task", "detect_and_track", "iter_frame_folder", "iter_video"]
+__all__ = ["Checkpoint", "annotate_task", "detect_and_track", "iter_frame_folder", "iter_task_frames", "iter_video"]
 
 logger = logging.getLogger(__name__)
 
@@ -251,16 +254,12 @@ def annotate_task(
         on_start(size)
     progress = checkpoint.progress if checkpoint else _Progress(key="")
 
-    def frames() -> Iterator[tuple[int, npt.NDArray[np.uint8]]]:
-        import io
-
-        from PIL import Image
-
-        for f in range(progress.next_frame, size):
-            with Image.open(io.BytesIO(api.get_frame(task_id, f))) as im:
-                yield f, np.asarray(im.convert("RGB"))
-
-    tracks = detect_and_track(frames(), detector, tracker, checkpoint=checkpoint, on_frame=on_frame)
+    task = api.get_task(task_id)
+    chunk_size = int(task.get("data_chunk_size") or 0)
+    zip_chunks = task.get("data_original_chunk_type") == "imageset" and chunk_size > 0
+    frames = iter_task_frames(api, task_id, size, start=progress.next_frame,
+                              chunk_size=chunk_size if zip_chunks else None)
+    tracks = detect_and_track(frames, detector, tracker, checkpoint=checkpoint, on_frame=on_frame)
     keep = np.isin(np.asarray(tracks.labels)[tracks.label] if len(tracks) else np.zeros(0, str), wanted)
     dropped = int((~keep).sum())
     tracks = tracks[keep]
@@ -287,6 +286,59 @@ def annotate_task(
             checkpoint.save()
     return {"frames": size, "tracks": n_tracks, "keyframes": n_keyframes, "boxes": len(tracks),
             "dropped_detections": dropped, "jobs": len(jobs)}
+
+
+def iter_task_frames(
+    api: Any, task_id: int, size: int, *, start: int = 0, chunk_size: int | None = None,
+    quality: str = "original",
+) -> Iterator[tuple[int, npt.NDArray[np.uint8]]]:
+    """``(frame, rgb)`` for task frames ``start .. size-1``, fetched lazily.
+
+    With ``chunk_size`` (an image task: its chunks are zips) one ``GET data?type=chunk``
+    serves ``chunk_size`` frames: chunk ``n`` holds frames ``n*chunk_size ..``, its members
+    named ``{index:06d}.{ext}`` in frame order (CVAT's ``ZipChunkWriter``). A resumed run
+    starts at the chunk holding ``start`` and skips the frames before it. A chunk that is not
+    a zip of the expected length (a proxy, a video task marked otherwise) is fetched frame by
+    frame instead, with a warning. Without ``chunk_size`` every frame is one request.
+
+    Raises:
+        CvatSyncError: an image CVAT sent cannot be decoded (frame named).
+    """
+    import zipfile
+
+    if not chunk_size:
+        for f in range(start, size):
+            yield f, _decode(api.get_frame(task_id, f, quality=quality), task_id, f)
+        return
+    for number in range(start // chunk_size, -(-size // chunk_size)):
+        first = number * chunk_size
+        count = min(chunk_size, size - first)
+        data = api.get_chunk(task_id, number, quality=quality)
+        try:
+            archive: zipfile.ZipFile | None = zipfile.ZipFile(io.BytesIO(data))
+            names = sorted(n for n in archive.namelist() if not n.endswith("/")) if archive else []
+        except zipfile.BadZipFile:
+            archive, names = None, []
+        if archive is None or len(names) != count:
+            logger.warning("task %d chunk %d: expected a zip of %d images, got %s; fetching its frames one by one",
+                           task_id, number, count, f"{len(names)} files" if archive else "no zip")
+            for f in range(max(first, start), first + count):
+                yield f, _decode(api.get_frame(task_id, f, quality=quality), task_id, f)
+            continue
+        with archive:
+            for i, name in enumerate(names):
+                if first + i >= start:
+                    yield first + i, _decode(archive.read(name), task_id, first + i)
+
+
+def _decode(data: bytes, task_id: int, frame: int) -> npt.NDArray[np.uint8]:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            return np.asarray(im.convert("RGB"))
+    except (UnidentifiedImageError, OSError) as exc:
+        raise CvatSyncError(f"task {task_id} frame {frame}: CVAT sent an unreadable image ({exc})") from exc
 
 
 def _relabel(tracks: Tracks, names: list[str]) -> Tracks:

@@ -199,6 +199,21 @@ class CvatApi:
 
         return self.call("tasks.frame", go)
 
+    def get_chunk(self, task_id: int, number: int, *, quality: str = "original") -> bytes:
+        """One data chunk's bytes (``GET /api/tasks/{id}/data?type=chunk``): a zip of the
+        chunk's images for image tasks, an mp4 for video tasks (``data_original_chunk_type``)."""
+
+        def go() -> bytes:
+            resp = self.api.tasks_api.retrieve_data(
+                task_id, type="chunk", number=number, quality=quality,
+                _parse_response=False, _request_timeout=self.timeout_s,
+            )
+            if isinstance(resp, tuple):
+                resp = resp[1]
+            return bytes(resp.data)
+
+        return self.call("tasks.chunk", go)
+
     def list_job_issues(self, job_id: int) -> list[dict[str, Any]]:
         """``GET /api/issues?job_id=``, all pages."""
         return self.paginated("issues.list", self.api.issues_api.list, job_id=job_id)

@@ -35,6 +35,21 @@ validate every response, so a missing or mistyped field breaks the client):
   number outside the task is ``400 "The frame number should be in the [0, N] range"``
   (CVAT issue #7269 quotes it), outside a job is ``400 "Incorrect requested frame
   number: N"``. Job endpoints use task frame numbers.
+* Chunks (``views.py`` ``_TaskDataGetter``/``_JobDataGetter``, ``frame_provider.py``
+  ``TaskFrameProvider.get_chunk``/``JobFrameProvider.get_chunk``): ``type=chunk&number=N
+  &quality=original|compressed``. Task chunk ``N`` holds task frames ``N*chunk_size`` to
+  ``min((N+1)*chunk_size, size) - 1`` (``data_chunk_size`` of the task, ``chunk_size`` of
+  ``data/meta``). For image tasks (``data_original_chunk_type``/``data_compressed_chunk_type``
+  ``"imageset"``) a chunk is a zip (``application/zip``) whose members are named
+  ``{index in chunk:06d}.{ext}`` in frame order (``ZipChunkWriter``: original files as
+  uploaded; ``ZipCompressedChunkWriter``: re-encoded JPEG, ``.jpeg``); video tasks
+  (``"video"``) get mp4 chunks, which the stand-in does not produce (400). A chunk number out
+  of range is ``400 "Invalid chunk number 'N'. The chunk number should be in the [0, M]
+  range"``. On a job, ``number`` keeps the *task* chunk numbering limited to the job's frames
+  (allowed range: the task chunks holding the job's first and last frame), while ``index``
+  (newer CVAT) counts the job's own chunks from 0; ``number`` and ``index`` together are
+  ``400 "Number and Index cannot be used together"``. Real CVAT also sends
+  ``X-Checksum``/``X-Updated-Date`` headers on chunks; the stand-in omits them.
 * Issues (``IssueWriteSerializer``): ``frame``, ``position``, ``job``, ``message`` are
   required; the message becomes the first comment; the frame must lie in the job.
 
@@ -230,6 +245,8 @@ class CvatStandin:
         project: int | None = None,
         owner: int | None = None,
         mode: str = "annotation",
+        chunk_size: int = 72,
+        chunk_type: str = "imageset",
     ) -> int:
         """Create a task with its jobs as CVAT does; returns the task id.
 
@@ -240,7 +257,12 @@ class CvatStandin:
                 generated PNGs.
             segment_size: frames per job; 0 means one job.
             overlap: frames shared by consecutive jobs.
+            chunk_size: frames per data chunk (``data_chunk_size``).
+            chunk_type: ``"imageset"`` (zip chunks served) or ``"video"`` (chunk requests
+                are refused, as for a video the stand-in cannot encode).
         """
+        if chunk_size < 1 or chunk_type not in ("imageset", "video"):
+            raise ValueError(f"bad chunk settings {chunk_size!r}, {chunk_type!r}")
         if isinstance(frames, tuple) and len(frames) == 3 and all(isinstance(v, int)
                                                                    for v in frames):
             n, w, h = frames
@@ -259,9 +281,11 @@ class CvatStandin:
         with self.store.lock:
             if project is not None and project not in self.store.projects:
                 raise KeyError(f"no project {project}")
-            return self.store.add_task(name, owner or self._first_user(), labels, frame_rows,
+            task = self.store.add_task(name, owner or self._first_user(), labels, frame_rows,
                                        segment_size=segment_size, overlap=overlap,
-                                       project_id=project, mode=mode).id
+                                       project_id=project, mode=mode)
+            task.chunk_size, task.chunk_type = chunk_size, chunk_type
+            return task.id
 
     def job_ids(self, task_id: int) -> list[int]:
         with self.store.lock:
@@ -540,7 +564,7 @@ class CvatStandin:
             "created_date": _iso(t.created_date), "updated_date": _iso(t.updated_date),
             "overlap": t.overlap, "segment_size": t.segment_size or t.size,
             "status": _task_status(jobs), "data_chunk_size": t.chunk_size,
-            "data_compressed_chunk_type": "imageset", "data_original_chunk_type": "imageset",
+            "data_compressed_chunk_type": t.chunk_type, "data_original_chunk_type": t.chunk_type,
             "data_cloud_storage_id": None, "guide_id": None, "size": t.size,
             "image_quality": t.image_quality, "data": t.data_id, "dimension": "2d",
             "subset": "", "organization": None, "organization_id": None,
@@ -550,7 +574,7 @@ class CvatStandin:
                      "validation": sum(j.stage == "validation" for j in jobs),
                      "url": self._abs(ctx, f"/api/jobs?task_id={t.id}")},
             "labels": {"url": self._abs(ctx, f"/api/labels?task_id={t.id}")},
-            "assignee_updated_date": None, "validation_mode": None, "media_type": "image",
+            "assignee_updated_date": None, "validation_mode": None, "media_type": "video" if t.chunk_type == "video" else "image",
         }
 
     def _job_json(self, ctx: _Ctx, j: Job) -> Json:
@@ -565,15 +589,15 @@ class CvatStandin:
             "dimension": "2d", "bug_tracker": None, "status": j.status, "stage": j.stage,
             "state": j.state, "mode": t.mode, "frame_count": j.frame_count,
             "start_frame": j.start_frame, "stop_frame": j.stop_frame,
-            "data_chunk_size": t.chunk_size, "data_compressed_chunk_type": "imageset",
-            "data_original_chunk_type": "imageset", "created_date": _iso(j.created_date),
+            "data_chunk_size": t.chunk_size, "data_compressed_chunk_type": t.chunk_type,
+            "data_original_chunk_type": t.chunk_type, "created_date": _iso(j.created_date),
             "updated_date": _iso(j.updated_date),
             "issues": {"url": self._abs(ctx, f"/api/issues?job_id={j.id}"), "count": n_issues},
             "labels": {"url": self._abs(ctx, f"/api/labels?job_id={j.id}")},
             "type": j.type, "organization": None, "target_storage": self._storage(),
             "source_storage": self._storage(),
             "assignee_updated_date": _iso(j.assignee_updated_date), "parent_job_id": None,
-            "consensus_replicas": 0, "media_type": "image",
+            "consensus_replicas": 0, "media_type": "video" if t.chunk_type == "video" else "image",
         }
 
     def _issue_json(self, ctx: _Ctx, i: Issue) -> Json:
@@ -914,7 +938,7 @@ class CvatStandin:
     def _frame(self, ctx: _Ctx, task: Task, lo: int, hi: int, in_job: bool) -> tuple[int, bytes]:
         kind = ctx.q("type")
         if kind != "frame":
-            raise HttpError(400, [f"Unsupported data type: {kind} (only 'frame' is served)"])
+            raise HttpError(400, [f"Unsupported data type: {kind} (only 'frame' and 'chunk' are served)"])
         quality = ctx.q("quality") or "compressed"
         if quality not in ("original", "compressed"):
             raise HttpError(400, ["Wrong quality value"])
@@ -930,14 +954,57 @@ class CvatStandin:
         ctx.headers["Content-Type"] = ctype
         return 200, data
 
+    def _chunk(self, ctx: _Ctx, task: Task, lo: int, hi: int, in_job: bool) -> tuple[int, bytes]:
+        """A zip chunk of an image task, numbered as CVAT does (see the module docstring)."""
+        import zipfile
+
+        quality = ctx.q("quality") or "compressed"
+        if quality not in ("original", "compressed"):
+            raise HttpError(400, ["Wrong quality value"])
+        number_text, index_text = ctx.q("number"), ctx.q("index") if in_job else None
+        if number_text and index_text:
+            raise HttpError(400, ["Number and Index cannot be used together"])
+        if not (number_text or index_text):
+            raise HttpError(400, ["Number or Index is not specified" if in_job
+                                  else "Number is not specified"])
+        try:
+            value = int(number_text or index_text or "")
+        except ValueError:
+            raise HttpError(400, ["The chunk number must be an integer"]) from None
+        size = task.chunk_size
+        if index_text:  # job-relative chunks
+            first, last = 0, (hi - lo) // size
+            start = lo + value * size
+        else:
+            first, last = (lo // size, hi // size) if in_job else (0, (task.size - 1) // size)
+            start = value * size
+        if not first <= value <= last:
+            raise HttpError(400, [(f"Invalid chunk number '{value}'. "
+                                   f"The chunk number should be in the [{first}, {last}] range")])
+        if task.chunk_type != "imageset":
+            raise HttpError(400, [("The stand-in serves zip chunks of image tasks only "
+                                   "(video tasks have mp4 chunks)")])
+        frames = range(max(start, lo), min(start + size - 1, hi) + 1)
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as zf:
+            for idx, number in enumerate(frames):
+                data, ctype = _frame_bytes(task, number, quality)
+                zf.writestr(f"{idx:06d}{'.png' if ctype == 'image/png' else '.jpeg'}", data)
+        ctx.headers["Content-Type"] = "application/zip"
+        return 200, buf.getvalue()
+
     def _task_data(self, ctx: _Ctx) -> tuple[int, bytes]:
         task = self._task(ctx)
+        if ctx.q("type") == "chunk":
+            return self._chunk(ctx, task, 0, task.size - 1, False)
         return self._frame(ctx, task, 0, task.size - 1, False)
 
     def _job_data(self, ctx: _Ctx) -> tuple[int, bytes]:
         job = self._job(ctx)
-        return self._frame(ctx, self.store.tasks[job.task_id], job.start_frame, job.stop_frame,
-                           True)
+        task = self.store.tasks[job.task_id]
+        if ctx.q("type") == "chunk":
+            return self._chunk(ctx, task, job.start_frame, job.stop_frame, True)
+        return self._frame(ctx, task, job.start_frame, job.stop_frame, True)
 
     # ------------------------------------------------------------------ issues and comments
     def _issue(self, ctx: _Ctx) -> Issue:
