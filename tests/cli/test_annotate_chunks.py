@@ -18,11 +18,11 @@ import pytest
 pytest.importorskip("boxmot")
 pytest.importorskip("cvat_sdk")
 
-from cvat_extension.cvat.annotate import Checkpoint, annotate_task, iter_task_frames  # noqa: E402
-from cvat_extension.cvat.config import CvatConfig  # noqa: E402
-from cvat_extension.cvat.connection import connect  # noqa: E402
-from cvat_extension.models.mot_tracker import MotTracker  # noqa: E402
-from cvat_extension.models.tracker_config import TrackerConfig  # noqa: E402
+from cvat_extension.cvat.annotate import Checkpoint, annotate_task, iter_task_frames
+from cvat_extension.cvat.config import CvatConfig
+from cvat_extension.cvat.connection import connect
+from cvat_extension.models.mot_tracker import MotTracker
+from cvat_extension.models.tracker_config import TrackerConfig
 
 N_FRAMES, CHUNK = 40, 10
 
