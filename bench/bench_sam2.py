@@ -27,7 +27,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from cvat_extension.models.sam2_video import ObjectPrompt, Sam2Settings, Sam2VideoPropagator, load_predictor
+from cvat_extension.models.sam2_video import (
+    ObjectPrompt,
+    Sam2Settings,
+    Sam2VideoPropagator,
+    load_predictor,
+)
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "bedroom"
 BOXES = [(380, 60, 560, 440), (600, 100, 760, 460), (100, 200, 300, 500)]
@@ -37,7 +42,7 @@ def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def _reference(predictor, folder: str, n_obj: int) -> float:  # noqa: ANN001
+def _reference(predictor, folder: str, n_obj: int) -> float:
     import torch
 
     t = time.perf_counter()

@@ -159,24 +159,34 @@ def _cut_keyframes(keys: Tracks, boundary: set[int]) -> np.ndarray:
     return cut
 
 
+def _by_object(snap: Any, per_piece: Mapping[int, Mapping[int, tuple[float, ...]]]) -> dict[tuple[int, int], list[tuple[float, ...]]]:
+    """``(stitched id, frame) -> [points]`` from a per-piece ``{piece: {frame: points}}`` map."""
+    out: dict[tuple[int, int], list[tuple[float, ...]]] = {}
+    for piece, frames in per_piece.items():
+        sid = snap.piece_to_stitched.get(piece)
+        if sid is None:
+            continue  # the piece is gone (deleted since)
+        for f, pts in frames.items():
+            out.setdefault((int(sid), int(f)), []).append(pts)
+    return out
+
+
 def human_keyframes(snap: Any, written: _Written | None = None) -> tuple[Tracks, np.ndarray]:
     """The stitched keyframes people drew, and a mask of the stitched rows we wrote earlier.
 
     Returns:
         ``(human, ours)``: ``human`` is ``snap.stitched`` without CVAT's job-boundary cut
         keyframes and without keyframes of earlier propagate runs; ``ours`` marks the rows
-        of ``snap.stitched`` an earlier run wrote (unchanged since).
+        of ``snap.stitched`` an earlier run wrote (unchanged since: a keyframe a person
+        moved counts as theirs).
     """
     keys: Tracks = snap.stitched
     ours = np.zeros(len(keys), dtype=bool)
     if written is not None and written.ours:
-        for r in range(len(keys)):
-            sid, f = int(keys.track_id[r]), int(keys.frame[r])
-            for piece in snap.pieces_of(sid):
-                pts = written.ours.get(piece, {}).get(f)
-                if pts is not None and _same(pts, tuple(keys.xyxy[r].tolist())):
-                    ours[r] = True
-                    break
+        for (sid, f), candidates in _by_object(snap, written.ours).items():
+            rows = np.flatnonzero((keys.track_id == sid) & (keys.frame == f))
+            if len(rows) and any(_same(c, tuple(keys.xyxy[rows[0]].tolist())) for c in candidates):
+                ours[rows[0]] = True
     boundary = {j.start_frame for j in snap.jobs[1:]} | {j.stop_frame for j in snap.jobs[:-1]}
     rest = keys[~ours]
     cut = _cut_keyframes(rest, boundary)
@@ -185,7 +195,7 @@ def human_keyframes(snap: Any, written: _Written | None = None) -> tuple[Tracks,
 
 def _gaps(keys: Tracks) -> list[tuple[int, int, int]]:
     """``(track, k0, k1)`` for consecutive visible keyframes with frames between them."""
-    out = []
+    out: list[tuple[int, int, int]] = []
     for tid, t in keys.iter_tracks():
         vis = ~t.outside
         ok = vis[:-1] & vis[1:] & (np.diff(t.frame) > 1)
@@ -193,8 +203,13 @@ def _gaps(keys: Tracks) -> list[tuple[int, int, int]]:
     return out
 
 
-def _gap_done(snap: Any, written: _Written, ours_rows: Tracks, gap: tuple[int, int, int], human: Tracks) -> bool:
-    """True when an earlier run filled ``gap`` and its two human keyframes are unchanged."""
+def _gap_done(
+    base: Mapping[tuple[int, int], list[tuple[float, ...]]], ours_rows: Tracks, gap: tuple[int, int, int], human: Tracks
+) -> bool:
+    """True when an earlier run filled ``gap`` and its two human keyframes are unchanged.
+
+    ``base``: keyframes before that run's write, by ``(object, frame)``.
+    """
     tid, k0, k1 = gap
     inside = ours_rows[(ours_rows.track_id == tid) & (ours_rows.frame > k0) & (ours_rows.frame < k1)]
     if not len(inside):
@@ -203,7 +218,7 @@ def _gap_done(snap: Any, written: _Written, ours_rows: Tracks, gap: tuple[int, i
     for f in (k0, k1):
         row = t[t.frame == f]
         now = tuple(row.xyxy[0].tolist())
-        if not any(_same(written.base.get(p, {}).get(f), now) for p in snap.pieces_of(tid)):
+        if not any(_same(b, now) for b in base.get((tid, f), [])):
             return False  # a person moved or added this keyframe since: fill again
     return True
 
@@ -276,7 +291,8 @@ def propagate_task(
     human = select_tracks(human, track_ids=track_ids, labels=labels)
     gaps = _gaps(human)
     ours_rows = snap.stitched[ours]
-    skipped = [g for g in gaps if _gap_done(snap, written, ours_rows, g, human)]
+    base = _by_object(snap, written.base) if written.ours else {}
+    skipped = [g for g in gaps if _gap_done(base, ours_rows, g, human)]
     filled = [g for g in gaps if g not in set(skipped)]
     stop = max(snap.info.num_frames - 1, int(snap.stitched.frame.max()) if len(snap.stitched) else 0)
     result = propagate_keyframes(_disable(human, skipped), FrameCache(api, task_id), propagator,

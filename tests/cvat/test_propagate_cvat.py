@@ -12,6 +12,7 @@ SAM2 (random weights, tiny) end to end through the CLI.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from pathlib import Path
@@ -111,7 +112,7 @@ def _boxes(standin: Any, job_ids: list[int]) -> dict[int, list[float]]:
     for j in job_ids:
         for t in standin.job_annotations(j)["tracks"]:
             ks = sorted(t["shapes"], key=lambda s: s["frame"])
-            for a, b in zip(ks, ks[1:]):
+            for a, b in itertools.pairwise(ks):
                 for f in range(a["frame"], b["frame"]):
                     if not a["outside"]:
                         w = (f - a["frame"]) / (b["frame"] - a["frame"])
@@ -225,7 +226,7 @@ def test_cli_cvat_mode_and_masks_refused(env: Any, tmp_path: Path, capsys: pytes
     from cvat_extension.adapters.cli import cmd_propagate
     from cvat_extension.adapters.cli.main import main
 
-    standin, task_id, jobs, cfg, store = env
+    standin, task_id, jobs, _cfg, _store = env
     monkeypatch.setattr(cmd_propagate, "make_propagator", lambda args: StickyBackward())
     conf = str(tmp_path / "serverless.yaml")
     mark = len(standin.request_log)
@@ -246,7 +247,7 @@ def test_real_sam2_random_weights_through_cli(env: Any, tmp_path: Path, capsys: 
     pytest.importorskip("sam2")
     from cvat_extension.adapters.cli.main import main
 
-    standin, task_id, jobs, cfg, store = env
+    standin, task_id, jobs, _cfg, _store = env
     # keyframes 2 and 5 only: 2 inner frames, across no boundary; keeps SAM2 to 4 frames
     doc = standin.job_annotations(jobs[0])
     piece = doc["tracks"][0]
@@ -268,3 +269,19 @@ def test_real_sam2_random_weights_through_cli(env: Any, tmp_path: Path, capsys: 
     assert main(["propagate", str(task_id), "--config", conf, "--format", "json", "--push-review",
                  "--image-size", "128", "--device", "cpu", "--random-weights"]) == 0
     assert writes(standin, mark) == []
+
+
+def test_only_boundary_keyframes_on_the_interpolation_count_as_cvat_cuts() -> None:
+    from cvat_extension.core.tracks import Tracks
+    from cvat_extension.cvat.propagate import _cut_keyframes
+
+    # object 1: keyframes 3, 9 (job end, on the line 3 -> 15), 10 (job start, on it), 15
+    # object 2: keyframe 9 on a job end but off the line: a person drew it
+    line = [[10 + 5 * (f - 3), 10, 50 + 5 * (f - 3), 50] for f in (3, 9, 10, 15)]
+    keys = Tracks.from_columns(
+        frame=[3, 9, 10, 15, 3, 9, 15], track_id=[1, 1, 1, 1, 2, 2, 2],
+        xyxy=[*line, [0, 0, 10, 10], [40, 0, 50, 10], [12, 0, 22, 10]], labels=("car",),
+        label=[0] * 7)
+    cut = _cut_keyframes(keys, {9, 10})
+    assert cut.tolist() == [False, True, True, False, False, False, False]
+    assert not _cut_keyframes(keys, set()).any()
