@@ -91,24 +91,38 @@ def prepare(tracks: Tracks) -> Prepared:
     """Compute :class:`Prepared` for ``tracks``.
 
     Not cached: :func:`~cvat_extension.core.checks.run_checks` computes it once and passes
-    it to every check (``prepared=``), so nothing outlives the call.
+    it to every check (``prepared=``), so nothing outlives the call. When no row is outside
+    (MOT input, most dense tracks) the columns are views of ``tracks``, not copies. Size and
+    log area are float32 (relative quantities); compensated centres stay float64 because
+    the camera path accumulates over the whole sequence.
     """
-    vis_rows = np.flatnonzero(~tracks.outside)
-    frame = tracks.frame[vis_rows]
-    tid = tracks.track_id[vis_rows]
-    box = tracks.xyxy[vis_rows]
+    visible = ~tracks.outside
+    if visible.all():
+        vis_rows = np.arange(len(tracks))
+
+        def take(a: np.ndarray) -> np.ndarray:
+            return a
+    else:
+        vis_rows = np.flatnonzero(visible)
+
+        def take(a: np.ndarray) -> np.ndarray:
+            return a[vis_rows]
+    del visible
+    frame = take(tracks.frame)
+    tid = take(tracks.track_id)
+    box = take(tracks.xyxy)
     n = len(vis_rows)
     new_track = np.ones(n, dtype=bool)
     if n > 1:
-        new_track[1:] = tid[1:] != tid[:-1]
+        np.not_equal(tid[1:], tid[:-1], out=new_track[1:])
     start_idx = np.flatnonzero(new_track)
-    track_no = np.cumsum(new_track) - 1
-    ends = np.append(start_idx[1:], n)
-    start = start_idx[track_no] if n else np.zeros(0, np.int64)
-    end = ends[track_no] if n else np.zeros(0, np.int64)
+    lengths = np.diff(np.append(start_idx, n))
+    start = np.repeat(start_idx, lengths)
+    end = np.repeat(np.append(start_idx[1:], n), lengths) if n else start
     prev_ok = np.zeros(n, dtype=bool)
     if n > 1:
         prev_ok[1:] = ~new_track[1:] & (np.diff(frame) == 1)
+    del new_track
 
     w = np.clip(box[:, 2] - box[:, 0], 1e-3, None)
     h = np.clip(box[:, 3] - box[:, 1], 1e-3, None)
@@ -123,16 +137,24 @@ def prepare(tracks: Tracks) -> Prepared:
     ratio = np.log(h[cur] / h[cur - 1])
     slot, cnt = group_slots(key, tid[cur], m)
     log_s = group_median(key, slot, cnt, ratio)
+    del ratio
     ok = cnt >= _MIN_TRACKS_FOR_CAMERA
     s = np.where(ok, np.exp(np.clip(np.nan_to_num(log_s), -0.2, 0.2)), 1.0)
-    dx = cx[cur] - s[key] * cx[cur - 1]
-    dy = cy[cur] - s[key] * cy[cur - 1]
+    sk = s[key]
+    dx = cx[cur] - sk * cx[cur - 1]
+    dy = cy[cur] - sk * cy[cur - 1]
+    del sk
     tx = np.where(ok, np.nan_to_num(group_median(key, slot, cnt, dx)), 0.0)
     ty = np.where(ok, np.nan_to_num(group_median(key, slot, cnt, dy)), 0.0)
+    del slot
     # Keep the shift only where it stands out of the tracks' spread (its standard error):
     # on a static camera the median of a few walkers is noise that would only add jitter.
-    dev = np.hypot(dx - tx[key], dy - ty[key])
+    dx -= tx[key]
+    dy -= ty[key]
+    dev = np.hypot(dx, dy)
+    del dx, dy
     spread = np.bincount(key, weights=dev, minlength=m) / np.maximum(cnt, 1)
+    del dev, key, cur
     stderr = 1.5 * spread / np.sqrt(np.maximum(cnt, 1))
     moving = np.hypot(tx, ty) > 2.0 * stderr
     shift = np.stack([np.where(moving, tx, 0.0), np.where(moving, ty, 0.0)], axis=1)
@@ -140,17 +162,36 @@ def prepare(tracks: Tracks) -> Prepared:
     # Cumulative transform from frame0: A_f = prod s, B_f = A_f * sum_j T_j / A_j.
     A = np.cumprod(s)
     B = A[:, None] * np.cumsum(shift / A[:, None], axis=0)
-    fi = frame - f0
-    a = A[fi] if n else np.zeros(0)
-    scx = (cx - B[fi, 0]) / a if n else cx
-    scy = (cy - B[fi, 1]) / a if n else cy
-    size = np.sqrt(w * h) / a if n else w
+    if n and (s != 1.0).any():
+        fi = frame - f0
+        a = A[fi]
+        cx -= B[fi, 0]
+        cx /= a
+        cy -= B[fi, 1]
+        cy /= a
+        log_a = np.log(a)
+        del a, fi
+    elif n:
+        fi = frame - f0
+        cx -= B[fi, 0]
+        cy -= B[fi, 1]
+        log_a = None
+        del fi
+    else:
+        log_a = None
+    area = w * h
+    del w, h
+    log_area = np.log(area).astype(np.float32)
+    size = np.sqrt(area).astype(np.float32)
+    del area
+    if log_a is not None:
+        size /= np.exp(log_a).astype(np.float32)
+        log_area -= (2 * log_a).astype(np.float32)
     return Prepared(
-        rows=vis_rows, frame=frame, tid=tid, xyxy=box, label=tracks.label[vis_rows],
-        occluded=tracks.occluded[vis_rows], visibility=tracks.visibility[vis_rows],
-        start=start, end=end, prev_ok=prev_ok, cx=scx, cy=scy, size=size,
-        log_area=np.log(w * h) - 2 * np.log(a) if n else w, frame0=f0,
-        cam_scale=s, cam_shift=shift,
+        rows=vis_rows, frame=frame, tid=tid, xyxy=box, label=take(tracks.label),
+        occluded=take(tracks.occluded), visibility=take(tracks.visibility),
+        start=start, end=end, prev_ok=prev_ok, cx=cx, cy=cy, size=size,
+        log_area=log_area, frame0=f0, cam_scale=s, cam_shift=shift,
     )
 
 
@@ -233,15 +274,22 @@ def window_motion(p: Prepared, half: int, weight: np.ndarray | None = None,
 
 def best_match_same_frame(
     a_frame: np.ndarray, a_xyxy: np.ndarray, b_frame: np.ndarray, b_xyxy: np.ndarray,
-    *, min_iou: float = 0.0, max_pairs: int = 1 << 17,
+    *, min_iou: float = 0.0, max_pairs: int = 1 << 16,
 ) -> tuple[np.ndarray, np.ndarray]:
     """For each box of ``a``, the best IoU with a box of ``b`` in the same frame, and its index.
 
-    Only pairs that can reach ``min_iou`` are built. IoU >= t needs ``w_b <= w_a / t``
-    (IoU <= w_a / w_b), so the centres are at most ``w_a (1 + 1/t) / 2`` apart in x: ``b``
-    is sorted by (frame, centre x) and each ``a`` box takes that range. With ``min_iou`` 0
-    the range is bounded by the widest ``b`` box instead. Results at or above ``min_iou``
-    are exact; below it they are lower bounds. Work is chunked under ``max_pairs`` pairs.
+    A sort-based join, never an (n, k) matrix: both sets are sorted by (frame, centre x), so
+    each ``a`` box takes the contiguous range of ``b`` boxes of its frame whose centres are
+    within reach (two ``searchsorted`` calls), and IoU is computed only for those pairs.
+    IoU >= t needs ``w_b <= w_a / t`` and ``IoU <= iw / min(w_a, w_b)`` with
+    ``iw <= (w_a + w_b) / 2 - |dx|``, so centres are at most
+    ``w_a ((1 + 1/t) / 2 - t)`` apart (t <= 0.5; above it the t = 0.5 bound holds). With
+    ``min_iou`` 0 the reach is bounded by the widest ``b`` box instead. Results at or above
+    ``min_iou`` are exact to float32 precision; below it they are lower bounds.
+
+    Sorting ``a`` too keeps the binary searches and the gathers from ``b`` sequential in
+    memory, which matters more than the arithmetic on multi-million-box tasks; pairs are
+    processed in chunks of ``max_pairs`` so temporaries stay in cache-sized, reused buffers.
     Index is -1 where no box of ``b`` overlaps.
     """
     na = len(a_frame)
@@ -249,54 +297,68 @@ def best_match_same_frame(
     arg = np.full(na, -1, dtype=np.int64)
     if na == 0 or len(b_frame) == 0:
         return best, arg
-    acx = (a_xyxy[:, 0] + a_xyxy[:, 2]) / 2
-    bcx = (b_xyxy[:, 0] + b_xyxy[:, 2]) / 2
-    aw = a_xyxy[:, 2] - a_xyxy[:, 0]
+    f32 = np.float32
+
+    def columns(xyxy: np.ndarray, order: np.ndarray) -> tuple[np.ndarray, ...]:
+        return tuple(xyxy[order, k].astype(f32) for k in range(4))
+
+    acx = (a_xyxy[:, 0] + a_xyxy[:, 2]) * 0.5
+    bcx = (b_xyxy[:, 0] + b_xyxy[:, 2]) * 0.5
     if min_iou > 0:
-        reach = aw * (1 + 1 / min_iou) / 2
+        factor = (1 + 1 / min(min_iou, 1.0)) / 2 - min(min_iou, 0.5)
+        reach = (a_xyxy[:, 2] - a_xyxy[:, 0]) * factor
     else:
-        reach = (aw + float(max((b_xyxy[:, 2] - b_xyxy[:, 0]).max(), 0.0))) / 2
+        reach = (a_xyxy[:, 2] - a_xyxy[:, 0] + float(max((b_xyxy[:, 2] - b_xyxy[:, 0]).max(), 0.0))) / 2
+    reach += 1e-3  # float32 rounding of the coordinates
     xmin = float(min(acx.min(), bcx.min()))
     span = float(max(acx.max(), bcx.max()) - xmin) + 2 * float(reach.max()) + 2
-    bkey = b_frame.astype(np.float64) * span + (bcx - xmin)
-    border = np.argsort(bkey, kind="stable")
+    akey = a_frame * span + (acx - xmin)
+    del acx
+    aord = np.argsort(akey)
+    akey = akey[aord]
+    reach = reach[aord]
+    bkey = b_frame * span + (bcx - xmin)
+    del bcx
+    border = np.argsort(bkey)
     bkey = bkey[border]
-    base = a_frame.astype(np.float64) * span + (acx - xmin)
-    lo = np.searchsorted(bkey, base - reach, side="left")
-    hi = np.searchsorted(bkey, base + reach, side="right")
+    lo = np.searchsorted(bkey, akey - reach, side="left")
+    hi = np.searchsorted(bkey, akey + reach, side="right")
+    del akey, bkey, reach
+    ax0, ay0, ax1, ay1 = columns(a_xyxy, aord)
+    bx0, by0, bx1, by1 = columns(b_xyxy, border)
+    aarea = (ax1 - ax0) * (ay1 - ay0)
+    barea = (bx1 - bx0) * (by1 - by0)
     counts = np.maximum(hi - lo, 0)
+    del hi
     csum = np.cumsum(counts)
+    sbest = np.zeros(na, dtype=f32)
+    sarg = np.full(na, -1, dtype=np.int64)
     start = 0
     while start < na:
-        # Chunk so that the expanded pair arrays stay small (reused, never page-faulted anew).
-        before = csum[start - 1] if start else 0
-        stop = int(np.searchsorted(csum, before + max_pairs, side="right"))
-        stop = max(stop, start + 1)
+        before = int(csum[start - 1]) if start else 0
+        stop = max(int(np.searchsorted(csum, before + max_pairs, side="right")), start + 1)
         c = counts[start:stop]
-        tot = int(c.sum())
+        tot = int(csum[stop - 1]) - before
         if tot:
             rep = np.repeat(np.arange(start, stop), c)
-            bj = border[np.arange(tot) - np.repeat(np.cumsum(c) - c - lo[start:stop], c)]
-            A = a_xyxy[rep]
-            Bx = b_xyxy[bj]
-            iw = np.minimum(A[:, 2], Bx[:, 2])
-            iw -= np.maximum(A[:, 0], Bx[:, 0])
-            ih = np.minimum(A[:, 3], Bx[:, 3])
-            ih -= np.maximum(A[:, 1], Bx[:, 1])
-            np.clip(iw, 0, None, out=iw)
-            np.clip(ih, 0, None, out=ih)
-            inter = iw * ih
-            union = ((A[:, 2] - A[:, 0]) * (A[:, 3] - A[:, 1])
-                     + (Bx[:, 2] - Bx[:, 0]) * (Bx[:, 3] - Bx[:, 1]) - inter)
-            iou = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
-            # rep is sorted: per-row maxima by reduceat, then the first index reaching it.
-            heads = np.flatnonzero(np.concatenate([[True], rep[1:] != rep[:-1]]))
-            mx = np.maximum.reduceat(iou, heads)
-            best[rep[heads]] = mx
-            hit = np.flatnonzero(iou == np.repeat(mx, np.diff(np.append(heads, len(rep)))))
-            first = hit[np.concatenate([[True], rep[hit][1:] != rep[hit][:-1]])]
-            arg[rep[first]] = np.where(iou[first] > 0, bj[first], -1)
+            bj = np.arange(tot) - np.repeat(csum[start:stop] - c - lo[start:stop] - before, c)
+            iw = np.minimum(ax1[rep], bx1[bj])
+            iw -= np.maximum(ax0[rep], bx0[bj])
+            ih = np.minimum(ay1[rep], by1[bj])
+            ih -= np.maximum(ay0[rep], by0[bj])
+            np.maximum(iw, 0, out=iw)
+            np.maximum(ih, 0, out=ih)
+            iw *= ih  # intersection
+            union = aarea[rep] + barea[bj] - iw
+            iou = np.divide(iw, union, out=np.zeros_like(iw), where=union > 0)
+            nz = c > 0
+            sbest[start:stop][nz] = np.maximum.reduceat(iou, (np.cumsum(c) - c)[nz])
+            hit = np.flatnonzero((iou >= sbest[rep]) & (iou > 0))[::-1]
+            sarg[rep[hit]] = bj[hit]  # reversed: the first pair reaching the maximum wins
         start = stop
+    best[aord] = sbest
+    ok = sarg >= 0
+    arg[aord[ok]] = border[sarg[ok]]
     return best, arg
 
 

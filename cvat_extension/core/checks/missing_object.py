@@ -16,7 +16,7 @@ import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from cvat_extension.core.checks._common import Prepared, best_match_same_frame, box_tuple, check_range
+from cvat_extension.core.checks._common import Prepared, best_match_same_frame, box_tuple, check_range, prepare
 from cvat_extension.core.findings import Finding, frame_label
 from cvat_extension.core.tracks import SequenceInfo, Tracks
 
@@ -67,13 +67,17 @@ def check_missing_object(
     """Report objects that detections show but no annotation covers (needs ``detections``)."""
     if detections is None or len(detections) == 0:
         return []
-    d = detections[~detections.outside & (detections.score >= config.min_det_score)]
-    wh = d.xyxy[:, 2:] - d.xyxy[:, :2]
-    d = d[(wh >= config.min_box_size_px).all(axis=1)]
-    ann = tracks[~tracks.outside]
-    best, _ = best_match_same_frame(d.frame, d.xyxy, ann.frame, ann.xyxy,
+    # Column selections only: a Tracks selection would copy every column of millions of rows.
+    wh = detections.xyxy[:, 2:] - detections.xyxy[:, :2]
+    keep = (~detections.outside & (detections.score >= config.min_det_score)
+            & (wh >= config.min_box_size_px).all(axis=1))
+    del wh
+    use = np.flatnonzero(keep)
+    del keep
+    p = prepared if prepared is not None else prepare(tracks)  # visible annotated boxes
+    best, _ = best_match_same_frame(detections.frame[use], detections.xyxy[use], p.frame, p.xyxy,
                                     min_iou=max(config.max_cover_iou, 1e-3))
-    u = d[best < config.max_cover_iou]
+    u = detections[use[best < config.max_cover_iou]]
     m = len(u)
     if m == 0:
         return []
