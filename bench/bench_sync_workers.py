@@ -62,11 +62,10 @@ def _worker(cfg: Any, barrier: Any, out: Any) -> None:
 
 
 def one_round(n_workers: int, n_tasks: int, backend: str, pg: Any) -> dict[str, float]:
+    from cvat.scenario import seed
     from cvat_sdk import make_client
     from cvat_sdk.core.client import AccessTokenCredentials
     from cvat_standin import CvatStandin
-
-    from cvat.scenario import seed
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-workers-"))
     server = CvatStandin()

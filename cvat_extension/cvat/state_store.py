@@ -572,7 +572,7 @@ class PostgresStateStore(SqlStateStore):
                 "$PGPASSWORD (or use ~/.pgpass): secrets never live in the config file"
             )
         self.url = url
-        self._timeout = max(1, int(round(connect_timeout_s)))
+        self._timeout = max(1, round(connect_timeout_s))
         super().__init__(self._connect())
 
     def _connect(self) -> Any:

@@ -20,10 +20,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from cvat.scenario import seed, visible_boxes
 from cvat.test_faults import DyingApi, Killed
 
+# run_sync imports these lazily; importing them here, in the main thread, keeps the worker
+# threads from compiling modules at the same moment (CPython 3.11 can then fail later with
+# "SystemError: AST constructor recursion depth mismatch").
+import cvat_extension.core.checks
+import cvat_extension.core.keyframes
+import cvat_extension.core.merge
+import cvat_extension.core.review
+import cvat_extension.core.stitch
+import cvat_extension.io.cvat_json  # noqa: F401
 from cvat_extension.cvat.config import SyncConfig
 from cvat_extension.cvat.connection import CvatApi, connect
 from cvat_extension.cvat.state_store import PostgresStateStore, SQLiteStateStore, StateStore
@@ -95,7 +103,7 @@ def run_workers(n: int, cfg: SyncConfig, make_api: Callable[[SyncConfig], Any],
         try:
             barrier.wait()
             results[i] = run_sync(apis[i], stores[i], cfg, report=False, worker=f"host-{i}:1")
-        except BaseException as exc:  # reported by the caller
+        except Exception as exc:  # noqa: BLE001 - a thread hands any error to the caller
             results[i] = exc
 
     threads = [threading.Thread(target=work, args=(i,)) for i in range(n)]
