@@ -1,9 +1,12 @@
 """Backups of a job's annotations, taken before every write, and ``restore``.
 
 A backup is the job's annotation JSON exactly as CVAT returned it, plus who/when/which
-state, written atomically (temporary file, fsync, rename) *before* the first write to the job
-is sent. So at any moment a job we touched has a complete copy on disk of what the annotator
-left, and ``cvat-track restore --job ID`` puts it back with one PUT.
+state. It is stored *in the state store* (zlib-compressed JSON, keyed by job and content
+hash) before the first write to the job is sent, so any worker sharing the store, on any
+host, can resume a dead worker's journal or put the job back; ``sync.state.backup_dir``
+adds an optional local copy (written atomically: temporary file, fsync, rename) for people
+who want plain files. So at any moment a job we touched has a complete copy of what the
+annotator left, and ``cvat-track restore --job ID`` puts it back with one PUT.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import json
 import logging
 import os
 import time
+import zlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -20,7 +24,8 @@ from cvat_extension.cvat.content import content_hash, loose_hash, strip_ids
 from cvat_extension.cvat.state_store import BackupRecord, StateStore
 from cvat_extension.errors import CvatSyncError, InputError
 
-__all__ = ["load_backup", "restore_job", "save_backup"]
+__all__ = ["decode_backup", "encode_backup", "load_backup", "load_job_backup", "restore_job",
+           "save_backup"]
 
 logger = logging.getLogger(__name__)
 
@@ -37,27 +42,52 @@ def _atomic_write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def encode_backup(doc: Mapping[str, Any]) -> bytes:
+    """A backup document as stored: compact JSON, zlib level 6 (annotation JSON shrinks ~10x)."""
+    return zlib.compress(json.dumps(doc, separators=(",", ":")).encode("utf-8"), 6)
+
+
+def _check_doc(doc: Any, where: str) -> dict[str, Any]:
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT or "annotations" not in doc:
+        raise InputError(f"{where}: not a cvat-track backup (expected format {FORMAT!r})")
+    want = doc.get("content_hash")
+    if want is not None and content_hash(doc["annotations"]) != want:
+        raise InputError(f"{where}: backup is corrupt (its annotations do not match its hash)")
+    return doc
+
+
+def decode_backup(data: bytes, where: str = "backup") -> dict[str, Any]:
+    """Inverse of :func:`encode_backup`, checking the format and the content hash.
+
+    Raises:
+        InputError: not zlib, not JSON, not a backup, or corrupt (names ``where``).
+    """
+    try:
+        doc = json.loads(zlib.decompress(data).decode("utf-8"))
+    except (zlib.error, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"{where}: cannot decode backup: {exc}") from exc
+    return _check_doc(doc, where)
+
+
 def save_backup(
     store: StateStore,
-    backup_dir: str | Path,
+    backup_dir: str | Path | None,
     *,
     job_id: int,
     task_id: int,
     annotations: Mapping[str, Any],
     updated_date: str,
 ) -> BackupRecord:
-    """Write ``annotations`` of ``job_id`` to a new backup file and record it in ``store``.
+    """Keep ``annotations`` of ``job_id`` in the store (and a file under ``backup_dir``).
 
-    The file name holds the time and the content hash, so repeated backups of an unchanged
-    job are the same file (written once).
+    Idempotent per content: a backup of annotations the store already holds is not taken
+    again (the store keeps the first, the state before our first write).
     """
     digest = content_hash(annotations)
-    folder = Path(backup_dir) / f"job-{job_id}"
-    existing = [b for b in store.backups(job_id) if b.content_hash == digest and Path(b.path).is_file()]
-    if existing:
-        return existing[-1]
+    for b in store.backups(job_id):
+        if b.content_hash == digest and b.size > 0 and (backup_dir is None or Path(b.path).is_file()):
+            return b
     now = time.time()
-    path = folder / f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime(now))}-{digest[:12]}.json"
     doc = {
         "format": FORMAT,
         "job_id": job_id,
@@ -67,10 +97,18 @@ def save_backup(
         "content_hash": digest,
         "annotations": dict(annotations),
     }
-    _atomic_write(path, json.dumps(doc))
-    record = BackupRecord(job_id=job_id, path=str(path), content_hash=digest, created_at=now)
-    store.record_backup(record)
-    logger.info("job %d: backup %s", job_id, path)
+    path = ""
+    if backup_dir is not None:
+        p = Path(backup_dir) / f"job-{job_id}" / (
+            f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime(now))}-{digest[:12]}.json")
+        _atomic_write(p, json.dumps(doc))
+        path = str(p)
+    data = encode_backup(doc)
+    store.record_backup(BackupRecord(job_id, path, digest, now, len(data)), data)
+    # Re-read: on a repeated backup the store keeps the first row (its time and path).
+    record = next(b for b in store.backups(job_id) if b.content_hash == digest)
+    logger.info("job %d: backup %s in the state store (%d bytes)%s", job_id, digest[:12], len(data),
+                f", copy {path}" if path else "")
     return record
 
 
@@ -87,8 +125,37 @@ def load_backup(path: str | Path) -> dict[str, Any]:
         raise InputError(f"{p}: cannot read backup: {exc.strerror or exc}") from exc
     except json.JSONDecodeError as exc:
         raise InputError(f"{p}:{exc.lineno}: backup is not valid JSON: {exc.msg}") from exc
-    if not isinstance(doc, dict) or doc.get("format") != FORMAT or "annotations" not in doc:
-        raise InputError(f"{p}: not a cvat-track backup (expected format {FORMAT!r})")
+    return _check_doc(doc, str(p))
+
+
+def load_job_backup(store: StateStore, job_id: int, content_hash: str | None = None) -> dict[str, Any]:
+    """A job's backup document from the store: the one with ``content_hash``, else the oldest.
+
+    The copy in the store is used first (it is there for every worker); the local file only
+    for backups recorded before the store kept them.
+
+    Raises:
+        InputError: no such backup, or it cannot be read.
+    """
+    records = store.backups(job_id)
+    if content_hash is not None:
+        records = [b for b in records if b.content_hash == content_hash]
+    if not records:
+        what = f" with content {content_hash[:12]}" if content_hash else ""
+        raise InputError(f"job {job_id}: no backup{what} recorded in the state store")
+    rec = records[0]
+    data = store.backup_data(job_id, rec.content_hash) if rec.size else None
+    if data is not None:
+        doc = decode_backup(data, f"job {job_id} backup {rec.content_hash[:12]} (state store)")
+    elif rec.path and Path(rec.path).is_file():
+        doc = load_backup(rec.path)
+    else:
+        raise InputError(
+            f"job {job_id}: backup {rec.content_hash[:12]} is neither in the state store nor at "
+            f"{rec.path or '(no local copy)'}"
+        )
+    if int(doc["job_id"]) != job_id:
+        raise InputError(f"job {job_id}: stored backup belongs to job {doc['job_id']}")
     return doc
 
 
@@ -97,8 +164,9 @@ def restore_job(
 ) -> dict[str, Any]:
     """Put a backup back into its job (PUT) and verify the job now holds exactly that.
 
-    Without ``backup_file`` the oldest backup of the job is used: the state before the first
-    write we ever made to it. The job's processed mark is dropped so the next sync checks it.
+    Without ``backup_file`` the oldest backup of the job in the store is used: the state
+    before the first write we ever made to it. The job's processed mark is dropped so the
+    next sync checks it.
 
     Returns:
         The backup document that was restored.
@@ -108,20 +176,18 @@ def restore_job(
         CvatSyncError: the job does not match the backup after the PUT.
     """
     if backup_file is None:
-        records = [b for b in store.backups(job_id) if Path(b.path).is_file()]
-        if not records:
-            raise InputError(f"job {job_id}: no backup recorded in the state store")
-        backup_file = records[0].path
-    doc = load_backup(backup_file)
-    if int(doc["job_id"]) != job_id:
-        raise InputError(f"{backup_file}: backup of job {doc['job_id']}, not of job {job_id}")
+        doc = load_job_backup(store, job_id)
+        source = f"the stored backup {doc['content_hash'][:12]}"
+    else:
+        doc = load_backup(backup_file)
+        source = str(backup_file)
+        if int(doc["job_id"]) != job_id:
+            raise InputError(f"{backup_file}: backup of job {doc['job_id']}, not of job {job_id}")
     annotations = doc["annotations"]
     api.put_job_annotations(job_id, strip_ids(annotations))
     after = api.get_job_annotations(job_id)
     if loose_hash(after) != loose_hash(annotations):
-        raise CvatSyncError(
-            f"job {job_id}: after restoring {backup_file} the job differs from the backup"
-        )
+        raise CvatSyncError(f"job {job_id}: after restoring {source} the job differs from the backup")
     store.forget_job(job_id)
-    logger.info("job %d: restored from %s", job_id, backup_file)
+    logger.info("job %d: restored from %s", job_id, source)
     return doc

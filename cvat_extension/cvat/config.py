@@ -198,13 +198,15 @@ class StateConfig:
 
     Attributes:
         path: SQLite file (default) or a ``postgresql://`` URL (with the ``server`` extra).
-        backup_dir: folder of per-job annotation backups taken before every write.
+        backup_dir: folder for an extra local copy of each per-job annotation backup; None =
+            none. The backup itself always goes into the state store, so a worker on another
+            host can resume a journal or ``restore`` without this host's disk.
         report_dir: folder of per-task HTML reports.
         lease_s: how long a worker owns a job; another worker may take it over after this.
     """
 
     path: str = ".cvat-track/state.sqlite"
-    backup_dir: str = ".cvat-track/backups"
+    backup_dir: str | None = ".cvat-track/backups"
     report_dir: str = ".cvat-track/reports"
     lease_s: float = 600.0
 
@@ -382,7 +384,8 @@ class SyncConfig:
 
         state = StateConfig(
             path=_path("path", StateConfig().path),
-            backup_dir=_path("backup_dir", StateConfig().backup_dir),
+            backup_dir=(None if "backup_dir" in s and s["backup_dir"] is None
+                        else _path("backup_dir", StateConfig().backup_dir or "")),
             report_dir=_path("report_dir", StateConfig().report_dir),
             lease_s=_num(s, "lease_s", StateConfig().lease_s, "sync.state", lo=1),
         )

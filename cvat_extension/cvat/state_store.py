@@ -7,7 +7,11 @@ Per job the store keeps:
 - the findings of the last check;
 - one row per pushed review item (fingerprint → CVAT issue id, frame, region hash), so no
   issue is created twice and a resolved one is not raised again unless the region changed;
-- applied merges and backups (the files ``cvat-track restore`` puts back);
+- applied merges;
+- backups: the job's annotations as read before our first write, as a zlib-compressed JSON
+  document *in the store itself* (any worker on any host sharing the store can resume a
+  dead worker's journal or ``cvat-track restore`` the job; a local file is only an optional
+  extra copy);
 - a write journal: the planned write operations of a job and how many are done, so that a
   run killed between two writes can be resumed (or refused) by the next one;
 - a lease, so several workers can share one job queue through the same database.
@@ -28,7 +32,14 @@ it claims a job that another worker has just finished and released; passing the
 :meth:`processed_marks` snapshot taken *before* listing as ``seen`` makes the claim fail in
 that case, so every job is processed once. A worker that dies keeps its lease until it
 expires (or, on the same host, until the next worker sees its process is gone); its write
-journal stays in the store and the next claimant resumes it.
+journal and backup stay in the store and the next claimant resumes it.
+
+A job can run longer than ``lease_s``: the worker calls :meth:`SqlStateStore.renew_lease`
+before every step and every write, which extends the lease only while the row still names
+that worker. Once another worker has taken the job over (or taken it, finished it and
+released it), the renewal fails and the first worker stops the job without writing.
+Leases of whole tasks use the same table under negative keys (``-task_id``, see
+:func:`task_lease_key`), so one worker reads a task at a time.
 """
 
 from __future__ import annotations
@@ -62,6 +73,7 @@ __all__ = [
     "StateStore",
     "open_state_store",
     "redact_url",
+    "task_lease_key",
 ]
 
 
@@ -93,12 +105,19 @@ class IssueRecord:
 
 @dataclass(frozen=True, slots=True)
 class BackupRecord:
-    """A backup file of a job's annotations taken before a write."""
+    """A backup of a job's annotations taken before a write.
+
+    ``path`` is the local extra copy (``""`` when ``sync.state.backup_dir`` is null); the
+    document itself is in the store (:meth:`SqlStateStore.backup_data`), keyed by job and
+    ``content_hash``. ``size`` is the compressed size in bytes (0: no copy in the store, as
+    for backups recorded before the store kept them).
+    """
 
     job_id: int
     path: str
     content_hash: str
     created_at: float
+    size: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +145,7 @@ class StateStore(Protocol):
         self, job_id: int, worker: str, lease_s: float, *, steal_from: str | None = None,
         seen: Mapping[int, float] | None = None,
     ) -> bool: ...
+    def renew_lease(self, job_id: int, worker: str, lease_s: float) -> bool: ...
     def lease_holder(self, job_id: int) -> tuple[str, float] | None: ...
     def processed_marks(self) -> dict[int, float]: ...
     def release_job(self, job_id: int, worker: str) -> None: ...
@@ -136,8 +156,9 @@ class StateStore(Protocol):
     def record_issue(self, record: IssueRecord) -> None: ...
     def record_merges(self, job_id: int, merges: Sequence[Mapping[str, Any]]) -> None: ...
     def merges(self, job_id: int) -> list[dict[str, Any]]: ...
-    def record_backup(self, record: BackupRecord) -> None: ...
+    def record_backup(self, record: BackupRecord, data: bytes | None = None) -> None: ...
     def backups(self, job_id: int) -> list[BackupRecord]: ...
+    def backup_data(self, job_id: int, content_hash: str) -> bytes | None: ...
     def begin_journal(self, record: JournalRecord) -> None: ...
     def advance_journal(self, job_id: int, ops_done: int) -> None: ...
     def finish_journal(self, job_id: int, status: str) -> None: ...
@@ -162,8 +183,9 @@ _SCHEMA = (
         detail TEXT NOT NULL, applied_at DOUBLE PRECISION NOT NULL,
         PRIMARY KEY (job_id, into_id, from_id))""",
     """CREATE TABLE IF NOT EXISTS backups (
-        job_id BIGINT NOT NULL, path TEXT NOT NULL, content_hash TEXT NOT NULL,
-        created_at DOUBLE PRECISION NOT NULL, PRIMARY KEY (job_id, path))""",
+        job_id BIGINT NOT NULL, content_hash TEXT NOT NULL, created_at DOUBLE PRECISION NOT NULL,
+        path TEXT NOT NULL, size BIGINT NOT NULL, data BLOB,
+        PRIMARY KEY (job_id, content_hash))""",
     """CREATE TABLE IF NOT EXISTS journal (
         job_id BIGINT PRIMARY KEY, run_id TEXT NOT NULL, base_hash TEXT NOT NULL,
         ops TEXT NOT NULL, ops_done INTEGER NOT NULL, status TEXT NOT NULL,
@@ -172,6 +194,15 @@ _SCHEMA = (
         run_id TEXT PRIMARY KEY, started_at DOUBLE PRECISION NOT NULL,
         finished_at DOUBLE PRECISION NOT NULL, summary TEXT NOT NULL)""",
 )
+
+
+def task_lease_key(task_id: int) -> int:
+    """The lease key of a whole task: job ids are positive, so tasks take negative keys.
+
+    >>> task_lease_key(7)
+    -7
+    """
+    return -int(task_id)
 
 
 class _ProcessedMeanwhile(Exception):
@@ -197,8 +228,30 @@ class SqlStateStore:
         return sql
 
     def _create_schema(self, cur: Any) -> None:
+        self._migrate_backups(cur)
         for stmt in _SCHEMA:
             cur.execute(self._sql(stmt))
+
+    def _table_columns(self, cur: Any, table: str) -> set[str] | None:
+        """Column names of ``table``, or None when it does not exist."""
+        raise NotImplementedError
+
+    def _migrate_backups(self, cur: Any) -> None:
+        """Stores made before backups lived in the store had ``backups(job_id, path, ...)``
+        with only a file path: keep those rows (their files still restore) under the new
+        layout."""
+        cols = self._table_columns(cur, "backups")
+        if cols is None or "data" in cols:
+            return
+        cur.execute(self._sql("ALTER TABLE backups RENAME TO backups_v1"))
+        cur.execute(self._sql(_SCHEMA[4]))
+        cur.execute(self._sql(
+            "INSERT INTO backups (job_id, content_hash, created_at, path, size, data) "
+            "SELECT job_id, content_hash, MIN(created_at), MIN(path), 0, NULL FROM backups_v1 "
+            "GROUP BY job_id, content_hash"
+        ))
+        cur.execute(self._sql("DROP TABLE backups_v1"))
+        logger.info("state store: backups table migrated (files kept as the only copy of old rows)")
 
     def _broken(self) -> bool:
         """True when the connection is gone (the transaction can be retried on a new one)."""
@@ -296,6 +349,24 @@ class SqlStateStore:
             return self._transact(work)
         except _ProcessedMeanwhile:
             return False  # rolled back: the lease we had just taken is not kept
+
+    def renew_lease(self, job_id: int, worker: str, lease_s: float) -> bool:
+        """Extend our lease to ``lease_s`` from now; False when it is no longer ours.
+
+        The row must still name ``worker``: an expired lease nobody took is still ours (no
+        other worker can have started on the job, a claim rewrites the row), while a lease
+        another worker took over, or took, finished and released (row gone), is lost. The
+        caller then stops the job without writing.
+        """
+        def work(cur: Any) -> bool:
+            cur.execute(
+                self._sql("UPDATE leases SET expires_at = :exp WHERE job_id = :job_id "
+                          "AND worker = :worker"),
+                {"job_id": job_id, "worker": worker, "exp": time.time() + lease_s},
+            )
+            return bool(cur.rowcount == 1)
+
+        return self._transact(work)
 
     def lease_holder(self, job_id: int) -> tuple[str, float] | None:
         """(worker, expires_at) of the job's lease, or None."""
@@ -409,26 +480,47 @@ class SqlStateStore:
         )
         return [json.loads(r[0]) for r in rows]
 
-    def record_backup(self, record: BackupRecord) -> None:
+    def record_backup(self, record: BackupRecord, data: bytes | None = None) -> None:
+        """Keep a backup: ``data`` is the compressed document (``backup.py`` makes it).
+
+        One row per (job, content hash): backing up unchanged annotations again keeps the
+        first row, except that a row without data (or without a file path) gains them.
+        """
         self._exec(
-            "INSERT INTO backups (job_id, path, content_hash, created_at) VALUES "
-            "(:job_id, :path, :content_hash, :created_at) ON CONFLICT (job_id, path) DO NOTHING",
+            "INSERT INTO backups (job_id, content_hash, created_at, path, size, data) VALUES "
+            "(:job_id, :content_hash, :created_at, :path, :size, :data) "
+            "ON CONFLICT (job_id, content_hash) DO UPDATE SET "
+            "data = COALESCE(backups.data, excluded.data), "
+            "size = CASE WHEN backups.data IS NULL THEN excluded.size ELSE backups.size END, "
+            "path = CASE WHEN backups.path = '' THEN excluded.path ELSE backups.path END",
             {
                 "job_id": record.job_id,
-                "path": record.path,
                 "content_hash": record.content_hash,
                 "created_at": record.created_at,
+                "path": record.path,
+                "size": len(data) if data is not None else 0,
+                "data": data,
             },
         )
 
     def backups(self, job_id: int) -> list[BackupRecord]:
-        """Backups of a job, oldest first."""
+        """Backups of a job, oldest first (without their data: see :meth:`backup_data`)."""
         rows = self._fetch(
-            "SELECT job_id, path, content_hash, created_at FROM backups WHERE job_id = :job_id "
-            "ORDER BY created_at, path",
+            "SELECT job_id, path, content_hash, created_at, size FROM backups "
+            "WHERE job_id = :job_id ORDER BY created_at, content_hash",
             {"job_id": job_id},
         )
-        return [BackupRecord(int(r[0]), r[1], r[2], float(r[3])) for r in rows]
+        return [BackupRecord(int(r[0]), r[1], r[2], float(r[3]), int(r[4])) for r in rows]
+
+    def backup_data(self, job_id: int, content_hash: str) -> bytes | None:
+        """The compressed backup document of a job's annotations with that hash, or None."""
+        rows = self._fetch(
+            "SELECT data FROM backups WHERE job_id = :job_id AND content_hash = :content_hash",
+            {"job_id": job_id, "content_hash": content_hash},
+        )
+        if not rows or rows[0][0] is None:
+            return None
+        return bytes(rows[0][0])
 
     # ------------------------------------------------------------------ journal
     def begin_journal(self, record: JournalRecord) -> None:
@@ -509,6 +601,11 @@ class SQLiteStateStore(SqlStateStore):
         self.path = p
         super().__init__(conn)
 
+    def _table_columns(self, cur: Any, table: str) -> set[str] | None:
+        cur.execute(f"PRAGMA table_info({table})")
+        cols = {str(r[1]) for r in cur.fetchall()}
+        return cols or None
+
 
 _NAMED = re.compile(r"(?<!:):([a-z_]+)")
 
@@ -587,7 +684,15 @@ class PostgresStateStore(SqlStateStore):
             ) from None
 
     def _sql(self, sql: str) -> str:
-        return _NAMED.sub(r"%(\1)s", sql)
+        return _NAMED.sub(r"%(\1)s", sql).replace(" BLOB", " BYTEA")
+
+    def _table_columns(self, cur: Any, table: str) -> set[str] | None:
+        cur.execute(
+            "SELECT column_name FROM information_schema.columns "
+            "WHERE table_schema = current_schema() AND table_name = %(t)s", {"t": table},
+        )
+        cols = {str(r[0]) for r in cur.fetchall()}
+        return cols or None
 
     def _create_schema(self, cur: Any) -> None:
         cur.execute("SELECT pg_advisory_xact_lock(%(key)s)", {"key": _SCHEMA_LOCK})

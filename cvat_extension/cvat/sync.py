@@ -4,8 +4,12 @@ One run (:func:`run_sync`):
 
 1. list finished jobs (``jobs.py``); skip those whose ``updated_date`` equals the one we
    last processed and that have no interrupted write (no annotation read at all);
-2. claim each remaining job with a lease in the state store (other workers skip it, and a
-   job another worker processed since this run read the store is not claimed again);
+2. claim the task as a whole (a lease under the task's negative key), then each remaining
+   job with a lease in the state store (other workers skip the task, so one worker reads it;
+   a job another worker processed since this run read the store is not claimed again);
+   the leases are renewed at every step below and every write is preceded by a renewal, so
+   a job running past ``lease_s`` is not taken over, and a job that was taken over anyway
+   is stopped before its next write (``leases.py``);
 3. per task: finish interrupted writes (``writeback.resume_journal``), read the task once
    (``annotations.read_task``), stitch job pieces, propose fragment merges, and apply the
    merges that join pieces of one finished job (``writeback``: backup → re-check → PATCH
@@ -18,7 +22,11 @@ One run (:func:`run_sync`):
 5. record the job as processed (its final ``updated_date``), release the lease.
 
 Every step is idempotent or journaled, so a run killed anywhere or a CVAT failure loses
-nothing: the next run resumes. A job edited by someone while we worked is left untouched
+nothing: the next run resumes, on any host (backups and journals live in the state store).
+
+The task lease only saves calls: correctness rests on the job leases, because every write
+is per job. A worker whose job list is stale may find a task held and skip its jobs this
+run; they are picked up by the next run (the lease is released when the task is done). A job edited by someone while we worked is left untouched
 (:class:`ConcurrentEditError`) and checked again next run.
 
 A job's ``updated_date`` moves when we write to it, so the processed mark is taken after our
@@ -46,6 +54,7 @@ from cvat_extension.cvat.annotations import FrameCache, TaskSnapshot, read_task
 from cvat_extension.cvat.config import OnFindings, SyncConfig
 from cvat_extension.cvat.content import content_hash
 from cvat_extension.cvat.jobs import JobInfo, list_finished_jobs
+from cvat_extension.cvat.leases import JobLease, LeaseLostError
 from cvat_extension.cvat.review_push import (
     IssuePlan,
     fingerprint,
@@ -53,8 +62,13 @@ from cvat_extension.cvat.review_push import (
     push_issues,
     region_hash,
 )
-from cvat_extension.cvat.state_store import JobRecord, StateStore
-from cvat_extension.cvat.writeback import JobWritePlan, execute_plan, plan_job_writes, resume_journal
+from cvat_extension.cvat.state_store import JobRecord, StateStore, task_lease_key
+from cvat_extension.cvat.writeback import (
+    JobWritePlan,
+    execute_plan,
+    plan_job_writes,
+    resume_journal,
+)
 from cvat_extension.errors import ConcurrentEditError, ConfigError, CvatTrackError
 
 __all__ = ["SyncSummary", "run_sync"]
@@ -85,6 +99,7 @@ class SyncSummary:
     writes_resumed: int = 0
     stage_changes: list[dict[str, Any]] = field(default_factory=list)
     concurrent_edits: list[str] = field(default_factory=list)
+    leases_lost: list[str] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
     planned: list[str] = field(default_factory=list)
     reports: list[str] = field(default_factory=list)
@@ -109,6 +124,7 @@ class SyncSummary:
             "writes_resumed": self.writes_resumed,
             "stage_changes": self.stage_changes,
             "concurrent_edits": self.concurrent_edits,
+            "leases_lost": self.leases_lost,
             "failures": self.failures,
             "planned": self.planned,
             "reports": self.reports,
@@ -117,7 +133,9 @@ class SyncSummary:
 
     @property
     def ok(self) -> bool:
-        """True when every selected job was handled (none failed or was edited meanwhile)."""
+        """True when every selected job was handled (none failed or was edited meanwhile).
+
+        A lost lease is not a failure: the worker that took the job over handles it."""
         return not self.failures and not self.concurrent_edits
 
 
@@ -146,8 +164,9 @@ def _dead_local_worker(holder: str | None) -> bool:
 
 
 def _claim(store: StateStore, job_id: int, worker: str, lease_s: float,
-           seen: Mapping[int, float]) -> bool:
-    """Lease the job unless another worker holds it or processed it since ``seen`` was taken."""
+           seen: Mapping[int, float] | None) -> bool:
+    """Lease the job (or task key) unless another worker holds it or processed it since
+    ``seen`` was taken."""
     if store.claim_job(job_id, worker, lease_s, seen=seen):
         return True
     held = store.lease_holder(job_id)
@@ -191,8 +210,10 @@ def run_sync(
     by_task: dict[int, list[JobInfo]] = {}
     for job in jobs:
         by_task.setdefault(job.task_id, []).append(job)
+    lease = None if dry_run else JobLease(store, worker, cfg.state.lease_s)
     for n, (tid, tjobs) in enumerate(sorted(by_task.items()), start=1):
         todo: list[JobInfo] = []
+        candidates: list[JobInfo] = []
         for job in tjobs:
             rec = store.get_job(job.id)
             journal = store.journal(job.id)
@@ -200,14 +221,24 @@ def run_sync(
             if not pending and rec is not None and rec.updated_date == job.updated_date:
                 summary.jobs_unchanged += 1
                 continue
+            candidates.append(job)
+        task_held = False
+        if candidates and not dry_run:
+            task_held = _claim(store, task_lease_key(tid), worker, cfg.state.lease_s, None)
+            if not task_held:
+                summary.jobs_busy += len(candidates)  # another worker is on this task
+                candidates = []
+        for job in candidates:
             if not dry_run and not _claim(store, job.id, worker, cfg.state.lease_s, seen):
                 summary.jobs_busy += 1
                 continue
             todo.append(job)
+        if not todo and task_held:
+            store.release_job(task_lease_key(tid), worker)
         if todo:
             try:
                 _sync_task(api, store, cfg, tid, todo, summary, dry_run=dry_run, thin=thin,
-                           report=report)
+                           report=report, lease=lease)
             except ConfigError:
                 raise
             except CvatTrackError as exc:
@@ -222,6 +253,7 @@ def run_sync(
                 if not dry_run:
                     for job in todo:
                         store.release_job(job.id, worker)
+                    store.release_job(task_lease_key(tid), worker)
         if progress is not None:
             progress("tasks", n, len(by_task))
     summary.api_calls = sum(api.calls.values()) - calls_before
@@ -270,6 +302,7 @@ def _sync_task(
     dry_run: bool,
     thin: bool,
     report: bool,
+    lease: JobLease | None = None,
 ) -> None:
     from cvat_extension.core.merge import MergeConfig, propose_merges
 
@@ -282,12 +315,15 @@ def _sync_task(
             if journal is None or journal.status != "planned":
                 continue
             try:
-                resume_journal(api, store, journal)
+                resume_journal(api, store, journal, lease=lease)
                 summary.writes_resumed += 1
                 summary.merges_applied += len(journal.merges)
                 resumed.add(job.id)
             except ConcurrentEditError as exc:
                 summary.concurrent_edits.append(str(exc))
+                todo.remove(job)
+            except LeaseLostError as exc:
+                summary.leases_lost.append(str(exc))
                 todo.remove(job)
         # Our own writes moved updated_date: the pre-write check must compare with the new one.
         todo = [JobInfo.from_json(api.get_job(j.id)) if j.id in resumed else j for j in todo]
@@ -297,6 +333,9 @@ def _sync_task(
 
     # 2. Read, stitch, propose merges.
     snap = read_task(api, task_id)
+    todo = _keep_leases(lease, task_id, todo, "the merge plan (after the read)", summary)
+    if not todo:
+        return
     merge_cfg = MergeConfig(**dict(cfg.merge.options))
     extra_findings: list[Finding] = []
     by_job: dict[int, list[dict[str, Any]]] = {}
@@ -348,9 +387,14 @@ def _sync_task(
             summary.merges_applied += len(plan.merges)
             continue
         try:
-            execute_plan(api, store, plan, backup_dir=cfg.state.backup_dir, run_id=summary.run_id)
+            execute_plan(api, store, plan, backup_dir=cfg.state.backup_dir, run_id=summary.run_id,
+                         lease=lease)
         except ConcurrentEditError as exc:
             summary.concurrent_edits.append(str(exc))
+            todo.remove(job)
+            continue
+        except LeaseLostError as exc:
+            summary.leases_lost.append(str(exc))
             todo.remove(job)
             continue
         summary.merges_applied += len(plan.merges)
@@ -375,61 +419,111 @@ def _sync_task(
         review_opts["budget_frames_fraction"] = min(1.0, cfg.review.frame_budget / snap.info.num_frames)
     items = plan_review(findings, num_frames=snap.info.num_frames, min_score=cfg.review.min_score,
                         **review_opts)
+    todo = _keep_leases(lease, task_id, todo, "the review push (after the checks)", summary)
+    if not todo:
+        return
+    todo_ids = {j.id for j in todo}
     summary.jobs_checked += len(todo)
     for f in findings:
-        job = snap.job_of_frame(f.frames[0])
-        if job is not None and job.id in todo_ids:
+        holder = snap.job_of_frame(f.frames[0])
+        if holder is not None and holder.id in todo_ids:
             summary.findings_by_kind[f.kind] += 1
 
     plans: dict[int, list[IssuePlan]] = {j.id: [] for j in todo}
     for item in items:
-        job = snap.job_of_frame(item.frame)
-        if job is None or job.id not in plans:
+        holder = snap.job_of_frame(item.frame)
+        if holder is None or holder.id not in plans:
             continue  # its job is not finished work yet; pushed when it is
-        plans[job.id].append(_issue_plan(snap, job, item))
+        plans[holder.id].append(_issue_plan(snap, holder, item))
     summary.items += sum(len(p) for p in plans.values())
 
     reviewer_id = None
     if cfg.review.reviewer and cfg.review.on_findings is OnFindings.REVIEW and any(plans.values()):
         reviewer_id = api.find_user_id(cfg.review.reviewer)
 
-    # 5. Issues, stage changes, processed marks.
+    # 5. Issues, stage changes, processed marks: each write only while the job is still ours.
     for job in todo:
-        result = push_issues(api, store, job.id, plans[job.id], job_issue_count=job.issue_count,
-                             dry_run=dry_run)
-        summary.issues_opened += len(result.created)
-        summary.issues_still_open += len(result.still_open) + len(result.adopted)
-        summary.issues_resolved_respected += len(result.respected_resolved)
-        for p in plans[job.id]:
-            if dry_run:
-                summary.planned.append(
-                    f"job {job.id}: issue at frame {p.frame} {[round(v, 1) for v in p.position]}: {p.message}"
-                )
-        change = _stage_change(cfg, job, result.open_count)
-        final: Mapping[str, Any] | None = None
-        if change:
-            if reviewer_id is not None and change.get("stage") == "validation":
-                change["assignee"] = reviewer_id
-            summary.stage_changes.append({"job": job.id, **change})
-            if dry_run:
-                summary.planned.append(f"job {job.id}: set {change}")
-            else:
-                final = api.update_job(job.id, **change)
-        if dry_run:
-            continue
-        if final is None and (result.created or job.id in by_job or thin):
-            final = api.get_job(job.id)
-        updated = str(final.get("updated_date")) if final else job.updated_date
-        job_findings = [f.to_json() for it in items for f in it.findings
-                        if job.holds(it.frame)]
-        store.mark_processed(JobRecord(
-            job_id=job.id, task_id=task_id, updated_date=updated,
-            content_hash=_job_hash(snap, job), processed_at=time.time(), findings=job_findings,
-            stage=str((final or {}).get("stage", job.stage)), state=str((final or {}).get("state", job.state)),
-        ))
+        try:
+            _finish_job(api, store, cfg, task_id, job, snap, items, plans[job.id], summary,
+                        dry_run=dry_run, thin=thin, merged=job.id in by_job,
+                        reviewer_id=reviewer_id, lease=lease)
+        except LeaseLostError as exc:
+            summary.leases_lost.append(str(exc))
+            summary.jobs_checked -= 1  # the worker that owns it now checks it
 
     if report and not dry_run:
         summary.reports.append(str(_write_report(api, cfg, snap, items)))
+
+
+def _keep_leases(lease: JobLease | None, task_id: int, todo: list[JobInfo], step: str,
+                 summary: SyncSummary) -> list[JobInfo]:
+    """Renew the task's and each job's lease before ``step``; drop the jobs we lost.
+
+    The task lease only keeps other workers from reading the task too (a lost one is
+    harmless); a lost job lease means another worker owns that job now.
+    """
+    if lease is None:
+        return todo
+    lease.renew(task_lease_key(task_id))
+    kept = []
+    for job in todo:
+        try:
+            lease.ensure(job.id, step)
+        except LeaseLostError as exc:
+            summary.leases_lost.append(str(exc))
+            continue
+        kept.append(job)
+    return kept
+
+
+def _finish_job(
+    api: Any, store: StateStore, cfg: SyncConfig, task_id: int, job: JobInfo,
+    snap: TaskSnapshot, items: Sequence[ReviewItem], plans: list[IssuePlan], summary: SyncSummary,
+    *, dry_run: bool, thin: bool, merged: bool, reviewer_id: int | None, lease: JobLease | None,
+) -> None:
+    """Push the job's issues, change its stage, mark it processed (renewing before each).
+
+    Raises:
+        LeaseLostError: another worker took the job over; what is written so far is
+            idempotent (issues by fingerprint), the new owner finishes it.
+    """
+    if lease is not None:
+        lease.ensure(job.id, "the issue push")
+    result = push_issues(api, store, job.id, plans, job_issue_count=job.issue_count, dry_run=dry_run)
+    summary.issues_opened += len(result.created)
+    summary.issues_still_open += len(result.still_open) + len(result.adopted)
+    summary.issues_resolved_respected += len(result.respected_resolved)
+    if dry_run:
+        for p in plans:
+            summary.planned.append(
+                f"job {job.id}: issue at frame {p.frame} {[round(v, 1) for v in p.position]}: {p.message}"
+            )
+    change = _stage_change(cfg, job, result.open_count)
+    final: Mapping[str, Any] | None = None
+    if change:
+        if reviewer_id is not None and change.get("stage") == "validation":
+            change["assignee"] = reviewer_id
+        if dry_run:
+            summary.stage_changes.append({"job": job.id, **change})
+            summary.planned.append(f"job {job.id}: set {change}")
+        else:
+            if lease is not None:
+                lease.ensure(job.id, "the stage change")
+            summary.stage_changes.append({"job": job.id, **change})
+            final = api.update_job(job.id, **change)
+    if dry_run:
+        return
+    if final is None and (result.created or merged or thin):
+        final = api.get_job(job.id)
+    updated = str(final.get("updated_date")) if final else job.updated_date
+    job_findings = [f.to_json() for it in items for f in it.findings if job.holds(it.frame)]
+    if lease is not None:
+        lease.ensure(job.id, "the processed mark")
+    store.mark_processed(JobRecord(
+        job_id=job.id, task_id=task_id, updated_date=updated,
+        content_hash=_job_hash(snap, job), processed_at=time.time(), findings=job_findings,
+        stage=str((final or {}).get("stage", job.stage)), state=str((final or {}).get("state", job.state)),
+    ))
 
 
 def _stage_change(cfg: SyncConfig, job: JobInfo, open_items: int) -> dict[str, Any] | None:

@@ -8,7 +8,14 @@ The order for one job is fixed, and every step is recorded before the next start
    the operations;
 3. **re-read** the job right before writing; if its ``updated_date`` or annotation content
    changed since the read, abort with :class:`ConcurrentEditError` and write nothing;
-4. **write** each operation, advancing the journal after each one.
+4. **write** each operation, advancing the journal after each one; with a
+   :class:`~cvat_extension.cvat.leases.JobLease` the job's lease is renewed before the
+   re-read and before each write, and a lost lease stops the job before that write
+   (:class:`~cvat_extension.cvat.leases.LeaseLostError`; the journal stays ``planned`` for
+   the worker that owns the job now).
+
+The backup and the journal live in the state store, so the next run may be another
+worker on another host: it needs nothing from this host's disk.
 
 A run killed anywhere leaves a ``planned`` journal. The next run re-reads the job and finds
 how many operations the server already holds by comparing the job's canonical content with
@@ -35,8 +42,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from cvat_extension.cvat.backup import load_backup, save_backup
+from cvat_extension.cvat.backup import load_job_backup, save_backup
 from cvat_extension.cvat.content import apply_ops, canonical, content_hash
+from cvat_extension.cvat.leases import JobLease
 from cvat_extension.cvat.state_store import JournalRecord, StateStore
 from cvat_extension.errors import ConcurrentEditError, CvatSyncError
 
@@ -235,9 +243,12 @@ def match_progress(
     return None
 
 
-def _write(api: Any, store: StateStore, job_id: int, ops: Sequence[Mapping[str, Any]], start: int) -> None:
+def _write(api: Any, store: StateStore, job_id: int, ops: Sequence[Mapping[str, Any]], start: int,
+           lease: JobLease | None) -> None:
     for i in range(start, len(ops)):
         op = ops[i]
+        if lease is not None:
+            lease.ensure(job_id, f"annotation write {i + 1}/{len(ops)}")
         api.patch_job_annotations(job_id, op["action"], op["payload"])
         store.advance_journal(job_id, i + 1)
         logger.info("job %d: %s %d object(s) (%d/%d)", job_id, op["action"],
@@ -245,12 +256,18 @@ def _write(api: Any, store: StateStore, job_id: int, ops: Sequence[Mapping[str, 
 
 
 def execute_plan(
-    api: Any, store: StateStore, plan: JobWritePlan, *, backup_dir: str, run_id: str
+    api: Any, store: StateStore, plan: JobWritePlan, *, backup_dir: str | None, run_id: str,
+    lease: JobLease | None = None,
 ) -> str:
     """Back up, re-check and write ``plan``; return the job's content hash afterwards.
 
+    ``backup_dir``: folder for an extra local copy of the backup (None: store only).
+    ``lease``: renewed before the re-check and before each write (None: no lease kept,
+    e.g. a single-worker tool).
+
     Raises:
         ConcurrentEditError: the job changed since it was read; nothing was written.
+        LeaseLostError: another worker took the job over; nothing more was written.
         CvatTransientError: CVAT kept failing; the journal lets the next run resume.
     """
     base_hash = content_hash(plan.base)
@@ -266,6 +283,8 @@ def execute_plan(
             status="planned", backup_path=backup.path, merges=plan.merges, updated_at=time.time(),
         )
     )
+    if lease is not None:
+        lease.ensure(plan.job_id, "the pre-write check")
     job = api.get_job(plan.job_id)
     current = api.get_job_annotations(plan.job_id)
     changed = []
@@ -279,33 +298,41 @@ def execute_plan(
             f"job {plan.job_id}: changed since it was read ({', '.join(changed)}); "
             "nothing written, it will be checked again on the next run"
         )
-    _write(api, store, plan.job_id, plan.ops, 0)
+    _write(api, store, plan.job_id, plan.ops, 0, lease)
     store.finish_journal(plan.job_id, "done")
     store.record_merges(plan.job_id, plan.merges)
     return content_hash(apply_ops(plan.base, plan.ops))
 
 
-def resume_journal(api: Any, store: StateStore, journal: JournalRecord) -> str:
+def resume_journal(
+    api: Any, store: StateStore, journal: JournalRecord, *, lease: JobLease | None = None
+) -> str:
     """Finish the writes of an interrupted run (journal ``planned``); return the content hash.
+
+    The base the operations were planned on comes from the backup in the state store (the
+    one whose content hash is the journal's ``base_hash``), so a worker on any host can
+    resume; ``lease`` is renewed before each write.
 
     Raises:
         ConcurrentEditError: the job matches neither the backup nor any partial write: it
             was edited meanwhile; the journal is closed as ``aborted`` and the backup kept.
+        LeaseLostError: another worker took the job over; nothing more was written.
+        InputError: the backup is missing from the store (and from its local path).
     """
-    base = load_backup(journal.backup_path)["annotations"]
+    base = load_job_backup(store, journal.job_id, journal.base_hash)["annotations"]
     current = api.get_job_annotations(journal.job_id)
     done = match_progress(current, base, journal.ops)
     if done is None:
         store.finish_journal(journal.job_id, "aborted")
         raise ConcurrentEditError(
             f"job {journal.job_id}: edited while an interrupted write was pending; nothing "
-            f"more written (backup {journal.backup_path})"
+            f"more written (backup {journal.base_hash[:12]} in the state store)"
         )
     if done < len(journal.ops):
         logger.info("job %d: resuming interrupted write at operation %d/%d",
                     journal.job_id, done + 1, len(journal.ops))
     store.advance_journal(journal.job_id, done)
-    _write(api, store, journal.job_id, journal.ops, done)
+    _write(api, store, journal.job_id, journal.ops, done, lease)
     store.finish_journal(journal.job_id, "done")
     store.record_merges(journal.job_id, journal.merges)
     return content_hash(apply_ops(base, journal.ops))

@@ -1,7 +1,9 @@
 """``cvat-track restore --job ID``: put a job's annotations back from a sync backup.
 
-Without ``--backup`` the job's oldest backup is used: the state before the first write the
-sync ever made to it. The job is replaced as a whole (PUT) and then compared with the
+Without ``--backup`` the job's oldest backup is read from the state store (``sync.state.path``):
+the state before the first write the sync ever made to it. Backups live in the store, so this
+works from any host that shares it, whichever worker took the backup; ``--backup FILE`` uses a
+local backup file instead. The job is replaced as a whole (PUT) and then compared with the
 backup; object ids change (CVAT assigns new ones on PUT), the boxes do not.
 
 Exit codes: 0 restored and verified, 2 no backup, bad file, or CVAT refused.
@@ -22,7 +24,7 @@ def register(subparsers: Any) -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--job", type=_positive_int, required=True, metavar="ID", help="CVAT job id")
-    p.add_argument("--backup", metavar="FILE", help="backup file (default: the job's oldest)")
+    p.add_argument("--backup", metavar="FILE", help="backup file (default: the job's oldest backup in the state store)")
     p.add_argument("--config", default="serverless.yaml", metavar="YAML",
                    help="file with the sync: section (default serverless.yaml)")
     p.add_argument("--list", action="store_true", help="list the job's backups and exit")
@@ -43,7 +45,9 @@ def run(args: argparse.Namespace) -> int:
         if args.list:
             for b in store.backups(args.job):
                 when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(b.created_at))
-                print(f"{when}Z  {b.content_hash[:12]}  {b.path}")
+                where = "in store" if b.size else "file only"
+                copy = f"  copy {b.path}" if b.path else ""
+                print(f"{when}Z  {b.content_hash[:12]}  {where} ({b.size} bytes){copy}")
             return 0
         if args.backup is None and not store.backups(args.job):
             from cvat_extension.errors import InputError
