@@ -274,7 +274,8 @@ def window_motion(p: Prepared, half: int, weight: np.ndarray | None = None,
 
 def best_match_same_frame(
     a_frame: np.ndarray, a_xyxy: np.ndarray, b_frame: np.ndarray, b_xyxy: np.ndarray,
-    *, min_iou: float = 0.0, max_pairs: int = 1 << 16,
+    *, min_iou: float = 0.0, a_rows: np.ndarray | None = None, b_rows: np.ndarray | None = None,
+    block: int = 1 << 16,
 ) -> tuple[np.ndarray, np.ndarray]:
     """For each box of ``a``, the best IoU with a box of ``b`` in the same frame, and its index.
 
@@ -288,74 +289,105 @@ def best_match_same_frame(
     ``min_iou`` are exact to float32 precision; below it they are lower bounds.
 
     Sorting ``a`` too keeps the binary searches and the gathers from ``b`` sequential in
-    memory, which matters more than the arithmetic on multi-million-box tasks; pairs are
-    processed in chunks of ``max_pairs`` so temporaries stay in cache-sized, reused buffers.
-    Index is -1 where no box of ``b`` overlaps.
+    memory, which matters more than the arithmetic on multi-million-box tasks; ``a`` is
+    processed in blocks of ``block`` rows so temporaries stay in small, reused buffers.
+    ``a_rows``/``b_rows`` select rows of the given arrays without the caller copying them
+    (results are then aligned with ``a_rows``, indices point into ``b_rows``). Index is -1
+    where no box of ``b`` overlaps.
     """
-    na = len(a_frame)
-    best = np.zeros(na)
-    arg = np.full(na, -1, dtype=np.int64)
-    if na == 0 or len(b_frame) == 0:
-        return best, arg
     f32 = np.float32
 
-    def columns(xyxy: np.ndarray, order: np.ndarray) -> tuple[np.ndarray, ...]:
-        return tuple(xyxy[order, k].astype(f32) for k in range(4))
+    def col(xyxy: np.ndarray, rows: np.ndarray | None, k: int) -> np.ndarray:
+        return xyxy[:, k] if rows is None else xyxy[rows, k]
 
-    acx = (a_xyxy[:, 0] + a_xyxy[:, 2]) * 0.5
-    bcx = (b_xyxy[:, 0] + b_xyxy[:, 2]) * 0.5
+    def sel(v: np.ndarray, rows: np.ndarray | None) -> np.ndarray:
+        return v if rows is None else v[rows]
+
+    na = len(a_frame) if a_rows is None else len(a_rows)
+    nb = len(b_frame) if b_rows is None else len(b_rows)
+    best = np.zeros(na)
+    arg = np.full(na, -1, dtype=np.int64)
+    if na == 0 or nb == 0:
+        return best, arg
+    acx = col(a_xyxy, a_rows, 0) + col(a_xyxy, a_rows, 2)
+    acx *= 0.5
+    bcx = col(b_xyxy, b_rows, 0) + col(b_xyxy, b_rows, 2)
+    bcx *= 0.5
+    reach = col(a_xyxy, a_rows, 2) - col(a_xyxy, a_rows, 0)
     if min_iou > 0:
-        factor = (1 + 1 / min(min_iou, 1.0)) / 2 - min(min_iou, 0.5)
-        reach = (a_xyxy[:, 2] - a_xyxy[:, 0]) * factor
+        reach *= (1 + 1 / min(min_iou, 1.0)) / 2 - min(min_iou, 0.5)
     else:
-        reach = (a_xyxy[:, 2] - a_xyxy[:, 0] + float(max((b_xyxy[:, 2] - b_xyxy[:, 0]).max(), 0.0))) / 2
+        reach += float(max((col(b_xyxy, b_rows, 2) - col(b_xyxy, b_rows, 0)).max(), 0.0))
+        reach *= 0.5
     reach += 1e-3  # float32 rounding of the coordinates
     xmin = float(min(acx.min(), bcx.min()))
     span = float(max(acx.max(), bcx.max()) - xmin) + 2 * float(reach.max()) + 2
-    akey = a_frame * span + (acx - xmin)
+    akey = sel(a_frame, a_rows) * span
+    akey += acx
+    akey -= xmin
     del acx
     aord = np.argsort(akey)
     akey = akey[aord]
     reach = reach[aord]
-    bkey = b_frame * span + (bcx - xmin)
+    bkey = sel(b_frame, b_rows) * span
+    bkey += bcx
+    bkey -= xmin
     del bcx
     border = np.argsort(bkey)
     bkey = bkey[border]
     lo = np.searchsorted(bkey, akey - reach, side="left")
     hi = np.searchsorted(bkey, akey + reach, side="right")
     del akey, bkey, reach
-    ax0, ay0, ax1, ay1 = columns(a_xyxy, aord)
-    bx0, by0, bx1, by1 = columns(b_xyxy, border)
+    # float32 columns in sorted order, gathered straight from the caller's rows.
+    ga = aord if a_rows is None else a_rows[aord]
+    ax0, ay0, ax1, ay1 = (a_xyxy[ga, k].astype(f32) for k in range(4))
+    del ga
+    gb = border if b_rows is None else b_rows[border]
+    bx0, by0, bx1, by1 = (b_xyxy[gb, k].astype(f32) for k in range(4))
+    del gb
     aarea = (ax1 - ax0) * (ay1 - ay0)
     barea = (bx1 - bx0) * (by1 - by0)
     counts = np.maximum(hi - lo, 0)
     del hi
-    csum = np.cumsum(counts)
     sbest = np.zeros(na, dtype=f32)
     sarg = np.full(na, -1, dtype=np.int64)
-    start = 0
-    while start < na:
-        before = int(csum[start - 1]) if start else 0
-        stop = max(int(np.searchsorted(csum, before + max_pairs, side="right")), start + 1)
-        c = counts[start:stop]
-        tot = int(csum[stop - 1]) - before
-        if tot:
-            rep = np.repeat(np.arange(start, stop), c)
-            bj = np.arange(tot) - np.repeat(csum[start:stop] - c - lo[start:stop] - before, c)
-            iw = np.minimum(ax1[rep], bx1[bj])
-            iw -= np.maximum(ax0[rep], bx0[bj])
-            ih = np.minimum(ay1[rep], by1[bj])
-            ih -= np.maximum(ay0[rep], by0[bj])
+    # Offset loop instead of expanding pairs: in a block of ``a`` ordered by candidate count
+    # (descending), the rows with a d-th candidate are a prefix, so step d computes IoU for
+    # that prefix against b[lo + d] with contiguous a-side slices and a running maximum; no
+    # repeat/reduceat over pair arrays.
+    for r0 in range(0, na, block):
+        r1 = min(na, r0 + block)
+        c = counts[r0:r1]
+        o = np.argsort(-c, kind="stable") + r0
+        cs = counts[o]
+        kmax = int(cs[0]) if len(cs) else 0
+        if kmax == 0:
+            continue
+        # rows with more than d candidates: a prefix of o, its length for each d
+        nd = np.searchsorted(-cs, -np.arange(kmax), side="left")
+        x0, y0, x1, y1, ar = ax0[o], ay0[o], ax1[o], ay1[o], aarea[o]
+        lo_o = lo[o]
+        bb = np.zeros(len(o), dtype=f32)
+        ba = np.full(len(o), -1, dtype=np.int64)
+        for d in range(kmax):
+            k = int(nd[d])
+            j = lo_o[:k] + d
+            iw = np.minimum(x1[:k], bx1[j])
+            iw -= np.maximum(x0[:k], bx0[j])
+            ih = np.minimum(y1[:k], by1[j])
+            ih -= np.maximum(y0[:k], by0[j])
             np.maximum(iw, 0, out=iw)
             np.maximum(ih, 0, out=ih)
             iw *= ih  # intersection
-            union = aarea[rep] + barea[bj] - iw
-            iou = np.divide(iw, union, out=np.zeros_like(iw), where=union > 0)
-            nz = c > 0
-            sbest[start:stop][nz] = np.maximum.reduceat(iou, (np.cumsum(c) - c)[nz])
-            hit = np.flatnonzero((iou >= sbest[rep]) & (iou > 0))[::-1]
-            sarg[rep[hit]] = bj[hit]  # reversed: the first pair reaching the maximum wins
-        start = stop
+            union = ar[:k] + barea[j]
+            union -= iw
+            np.divide(iw, union, out=iw, where=union > 0)
+            iw[union <= 0] = 0
+            better = iw > bb[:k]  # strict: the first candidate reaching the maximum wins
+            bb[:k][better] = iw[better]
+            ba[:k][better] = j[better]
+        sbest[o] = bb
+        sarg[o] = ba
     best[aord] = sbest
     ok = sarg >= 0
     arg[aord[ok]] = border[sarg[ok]]

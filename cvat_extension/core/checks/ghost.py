@@ -124,8 +124,8 @@ def check_ghost(
     if detections is not None and len(detections):
         # Column selections only: a Tracks selection would copy every column of millions of rows.
         use = np.flatnonzero(~detections.outside & (detections.score >= config.min_det_score))
-        best, _ = best_match_same_frame(p.frame, p.xyxy, detections.frame[use], detections.xyxy[use],
-                                        min_iou=config.min_support_iou)
+        best, _ = best_match_same_frame(p.frame, p.xyxy, detections.frame, detections.xyxy,
+                                        b_rows=use, min_iou=config.min_support_iou)
         supported = (best >= config.min_support_iou)
     cam = np.hypot(*p.cam_shift.T) + np.abs(np.log(p.cam_scale)) * 500.0
 

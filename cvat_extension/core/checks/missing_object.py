@@ -75,8 +75,8 @@ def check_missing_object(
     use = np.flatnonzero(keep)
     del keep
     p = prepared if prepared is not None else prepare(tracks)  # visible annotated boxes
-    best, _ = best_match_same_frame(detections.frame[use], detections.xyxy[use], p.frame, p.xyxy,
-                                    min_iou=max(config.max_cover_iou, 1e-3))
+    best, _ = best_match_same_frame(detections.frame, detections.xyxy, p.frame, p.xyxy,
+                                    a_rows=use, min_iou=max(config.max_cover_iou, 1e-3))
     u = detections[use[best < config.max_cover_iou]]
     m = len(u)
     if m == 0:
@@ -86,19 +86,27 @@ def check_missing_object(
                                       min_iou=max(config.min_link_iou, 1e-3))
     src = np.flatnonzero((link >= config.min_link_iou) & (arg >= 0))
     graph = coo_matrix((np.ones(len(src)), (src, arg[src])), shape=(m, m))
-    ncomp, comp = connected_components(graph, directed=False)
+    _, comp = connected_components(graph, directed=False)
+    # Per object (component): frames seen, mean score, first/last frame, without a Python
+    # loop over the thousands of short detector false-positive chains.
     order = np.lexsort((u.frame, comp))
-    cuts = np.flatnonzero(np.diff(comp[order])) + 1
+    fr = u.frame[order]
+    cc = comp[order]
+    head = np.ones(m, dtype=bool)
+    head[1:] = cc[1:] != cc[:-1]
+    new_frame = head.copy()
+    new_frame[1:] |= fr[1:] != fr[:-1]
+    starts = np.flatnonzero(head)
+    ends = np.append(starts[1:], m)
+    nfr_all = np.add.reduceat(new_frame.astype(np.int64), starts)
+    mean_all = np.add.reduceat(u.score[order].astype(np.float64), starts) / (ends - starts)
     out = []
-    for grp in np.split(order, cuts):
-        frames = u.frame[grp]
-        nfr = len(np.unique(frames))
-        if nfr < config.min_frames:
-            continue
-        mean_score = float(u.score[grp].mean())
+    for k in np.flatnonzero(nfr_all >= config.min_frames):
+        nfr = int(nfr_all[k])
+        mean_score = float(mean_all[k])
         score = mean_score * min(1.0, nfr / config.full_score_frames)
-        f0, f1 = int(frames.min()), int(frames.max())
-        b = u.xyxy[grp[0]]
+        f0, f1 = int(fr[starts[k]]), int(fr[ends[k] - 1])
+        b = u.xyxy[order[starts[k]]]
         out.append(Finding(
             kind="missing_object", track_ids=(), frames=(f0, f1), box=box_tuple(b),
             score=float(np.clip(score, 0, 1)),
