@@ -45,7 +45,8 @@ class JobLease:
     lease_s: float
 
     def renew(self, key: int) -> bool:
-        """Extend the lease on ``key`` (a job id, or a task's negative key); False if lost."""
+        """Extend every lease this worker holds (one statement); False if ``key`` (a job id,
+        or a task's negative key) is no longer among them."""
         return self.store.renew_lease(key, self.worker, self.lease_s)
 
     def ensure(self, job_id: int, step: str) -> None:

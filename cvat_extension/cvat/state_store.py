@@ -35,7 +35,7 @@ expires (or, on the same host, until the next worker sees its process is gone); 
 journal and backup stay in the store and the next claimant resumes it.
 
 A job can run longer than ``lease_s``: the worker calls :meth:`SqlStateStore.renew_lease`
-before every step and every write, which extends the lease only while the row still names
+before every step and every write, which extends its leases only while their rows still name
 that worker. Once another worker has taken the job over (or taken it, finished it and
 released it), the renewal fails and the first worker stops the job without writing.
 Leases of whole tasks use the same table under negative keys (``-task_id``, see
@@ -351,20 +351,27 @@ class SqlStateStore:
             return False  # rolled back: the lease we had just taken is not kept
 
     def renew_lease(self, job_id: int, worker: str, lease_s: float) -> bool:
-        """Extend our lease to ``lease_s`` from now; False when it is no longer ours.
+        """Extend every lease ``worker`` holds to ``lease_s`` from now; True if ``job_id`` is
+        still one of them.
 
-        The row must still name ``worker``: an expired lease nobody took is still ours (no
-        other worker can have started on the job, a claim rewrites the row), while a lease
-        another worker took over, or took, finished and released (row gone), is lost. The
-        caller then stops the job without writing.
+        A heartbeat rather than one row: while a worker writes one job of a task, the other
+        jobs (and the task key) it holds must not expire either, and one statement renews
+        them all whatever their number (a worker holds only the jobs of its current task).
+        Only rows that still name ``worker`` are renewed: an expired lease nobody took is
+        still ours (a claim by another worker rewrites the row), while a lease another
+        worker took over, or took, finished and released (row gone), is lost and the caller
+        stops that job without writing.
         """
         def work(cur: Any) -> bool:
             cur.execute(
-                self._sql("UPDATE leases SET expires_at = :exp WHERE job_id = :job_id "
-                          "AND worker = :worker"),
-                {"job_id": job_id, "worker": worker, "exp": time.time() + lease_s},
+                self._sql("UPDATE leases SET expires_at = :exp WHERE worker = :worker"),
+                {"worker": worker, "exp": time.time() + lease_s},
             )
-            return bool(cur.rowcount == 1)
+            cur.execute(
+                self._sql("SELECT 1 FROM leases WHERE job_id = :job_id AND worker = :worker"),
+                {"job_id": job_id, "worker": worker},
+            )
+            return cur.fetchone() is not None
 
         return self._transact(work)
 
