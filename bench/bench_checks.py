@@ -32,9 +32,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from cvat_extension.core.checks import CHECKS, ChecksConfig, run_checks  # noqa: E402
-from cvat_extension.core.checks._common import prepare  # noqa: E402
-from cvat_extension.core.tracks import Tracks  # noqa: E402
+from cvat_extension.core.checks import CHECKS, ChecksConfig, run_checks
+from cvat_extension.core.checks._common import prepare
+from cvat_extension.core.tracks import Tracks
 
 
 def python_loop_iou_check(tracks: Tracks, min_iou: float = 0.5) -> int:
@@ -158,10 +158,9 @@ def main() -> int:
         if "frames" in spec.needs:
             print(f"  {name:16s}  skipped (needs frames)")
             continue
-        s = best_of(lambda: spec.func(tracks, getattr(cfg, name), detections=det, info=info,
-                                      prepared=prepared))
+        s = best_of(lambda spec=spec, name=name: spec.func(
+            tracks, getattr(cfg, name), detections=det, info=info, prepared=prepared))
         print(f"  {name:16s} {s:7.3f}s {n / s / 1e6:8.2f} M/s {n / s / loop_rate:8.1f}x")
-    del prepared
     t_tracks = best_of(lambda: run_checks(tracks, info=info))
     n_tracks = len(result[0])  # type: ignore[arg-type]
     t_all = best_of(lambda: run_checks(tracks, detections=det, info=info))

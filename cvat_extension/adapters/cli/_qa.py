@@ -17,7 +17,7 @@ from cvat_extension.core.merge import Merge, MergeConfig, merge_findings, propos
 from cvat_extension.core.review import plan_review
 from cvat_extension.core.tracks import SequenceInfo, Tracks
 
-__all__ = ["CONFIDENT_SCORE", "QaResult", "REVIEW_MIN_MERGE_SCORE", "run_qa"]
+__all__ = ["CONFIDENT_SCORE", "REVIEW_MIN_MERGE_SCORE", "QaResult", "run_qa"]
 
 #: Fragment links down to this score become review findings (merge applies ``min_score``).
 REVIEW_MIN_MERGE_SCORE = 0.05

@@ -31,9 +31,9 @@ from cvat_extension.core.tracks import SequenceInfo, Tracks
 from cvat_extension.errors import ConfigError
 
 __all__ = [
+    "CHECKS",
     "AppearanceJumpConfig",
     "BoxJumpConfig",
-    "CHECKS",
     "CheckSpec",
     "ChecksConfig",
     "GhostConfig",

@@ -53,7 +53,7 @@ def group_slots(keys: np.ndarray, tid: np.ndarray, nkeys: int) -> tuple[np.ndarr
     tracks (array operations inside) numbers them without sorting millions of keys.
     """
     counts = np.bincount(keys, minlength=nkeys)
-    slot = np.zeros(len(keys), dtype=np.int64)
+    slot = np.zeros(len(keys), dtype=np.int32)  # < tracks per key
     if len(keys) == 0:
         return slot, counts
     cuts = np.flatnonzero(np.diff(tid)) + 1
@@ -115,16 +115,17 @@ def prepare(tracks: Tracks) -> Prepared:
     new_track = np.ones(n, dtype=bool)
     if n > 1:
         np.not_equal(tid[1:], tid[:-1], out=new_track[1:])
-    start_idx = np.flatnonzero(new_track)
+    # int32 row indices (half the memory of int64; tasks stay far below 2**31 boxes).
+    idx_t = np.int32 if n < 2**31 - 1 else np.int64
+    start_idx = np.flatnonzero(new_track).astype(idx_t)
     lengths = np.diff(np.append(start_idx, n))
     start = np.repeat(start_idx, lengths)
-    end = np.repeat(np.append(start_idx[1:], n), lengths) if n else start
+    end = np.repeat(np.append(start_idx[1:], n).astype(idx_t), lengths) if n else start
     prev_ok = np.zeros(n, dtype=bool)
     if n > 1:
         prev_ok[1:] = ~new_track[1:] & (np.diff(frame) == 1)
     del new_track
 
-    w = np.clip(box[:, 2] - box[:, 0], 1e-3, None)
     h = np.clip(box[:, 3] - box[:, 1], 1e-3, None)
     cx = (box[:, 0] + box[:, 2]) / 2
     cy = (box[:, 1] + box[:, 3]) / 2
@@ -134,23 +135,24 @@ def prepare(tracks: Tracks) -> Prepared:
     m = int(frame.max()) - f0 + 1 if n else 1
     cur = np.flatnonzero(prev_ok)
     key = frame[cur] - f0
-    ratio = np.log(h[cur] / h[cur - 1])
+    # float32 is enough: group_median sorts in float32 anyway.
+    ratio = np.log(h[cur] / h[cur - 1]).astype(np.float32)
     slot, cnt = group_slots(key, tid[cur], m)
     log_s = group_median(key, slot, cnt, ratio)
     del ratio
     ok = cnt >= _MIN_TRACKS_FOR_CAMERA
     s = np.where(ok, np.exp(np.clip(np.nan_to_num(log_s), -0.2, 0.2)), 1.0)
     sk = s[key]
-    dx = cx[cur] - sk * cx[cur - 1]
-    dy = cy[cur] - sk * cy[cur - 1]
+    dx = (cx[cur] - sk * cx[cur - 1]).astype(np.float32)
+    dy = (cy[cur] - sk * cy[cur - 1]).astype(np.float32)
     del sk
     tx = np.where(ok, np.nan_to_num(group_median(key, slot, cnt, dx)), 0.0)
     ty = np.where(ok, np.nan_to_num(group_median(key, slot, cnt, dy)), 0.0)
     del slot
     # Keep the shift only where it stands out of the tracks' spread (its standard error):
     # on a static camera the median of a few walkers is noise that would only add jitter.
-    dx -= tx[key]
-    dy -= ty[key]
+    dx -= tx[key].astype(np.float32)
+    dy -= ty[key].astype(np.float32)
     dev = np.hypot(dx, dy)
     del dx, dy
     spread = np.bincount(key, weights=dev, minlength=m) / np.maximum(cnt, 1)
@@ -179,8 +181,9 @@ def prepare(tracks: Tracks) -> Prepared:
         del fi
     else:
         log_a = None
-    area = w * h
-    del w, h
+    area = np.clip(box[:, 2] - box[:, 0], 1e-3, None)
+    area *= h
+    del h
     log_area = np.log(area).astype(np.float32)
     size = np.sqrt(area).astype(np.float32)
     del area

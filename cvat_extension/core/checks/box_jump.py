@@ -13,7 +13,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cvat_extension.core.checks._common import Prepared, block_view, blocks, box_tuple, check_range, prepare
+from cvat_extension.core.checks._common import (
+    Prepared,
+    block_view,
+    blocks,
+    box_tuple,
+    check_range,
+    prepare,
+)
 from cvat_extension.core.findings import Finding, frame_label
 from cvat_extension.core.geometry import iou_xyxy_pairwise
 from cvat_extension.core.tracks import SequenceInfo, Tracks

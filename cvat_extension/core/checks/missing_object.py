@@ -16,7 +16,13 @@ import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from cvat_extension.core.checks._common import Prepared, best_match_same_frame, box_tuple, check_range, prepare
+from cvat_extension.core.checks._common import (
+    Prepared,
+    best_match_same_frame,
+    box_tuple,
+    check_range,
+    prepare,
+)
 from cvat_extension.core.findings import Finding, frame_label
 from cvat_extension.core.tracks import SequenceInfo, Tracks
 

@@ -13,7 +13,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cvat_extension.core.checks._common import Prepared, box_tuple, check_range, near, prepare, quiet_rows, runs
+from cvat_extension.core.checks._common import (
+    Prepared,
+    box_tuple,
+    check_range,
+    near,
+    prepare,
+    quiet_rows,
+    runs,
+)
 from cvat_extension.core.findings import Finding, frame_label
 from cvat_extension.core.tracks import SequenceInfo, Tracks
 
