@@ -22,8 +22,10 @@ One run:
 A second run over an unchanged task propagates nothing and writes nothing.
 
 Masks are not written: CVAT does not interpolate mask tracks (``cvat-interfaces.md``
-§3.11: the server raises NotImplementedError), so a mask track would need a keyframe on
-every frame, and masks cannot be merged or edited as tracks in the UI; boxes are.
+§3.11; the server's ``TrackManager`` interpolation has no mask branch and expands a mask
+track to its keyframes only), so a mask track would need a keyframe on every frame, which
+annotators cannot correct as a track; and :func:`propagate_keyframes` keeps the chosen
+boxes, not the masks. Boxes are written.
 """
 
 from __future__ import annotations
@@ -432,9 +434,9 @@ def check_write_mode(write: str) -> None:
     """
     if write not in ("boxes", "none"):
         raise InputError(
-            f"--write {write}: CVAT cannot interpolate mask tracks (cvat-interfaces.md §3.11), so a "
-            "mask track would need a keyframe on every frame and could not be edited as a track; "
-            "use --write boxes")
+            f"--write {write}: not supported; CVAT does not interpolate mask tracks "
+            "(cvat-interfaces.md §3.11), so a mask track would need a keyframe on every frame; "
+            "use --write boxes (or --write none to only push review items)")
 
 
 def run_propagate(

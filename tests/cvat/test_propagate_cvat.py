@@ -203,6 +203,14 @@ def test_dry_run_writes_nothing(env: Any) -> None:
     assert all(store.backups(j) == [] for j in jobs)
 
 
+def test_write_none_only_pushes_review(env: Any) -> None:
+    standin, task_id, jobs, cfg, store = env
+    before = {j: standin.job_annotations(j) for j in jobs}
+    s = run_propagate(_api(cfg), store, cfg, task_id, StickyBackward(), write="none", push_review=True)
+    assert {j: standin.job_annotations(j) for j in jobs} == before
+    assert s.tracks_updated == 0 and s.issues_opened == 1 and len(_issues(standin)) == 1
+
+
 def test_concurrent_edit_aborts_with_nothing_written(env: Any) -> None:
     standin, task_id, jobs, cfg, store = env
 
