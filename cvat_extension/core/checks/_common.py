@@ -226,7 +226,7 @@ def window_motion(p: Prepared, half: int, weight: np.ndarray | None = None,
     """
     n = len(p.frame)
     wgt = np.ones(n) if weight is None else weight.astype(np.float64)
-    t = (p.frame - p.frame[p.start]).astype(np.float64) if n else np.zeros(0)
+    t = (p.frame - np.take(p.frame, p.start)).astype(np.float64) if n else np.zeros(0)
     # One prefix-sum array per quantity: gathers of 1-D arrays are the cheapest access.
     pref = []
     for v in (wgt, wgt * t, wgt * p.cx, wgt * p.cy, wgt * p.size):
@@ -236,12 +236,14 @@ def window_motion(p: Prepared, half: int, weight: np.ndarray | None = None,
         pref.append(c)
     i = np.arange(n) if rows is None else np.asarray(rows, dtype=np.int64)
     n = len(i)
-    start, end = p.start[i], p.end[i]
+    start, end = np.take(p.start, i), np.take(p.end, i)
 
+    # np.take rather than fancy indexing throughout: several times faster for 1-D gathers.
     def mean(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        cnt = pref[0][b] - pref[0][a]
+        cnt = np.take(pref[0], b) - np.take(pref[0], a)
         inv = 1.0 / np.maximum(cnt, 1e-12)
-        m = np.stack([(pref[k][b] - pref[k][a]) * inv for k in range(1, 5)], axis=1)
+        m = np.stack([(np.take(pref[k], b) - np.take(pref[k], a)) * inv for k in range(1, 5)],
+                     axis=1)
         m[cnt <= 0] = np.nan
         return cnt, m
 
@@ -265,7 +267,8 @@ def window_motion(p: Prepared, half: int, weight: np.ndarray | None = None,
     va = np.where(np.isnan(va), vb, va)
     vb = np.nan_to_num(vb)
     va = np.nan_to_num(va)
-    tau = (p.frame[np.maximum(i - 1, 0)] + p.frame[i]) / 2.0 - p.frame[start]
+    tau = ((np.take(p.frame, np.maximum(i - 1, 0)) + np.take(p.frame, i)) / 2.0
+           - np.take(p.frame, start))
     pb = mb1[:, 1:3] + vb * (tau - mb1[:, 0])[:, None]
     pa = ma1[:, 1:3] + va * (tau - ma1[:, 0])[:, None]
     size = np.sqrt(np.abs(mb1[:, 3] * ma1[:, 3]))

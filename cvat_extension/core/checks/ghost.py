@@ -89,18 +89,18 @@ def _static_rows(p: Prepared, config: GhostConfig) -> np.ndarray:
     b = p.xyxy
     cx, cy = (b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2
     area = np.log(np.clip((b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]), 1e-6, None))
-    ii = np.flatnonzero(np.arange(n) + L < p.end)
-    j2, j = ii + L // 2, ii + L
-    ok = p.frame[j] - p.frame[ii] == L
-    ii, j2, j = ii[ok], j2[ok], j[ok]
-    r = np.maximum(config.static_drift_ratio * np.exp(area[ii] / 2), config.static_drift_px)
-    still = np.ones(len(ii), dtype=bool)
-    for a, c in ((ii, j2), (j2, j), (ii, j)):
-        still &= (np.hypot(cx[c] - cx[a], cy[c] - cy[a]) <= r) & (np.abs(area[c] - area[a]) <= 0.05)
-    s0 = ii[still]
-    mark = np.zeros(n + 1, dtype=np.int64)
-    np.add.at(mark, s0, 1)
-    np.add.at(mark, s0 + L + 1, -1)
+    # Probes at fixed row offsets: contiguous slices, not index gathers.
+    m = max(n - L, 0)
+    ok = (np.arange(m) + L < p.end[:m]) & (p.frame[L:] - p.frame[:m] == L)
+    r = np.maximum(config.static_drift_ratio * np.exp(area[:m] / 2), config.static_drift_px)
+    still = ok
+    h2 = L // 2
+    for da, dc in ((0, h2), (h2, L), (0, L)):
+        a_, c_ = slice(da, da + m), slice(dc, dc + m)
+        still &= (np.hypot(cx[c_] - cx[a_], cy[c_] - cy[a_]) <= r) & (np.abs(area[c_] - area[a_]) <= 0.05)
+    s0 = np.flatnonzero(still)
+    # Each window start s marks rows s..s+L: +1 at s, -1 after the window, then a prefix sum.
+    mark = np.bincount(s0, minlength=n + L + 2) - np.bincount(s0 + L + 1, minlength=n + L + 2)
     return np.cumsum(mark[:n]) > 0
 
 
