@@ -273,7 +273,8 @@ def propagate_task(
         task_id: the task.
         propagator: a :class:`~cvat_extension.models.sam2_video.Sam2VideoPropagator` (or an
             object with the same ``propagate`` method).
-        track_ids: stitched object ids to propagate (default all).
+        track_ids: CVAT track ids to propagate (any piece of an object selects the whole
+            object; default all).
         labels: only objects with these labels.
         config: agreement threshold and selection weights.
         store: the sync state store; with it, gaps an earlier run filled are skipped.
@@ -290,6 +291,8 @@ def propagate_task(
     snap = read_task(api, task_id)
     written = _written(store, [j.id for j in snap.jobs]) if store is not None else _Written()
     human, ours = human_keyframes(snap, written)
+    # Reviewers see piece ids (one per job); any piece of an object selects the object.
+    track_ids = sorted({snap.piece_to_stitched.get(int(t), int(t)) for t in track_ids})
     human = select_tracks(human, track_ids=track_ids, labels=labels)
     gaps = _gaps(human)
     ours_rows = snap.stitched[ours]

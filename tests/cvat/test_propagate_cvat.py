@@ -241,6 +241,10 @@ def test_cli_cvat_mode_and_masks_refused(env: Any, tmp_path: Path, capsys: pytes
     assert main(["propagate", str(task_id), "--config", conf, "--dry-run", "--push-review"]) == 0
     out = capsys.readouterr().out
     assert "would write" in out and f"job {jobs[0]}: track" in out and writes(standin, mark) == []
+    second_piece = standin.job_annotations(jobs[1])["tracks"][0]["id"]  # what a reviewer of job 2 sees
+    assert main(["propagate", str(task_id), "--config", conf, "--dry-run", "--track", str(second_piece),
+                 "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["segments"] == 1
     assert main(["propagate", str(task_id), "--config", conf, "--format", "json", "--push-review"]) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["tracks_updated"] == 2 and summary["issues_opened"] >= 1
