@@ -363,6 +363,7 @@ class PropagateSummary:
     tracks_updated: int = 0
     keyframes_added: int = 0
     jobs_written: list[int] = field(default_factory=list)
+    writes_resumed: int = 0
     issues_opened: int = 0
     issues_still_open: int = 0
     issues_resolved_respected: int = 0
@@ -383,6 +384,7 @@ class PropagateSummary:
             "frames_flagged": self.frames_flagged, "flagged_share": round(self.flagged_share, 4),
             "review_items": self.review_items, "tracks_updated": self.tracks_updated,
             "keyframes_added": self.keyframes_added, "jobs_written": self.jobs_written,
+            "writes_resumed": self.writes_resumed,
             "issues_opened": self.issues_opened, "issues_still_open": self.issues_still_open,
             "issues_resolved_respected": self.issues_resolved_respected,
             "stage_changes": self.stage_changes, "planned": self.planned,
@@ -427,6 +429,26 @@ def _plans(api: Any, done: TaskPropagation, tolerance_px: float, summary: Propag
             plans.append(plan_job_writes(job_id=job.id, task_id=snap.task_id, annotations=raw,
                                          updated_date=job.updated_date, merges=(), replaced_tracks=replaced))
     return plans
+
+
+def _resume_interrupted(api: Any, store: Any, task_id: int) -> int:
+    """Finish writes to the task's jobs that a killed run (ours or sync's) left ``planned``.
+
+    Done first: the journal tells which keyframes we wrote, and a new write would replace
+    the journal of an unfinished one.
+
+    Raises:
+        ConcurrentEditError: a job was edited while its write was pending; nothing more written.
+    """
+    from cvat_extension.cvat.writeback import resume_journal
+
+    n = 0
+    for job in api.list_jobs(task_id=task_id, page_size=100):
+        journal = store.journal(int(job["id"]))
+        if journal is not None and journal.status == "planned":
+            resume_journal(api, store, journal)
+            n += 1
+    return n
 
 
 def check_write_mode(write: str) -> None:
@@ -487,6 +509,8 @@ def run_propagate(
     check_write_mode(write)
     tol = cfg.merge.thin_tolerance_px if tolerance_px is None else float(tolerance_px)
     summary = PropagateSummary(run_id=RUN_PREFIX + uuid.uuid4().hex[:12], dry_run=dry_run)
+    if not dry_run:
+        summary.writes_resumed = _resume_interrupted(api, store, task_id)
     done = propagate_task(api, task_id, propagator, track_ids=track_ids, labels=labels,
                           config=config, store=store, progress=progress)
     summary.propagation = done

@@ -211,6 +211,25 @@ def test_write_none_only_pushes_review(env: Any) -> None:
     assert s.tracks_updated == 0 and s.issues_opened == 1 and len(_issues(standin)) == 1
 
 
+def test_interrupted_write_is_resumed_then_nothing_more(env: Any) -> None:
+    from cvat_extension.cvat.connection import CvatTransientError
+
+    standin, task_id, jobs, cfg, store = env
+    # job 2's PATCH lands but every answer is lost: the run dies with the journal "planned"
+    standin.inject_fault("PATCH", rf"/api/jobs/{jobs[1]}/annotations", status=500, when="after", times=10)
+    with pytest.raises(CvatTransientError):
+        run_propagate(_api(cfg), store, cfg, task_id, StickyBackward())
+    assert store.journal(jobs[1]).status == "planned"
+    written = {j: standin.job_annotations(j) for j in jobs}
+    standin.clear_faults()
+    prop = StickyBackward()
+    mark = len(standin.request_log)
+    again = run_propagate(_api(cfg), store, cfg, task_id, prop)
+    assert again.writes_resumed == 1 and store.journal(jobs[1]).status == "done"
+    assert again.gaps_skipped == 1 and prop.calls == 0 and again.tracks_updated == 0
+    assert writes(standin, mark) == [] and {j: standin.job_annotations(j) for j in jobs} == written
+
+
 def test_concurrent_edit_aborts_with_nothing_written(env: Any) -> None:
     standin, task_id, jobs, cfg, store = env
 
