@@ -2,6 +2,7 @@
 
 One run:
 
+0. finish any write to the task's jobs that a killed run left ``planned`` (journal);
 1. read the task once (:func:`~cvat_extension.cvat.annotations.read_task`) and find the
    **human keyframes** of each object: the stored keyframes minus those CVAT made when it
    cut the track at a job boundary (they lie exactly on the interpolation of their
@@ -19,7 +20,10 @@ One run:
 4. with ``push_review``, the frames where forward and backward disagree become CVAT issues
    (``review_push``: idempotent fingerprints) and their jobs move per ``sync.review``.
 
-A second run over an unchanged task propagates nothing and writes nothing.
+A second run over an unchanged task propagates nothing and writes nothing. Limitation:
+which keyframes we wrote is known from the job's latest write journal; once ``cvat-track
+sync`` writes to the job (a merge, thinning), its journal replaces ours and our keyframes
+count as human from then on (gaps between them are then filled again, never deleted).
 
 Masks are not written: CVAT does not interpolate mask tracks (``cvat-interfaces.md``
 §3.11; the server's ``TrackManager`` interpolation has no mask branch and expands a mask
