@@ -14,31 +14,43 @@ One run:
 3. per job, replace the shapes strictly inside the propagated gaps by thinned keyframes of
    the propagated boxes. Human keyframes are never touched; CVAT's cut keyframes at job
    boundaries take the propagated box. The writes go through the sync loop's safe path
-   (``writeback``: backup, re-check that nobody edited the job, journaled PATCH ``update``);
+   (``writeback``: backup, re-check that nobody edited the job, journaled PATCH ``update``;
+   with ``--write masks`` also a mask track per object, see below);
    every job is re-checked before the first write, so a concurrent edit anywhere aborts
    the run with nothing written;
 4. with ``push_review``, the frames where forward and backward disagree become CVAT issues
    (``review_push``: idempotent fingerprints) and their jobs move per ``sync.review``.
 
-A second run over an unchanged task propagates nothing and writes nothing. Limitation:
-which keyframes we wrote is known from the job's latest write journal; once ``cvat-track
-sync`` writes to the job (a merge, thinning), its journal replaces ours and our keyframes
-count as human from then on (gaps between them are then filled again, never deleted).
+A second run over an unchanged task propagates nothing and writes nothing. Which keyframes
+we wrote is known from the ``propagated_keyframes`` table of the state store (job, track,
+frame, box hash; recorded with each write, together with the human keyframes at the ends of
+the filled gaps) and, for older stores, from the job's latest write journal. The table
+survives ``cvat-track sync`` writing to the job later (its journal replaces ours), so our
+keyframes never turn into "human" ones.
 
-Masks are not written: CVAT does not interpolate mask tracks (``cvat-interfaces.md``
-§3.11; the server's ``TrackManager`` interpolation has no mask branch and expands a mask
-track to its keyframes only), so a mask track would need a keyframe on every frame, which
-annotators cannot correct as a track; and :func:`propagate_keyframes` keeps the chosen
-boxes, not the masks. Boxes are written.
+``--write masks`` writes the boxes as above and, per object and job, a **mask track**: same
+label, the box track's ``group`` (a new group when it had none) so reviewers see that they
+belong together, one keyframe per frame the object is visible on (CVAT does not interpolate
+masks, ``cvat-interfaces.md`` §3.11) in CVAT's mask points ``[runs..., x1, y1, x2, y2]``,
+an ``outside`` keyframe after each run that ends inside the job. Like CVAT's own cut, a mask
+track crossing a job boundary is one piece per job. New mask tracks go through PATCH
+``create`` on the same safe path (re-read and compare, backup, journal); a create whose
+answer is lost is never sent again blindly: the job is re-read and the track looked for
+first (:func:`_create_state`). A later run finds the mask track by (label, group, mask type)
+and updates it. Gaps an earlier run filled are not propagated again, so running ``--write
+boxes`` first and ``--write masks`` later adds no masks to those gaps.
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 import logging
+import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -88,16 +100,36 @@ def select_tracks(keyframes: Tracks, *, track_ids: Sequence[int] = (), labels: S
 
 
 # ---------------------------------------------------------------------- what is human
+def box_hash(points: Sequence[float]) -> str:
+    """Short stable hash of a shape's points (rounded to 1e-4 px), for the state store.
+
+    >>> box_hash([1, 2, 3, 4]) == box_hash([1.00000001, 2, 3, 4])
+    True
+    """
+    text = ",".join(f"{round(float(v), 4):.4f}" for v in points)
+    return hashlib.sha1(text.encode()).hexdigest()[:16]
+
+
 @dataclass
 class _Written:
-    """What earlier propagate runs wrote, from their journals and backups.
+    """What earlier propagate runs wrote, from their journals, backups and the store's table.
 
     ``ours[piece][frame]`` are the points of keyframes we added; ``base[piece][frame]`` the
-    points of every keyframe the piece had before our write (the human ones).
+    points of every keyframe the piece had before our write (the human ones), both from the
+    job's latest journal when it is ours. ``ours_hashes`` and ``anchor_hashes`` are
+    ``(frame, box hash)`` of the keyframes we wrote and of the human keyframes at the ends
+    of the gaps we filled, from the ``propagated_keyframes`` table: they survive a later
+    ``sync`` write that replaces the journal.
     """
 
     ours: dict[int, dict[int, tuple[float, ...]]] = field(default_factory=dict)
     base: dict[int, dict[int, tuple[float, ...]]] = field(default_factory=dict)
+    ours_hashes: set[tuple[int, str]] = field(default_factory=set)
+    anchor_hashes: set[tuple[int, str]] = field(default_factory=set)
+
+    @property
+    def any(self) -> bool:
+        return bool(self.ours or self.ours_hashes)
 
 
 def _points(shape: Mapping[str, Any]) -> tuple[float, ...]:
@@ -113,14 +145,16 @@ def _written(store: Any, job_ids: Sequence[int]) -> _Written:
 
     out = _Written()
     for job_id in job_ids:
+        for row in store.propagated(job_id) if hasattr(store, "propagated") else ():
+            (out.anchor_hashes if row.kind == "anchor" else out.ours_hashes).add((int(row.frame), row.box_hash))
         journal = store.journal(job_id)
         if journal is None or journal.status != "done" or not journal.run_id.startswith(RUN_PREFIX):
-            continue  # never propagated, or another tool wrote last: its keyframes count as human
+            continue  # never propagated, or another tool wrote last: the table above still knows
         try:
             base_doc = load_backup(journal.backup_path)["annotations"]
         except InputError as exc:
             logger.warning("job %d: backup of the last propagate run unreadable (%s); "
-                           "its keyframes are taken as human", job_id, exc)
+                           "relying on the propagated-keyframes table", job_id, exc)
             continue
         base = {int(t["id"]): {int(s["frame"]): _points(s) for s in t["shapes"]}
                 for t in base_doc.get("tracks") or [] if t.get("id") is not None}
@@ -128,6 +162,8 @@ def _written(store: Any, job_ids: Sequence[int]) -> _Written:
             if op.get("action") != "update":
                 continue
             for t in op["payload"].get("tracks") or []:
+                if any(sh.get("type") == "mask" for sh in t.get("shapes") or []):
+                    continue  # our mask tracks: not keyframes of a box track
                 pid = int(t["id"])
                 before = base.get(pid, {})
                 out.base[pid] = before
@@ -188,10 +224,13 @@ def human_keyframes(snap: Any, written: _Written | None = None) -> tuple[Tracks,
     """
     keys: Tracks = snap.stitched
     ours = np.zeros(len(keys), dtype=bool)
+    if written is not None and written.ours_hashes:
+        hashes = [(int(f), box_hash(b)) for f, b in zip(keys.frame.tolist(), keys.xyxy.tolist())]
+        ours |= np.fromiter((h in written.ours_hashes for h in hashes), dtype=bool, count=len(keys))
     if written is not None and written.ours:
         for (sid, f), candidates in _by_object(snap, written.ours).items():
             rows = np.flatnonzero((keys.track_id == sid) & (keys.frame == f))
-            if len(rows) and any(_same(c, tuple(keys.xyxy[rows[0]].tolist())) for c in candidates):
+            if len(rows) and not ours[rows[0]] and any(_same(c, tuple(keys.xyxy[rows[0]].tolist())) for c in candidates):
                 ours[rows[0]] = True
     boundary = {j.start_frame for j in snap.jobs[1:]} | {j.stop_frame for j in snap.jobs[:-1]}
     rest = keys[~ours]
@@ -210,11 +249,14 @@ def _gaps(keys: Tracks) -> list[tuple[int, int, int]]:
 
 
 def _gap_done(
-    base: Mapping[tuple[int, int], list[tuple[float, ...]]], ours_rows: Tracks, gap: tuple[int, int, int], human: Tracks
+    base: Mapping[tuple[int, int], list[tuple[float, ...]]], ours_rows: Tracks, gap: tuple[int, int, int], human: Tracks,
+    anchors: set[tuple[int, str]] | frozenset[tuple[int, str]] = frozenset(),
 ) -> bool:
     """True when an earlier run filled ``gap`` and its two human keyframes are unchanged.
 
-    ``base``: keyframes before that run's write, by ``(object, frame)``.
+    ``base``: keyframes before that run's write, by ``(object, frame)`` (journal);
+    ``anchors``: ``(frame, box hash)`` of the human keyframes at the ends of gaps we filled
+    (state store table).
     """
     tid, k0, k1 = gap
     inside = ours_rows[(ours_rows.track_id == tid) & (ours_rows.frame > k0) & (ours_rows.frame < k1)]
@@ -224,7 +266,7 @@ def _gap_done(
     for f in (k0, k1):
         row = t[t.frame == f]
         now = tuple(row.xyxy[0].tolist())
-        if not any(_same(b, now) for b in base.get((tid, f), [])):
+        if (f, box_hash(now)) not in anchors and not any(_same(b, now) for b in base.get((tid, f), [])):
             return False  # a person moved or added this keyframe since: fill again
     return True
 
@@ -301,7 +343,7 @@ def propagate_task(
     gaps = _gaps(human)
     ours_rows = snap.stitched[ours]
     base = _by_object(snap, written.base) if written.ours else {}
-    skipped = [g for g in gaps if _gap_done(base, ours_rows, g, human)]
+    skipped = [g for g in gaps if _gap_done(base, ours_rows, g, human, written.anchor_hashes)]
     filled = [g for g in gaps if g not in set(skipped)]
     stop = max(snap.info.num_frames - 1, int(snap.stitched.frame.max()) if len(snap.stitched) else 0)
     result = propagate_keyframes(_disable(human, skipped), FrameCache(api, task_id), propagator,
@@ -366,6 +408,9 @@ class PropagateSummary:
     review_items: int = 0
     tracks_updated: int = 0
     keyframes_added: int = 0
+    mask_tracks_created: int = 0
+    mask_tracks_updated: int = 0
+    mask_keyframes: int = 0
     jobs_written: list[int] = field(default_factory=list)
     writes_resumed: int = 0
     issues_opened: int = 0
@@ -387,7 +432,9 @@ class PropagateSummary:
             "gaps_skipped": self.gaps_skipped, "frames_propagated": self.frames_propagated,
             "frames_flagged": self.frames_flagged, "flagged_share": round(self.flagged_share, 4),
             "review_items": self.review_items, "tracks_updated": self.tracks_updated,
-            "keyframes_added": self.keyframes_added, "jobs_written": self.jobs_written,
+            "keyframes_added": self.keyframes_added, "mask_tracks_created": self.mask_tracks_created,
+            "mask_tracks_updated": self.mask_tracks_updated, "mask_keyframes": self.mask_keyframes,
+            "jobs_written": self.jobs_written,
             "writes_resumed": self.writes_resumed,
             "issues_opened": self.issues_opened, "issues_still_open": self.issues_still_open,
             "issues_resolved_respected": self.issues_resolved_respected,
@@ -395,15 +442,88 @@ class PropagateSummary:
         }
 
 
-def _plans(api: Any, done: TaskPropagation, tolerance_px: float, summary: PropagateSummary) -> list[Any]:
-    """One :class:`~cvat_extension.cvat.writeback.JobWritePlan` per job whose tracks change."""
+def _added_rows(piece_id: int, old: Sequence[Mapping[str, Any]], new: Sequence[Mapping[str, Any]]) -> list[Any]:
+    """State-store rows for the shapes of ``new`` that ``old`` did not have (ours)."""
+    from cvat_extension.cvat.state_store import PropagatedKeyframe
+
+    before = set(_signature(old))
+    return [PropagatedKeyframe(piece_id, int(sh["frame"]), box_hash(sh["points"]))
+            for sh, sig in zip(new, _signature(new)) if sig not in before]
+
+
+def _anchor_rows(piece_id: int, shapes: Sequence[Mapping[str, Any]], gaps: Sequence[tuple[int, int]]) -> list[Any]:
+    """State-store rows for the human keyframes at the ends of ``gaps`` held by this piece."""
+    from cvat_extension.cvat.state_store import PropagatedKeyframe
+
+    ends = {f for g in gaps for f in g}
+    return [PropagatedKeyframe(piece_id, int(sh["frame"]), box_hash(sh["points"]), "anchor")
+            for sh in shapes if int(sh["frame"]) in ends and not sh.get("outside")]
+
+
+def _next_group(raw: Mapping[str, Any], taken: set[int]) -> int:
+    """A group id no object of the job uses yet."""
+    used = {int(o.get("group") or 0) for kind in ("tracks", "shapes") for o in raw.get(kind) or []}
+    return max(used | taken | {0}) + 1
+
+
+def _is_mask_track(t: Mapping[str, Any]) -> bool:
+    shapes = t.get("shapes") or []
+    return bool(shapes) and all(sh.get("type") == "mask" for sh in shapes)
+
+
+def _mask_shapes(
+    existing: Sequence[Mapping[str, Any]], new: Mapping[int, list[int]], replace: Sequence[tuple[int, int]],
+    template: Mapping[str, Any], stop_frame: int,
+) -> list[dict[str, Any]]:
+    """A mask track piece's keyframes: one per visible frame, ``outside`` after each run.
+
+    CVAT does not interpolate masks (``cvat-interfaces.md`` §3.11), so every frame the object
+    is visible on is a keyframe. ``existing`` shapes on frames inside ``replace`` (the gaps
+    propagated again) give way to ``new``; an ``outside`` keyframe follows the last frame of
+    every run unless the run reaches ``stop_frame`` (the job's last frame: CVAT ends the
+    piece there).
+    """
+    visible: dict[int, dict[str, Any]] = {
+        int(sh["frame"]): dict(sh) for sh in existing
+        if not sh.get("outside") and not any(k0 <= int(sh["frame"]) <= k1 for k0, k1 in replace)
+    }
+    for f, pts in new.items():
+        visible[int(f)] = {
+            "type": "mask", "frame": int(f), "points": [int(v) for v in pts], "rotation": 0.0,
+            "outside": False, "occluded": bool(template.get("occluded", False)),
+            "z_order": int(template.get("z_order", 0)), "attributes": copy.deepcopy(template.get("attributes", [])),
+        }
+    out = []
+    for f in sorted(visible):
+        out.append(visible[f])
+        if f + 1 not in visible and f + 1 <= stop_frame:
+            out.append({**copy.deepcopy(visible[f]), "frame": f + 1, "outside": True})
+    for sh in out:
+        sh.pop("id", None)
+    return out
+
+
+@dataclass
+class _JobWrite:
+    """Everything to write to one job: the update/create plan and our state-store rows."""
+
+    plan: Any
+    rows: list[Any] = field(default_factory=list)
+    creates: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _plans(api: Any, done: TaskPropagation, tolerance_px: float, summary: PropagateSummary,
+           *, masks: bool = False) -> list[_JobWrite]:
+    """One write per job whose tracks change: box pieces updated; with ``masks`` a mask track
+    per object (updated when the job has one already, created otherwise)."""
     from cvat_extension.cvat.writeback import plan_job_writes
 
     snap, dense = done.snapshot, done.result.tracks
+    mask_data = done.result.masks
     by_obj: dict[int, list[tuple[int, int]]] = {}
     for tid, k0, k1 in done.filled:
         by_obj.setdefault(tid, []).append((k0, k1))
-    plans = []
+    out: list[_JobWrite] = []
     for job in snap.jobs:
         touched = {tid: [(k0, k1) for k0, k1 in gs if k0 < job.stop_frame and k1 > job.start_frame]
                    for tid, gs in by_obj.items()}
@@ -412,60 +532,238 @@ def _plans(api: Any, done: TaskPropagation, tolerance_px: float, summary: Propag
             continue
         raw = api.get_job_annotations(job.id)
         tracks = {int(t["id"]): t for t in raw.get("tracks") or [] if t.get("id") is not None}
-        replaced = []
+        replaced: dict[int, dict[str, Any]] = {}
+        rows: list[Any] = []
+        creates: list[dict[str, Any]] = []
+        groups: set[int] = set()
         for tid, gaps in sorted(touched.items()):
             piece_id = snap.piece_in_job(tid, job.id)
             piece = tracks.get(piece_id) if piece_id is not None else None
-            if piece is None:
+            if piece is None or piece_id is None:
                 logger.warning("job %d: object %d has no track piece here; skipped", job.id, tid)
                 continue
             new = _piece_shapes(piece, dense.track(tid), gaps, job, tolerance_px)
-            if not any(not s.get("outside") for s in new) or _signature(new) == _signature(piece["shapes"]):
-                continue
-            added = len(set(_signature(new)) - set(_signature(piece["shapes"])))
-            summary.keyframes_added += added
-            summary.planned.append(f"job {job.id}: track {piece_id} (object {tid}): "
-                                   f"{len(piece['shapes'])} -> {len(new)} keyframes ({added} new or moved)")
-            replaced.append({**{k: v for k, v in piece.items() if k != "shapes"},
-                             "frame": int(new[0]["frame"]), "shapes": new})
-        if replaced:
-            summary.tracks_updated += len(replaced)
-            plans.append(plan_job_writes(job_id=job.id, task_id=snap.task_id, annotations=raw,
-                                         updated_date=job.updated_date, merges=(), replaced_tracks=replaced))
-    return plans
+            rows.extend(_anchor_rows(piece_id, piece["shapes"], gaps))
+            if any(not s.get("outside") for s in new) and _signature(new) != _signature(piece["shapes"]):
+                added = len(set(_signature(new)) - set(_signature(piece["shapes"])))
+                summary.keyframes_added += added
+                summary.planned.append(f"job {job.id}: track {piece_id} (object {tid}): "
+                                       f"{len(piece['shapes'])} -> {len(new)} keyframes ({added} new or moved)")
+                rows.extend(_added_rows(piece_id, piece["shapes"], new))
+                replaced[piece_id] = {**{k: v for k, v in piece.items() if k != "shapes"},
+                                      "frame": int(new[0]["frame"]), "shapes": new}
+            if masks:
+                _plan_mask(job, tid, piece_id, piece, gaps, tracks, raw, mask_data, replaced, creates, groups, summary)
+        if replaced or creates:
+            summary.tracks_updated += sum(1 for t in replaced.values() if not _is_mask_track(t))
+            plan = plan_job_writes(job_id=job.id, task_id=snap.task_id, annotations=raw,
+                                   updated_date=job.updated_date, merges=(), replaced_tracks=list(replaced.values()))
+            if creates:
+                plan.ops.append({"action": "create", "payload": {"tags": [], "shapes": [], "tracks": creates}})
+            out.append(_JobWrite(plan, rows, creates))
+    return out
+
+
+def _plan_mask(job: Any, tid: int, piece_id: int, piece: Mapping[str, Any], gaps: Sequence[tuple[int, int]],
+               tracks: Mapping[int, Mapping[str, Any]], raw: Mapping[str, Any], mask_data: Any,
+               replaced: dict[int, dict[str, Any]], creates: list[dict[str, Any]], groups: set[int],
+               summary: PropagateSummary) -> None:
+    """Add the object's mask track piece for ``job`` to ``replaced`` (update) or ``creates``.
+
+    The mask track shares the box track's ``group`` (a new group is given to a box track
+    without one), so a reviewer sees they belong together, and a later run finds it again
+    by (label, group, mask type) to update it instead of creating another.
+    """
+    inside = [(max(k0, job.start_frame), min(k1, job.stop_frame)) for k0, k1 in gaps]
+    new = {f: mask_data.points(tid, f) for f in mask_data.frames(tid)
+           if any(lo <= f <= hi for lo, hi in inside)}
+    if not new:
+        return
+    box = replaced.get(piece_id) or {**copy.deepcopy(dict(piece))}
+    group = int(box.get("group") or 0)
+    if not group:
+        group = _next_group(raw, groups)
+        box["group"] = group
+        replaced[piece_id] = box
+    groups.add(group)
+    template = _template(box["shapes"], min(new))
+    existing = next((t for t in tracks.values() if _is_mask_track(t) and int(t.get("group") or 0) == group
+                     and t.get("label_id") == piece.get("label_id")), None)
+    shapes = _mask_shapes(existing["shapes"] if existing else [], new, inside, template, job.stop_frame)
+    if existing is not None:
+        if _signature(shapes) == _signature(existing["shapes"]):
+            return
+        replaced[int(existing["id"])] = {**{k: v for k, v in existing.items() if k != "shapes"},
+                                         "frame": int(shapes[0]["frame"]), "shapes": shapes}
+        summary.mask_tracks_updated += 1
+        verb = f"update mask track {existing['id']}"
+    else:
+        creates.append({"label_id": piece.get("label_id"), "frame": int(shapes[0]["frame"]), "group": group,
+                        "source": "semi-auto", "attributes": copy.deepcopy(piece.get("attributes") or []),
+                        "shapes": shapes, "elements": []})
+        summary.mask_tracks_created += 1
+        verb = "create mask track"
+    summary.mask_keyframes += len(new)
+    summary.planned.append(f"job {job.id}: {verb} for track {piece_id} (object {tid}, group {group}): "
+                           f"{len(new)} mask keyframes")
+
+
+def _create_state(base: Mapping[str, Any], current: Mapping[str, Any], op: Mapping[str, Any]) -> str:
+    """Whether the server holds a journaled ``create``: ``done``, ``pending`` or ``conflict``.
+
+    A ``create`` cannot be matched like ``update``/``delete`` (the server assigns the ids), so
+    the job is compared as: the objects of ``base`` unchanged, plus new objects equal (ids
+    aside) to the payload's (done) or none (pending); anything else is someone's edit.
+    """
+    from cvat_extension.cvat.content import canonical
+
+    def key(doc: Mapping[str, Any]) -> list[str]:
+        return sorted(json.dumps({**t, "id": None}, sort_keys=True) for t in canonical(doc)["tracks"])
+
+    base_ids = {t.get("id") for t in base.get("tracks") or []}
+    cur_tracks = list(current.get("tracks") or [])
+    kept = {**dict(current), "tracks": [t for t in cur_tracks if t.get("id") in base_ids]}
+    if canonical(kept) != canonical(base):
+        return "conflict"
+    new = [t for t in cur_tracks if t.get("id") not in base_ids]
+    if not new:
+        return "pending"
+    return "done" if key({"tracks": new}) == key({"tracks": op["payload"].get("tracks") or []}) else "conflict"
+
+
+def _send_create(api: Any, job_id: int, payload: Mapping[str, Any]) -> None:
+    """One ``PATCH ?action=create``; never retried blindly (a lost answer would duplicate)."""
+    from cvat_sdk import models
+    from cvat_sdk.models import AnnotationUpdateAction
+
+    from cvat_extension.cvat.content import request_payload
+
+    body = request_payload(payload)
+    req = models.PatchedLabeledDataRequest(
+        tags=[], shapes=[], tracks=[models.LabeledTrackRequest(**t) for t in body.get("tracks", [])])
+    api.call("jobs.annotations.create", lambda: api.api.jobs_api.partial_update_annotations(
+        AnnotationUpdateAction("create"), job_id, patched_labeled_data_request=req,
+        _parse_response=False, _request_timeout=api.timeout_s), idempotent=False)
+
+
+def _write_create(api: Any, store: Any, job_id: int, base: Mapping[str, Any], op: Mapping[str, Any],
+                  attempts: int) -> None:
+    """Send a journaled ``create``; after a lost answer, look before sending again."""
+    from cvat_extension.cvat.connection import CvatTransientError
+
+    for attempt in range(1, attempts + 1):
+        try:
+            _send_create(api, job_id, op["payload"])
+            break
+        except CvatTransientError:
+            state = _create_state(base, api.get_job_annotations(job_id), op)
+            if state == "done":
+                break
+            if state == "conflict":
+                store.finish_journal(job_id, "aborted")
+                raise ConcurrentEditError(f"job {job_id}: edited while creating mask tracks; "
+                                          "nothing more written") from None
+            if attempt == attempts:
+                raise
+    store.advance_journal(job_id, 1)
+    store.finish_journal(job_id, "done")
+
+
+def _execute_creates(api: Any, store: Any, job_id: int, task_id: int, op: Mapping[str, Any], expect: Mapping[str, Any],
+                     *, backup_dir: str | None, run_id: str, attempts: int) -> None:
+    """The safe write path for ``create``: re-read and compare, back up, journal, send once.
+
+    ``expect``: what the job should hold now (as read, plus our updates just written).
+    """
+    from cvat_extension.cvat.backup import save_backup
+    from cvat_extension.cvat.content import canonical, content_hash
+    from cvat_extension.cvat.state_store import JournalRecord
+
+    job = api.get_job(job_id)
+    current = api.get_job_annotations(job_id)
+    if canonical(current) != canonical(expect):
+        raise ConcurrentEditError(f"job {job_id}: changed since it was read; mask tracks not created, "
+                                  "run again")
+    backup = save_backup(store, backup_dir, job_id=job_id, task_id=task_id, annotations=current,
+                         updated_date=str(job.get("updated_date")))
+    store.begin_journal(JournalRecord(job_id=job_id, run_id=run_id, base_hash=content_hash(current), ops=[dict(op)],
+                                      ops_done=0, status="planned", backup_path=backup.path, merges=[],
+                                      updated_at=time.time()))
+    _write_create(api, store, job_id, current, op, attempts)
+
+
+def _execute(api: Any, store: Any, jw: _JobWrite, *, backup_dir: str | None, run_id: str, attempts: int) -> None:
+    """Write one job: record our keyframes in the store, then updates, then creates.
+
+    The ``propagated_keyframes`` rows are recorded right before the journal entry and
+    forgotten again when the job turns out edited before anything was written.
+    """
+    from cvat_extension.cvat.content import apply_ops
+    from cvat_extension.cvat.writeback import execute_plan
+
+    plan = jw.plan
+    updates = [op for op in plan.ops if op["action"] != "create"]
+    creates = [op for op in plan.ops if op["action"] == "create"]
+    store.record_propagated(plan.job_id, run_id, jw.rows)
+    if updates:
+        try:
+            execute_plan(api, store, replace(plan, ops=updates), backup_dir=backup_dir, run_id=run_id)
+        except ConcurrentEditError:
+            store.forget_propagated(plan.job_id, run_id)
+            raise
+    for op in creates:
+        _execute_creates(api, store, plan.job_id, plan.task_id, op, apply_ops(plan.base, updates),
+                         backup_dir=backup_dir, run_id=run_id, attempts=attempts)
 
 
 def _resume_interrupted(api: Any, store: Any, task_id: int) -> int:
     """Finish writes to the task's jobs that a killed run (ours or sync's) left ``planned``.
 
     Done first: the journal tells which keyframes we wrote, and a new write would replace
-    the journal of an unfinished one.
+    the journal of an unfinished one. A journaled mask-track ``create`` is finished only
+    when the job shows it was not applied (:func:`_create_state`).
 
     Raises:
         ConcurrentEditError: a job was edited while its write was pending; nothing more written.
     """
+    from cvat_extension.cvat.backup import load_job_backup
     from cvat_extension.cvat.writeback import resume_journal
 
     n = 0
     for job in api.list_jobs(task_id=task_id, page_size=100):
         journal = store.journal(int(job["id"]))
-        if journal is not None and journal.status == "planned":
+        if journal is None or journal.status != "planned":
+            continue
+        creates = [op for op in journal.ops if op.get("action") == "create"]
+        if creates and len(journal.ops) == 1:
+            base = load_job_backup(store, journal.job_id, journal.base_hash)["annotations"]
+            state = _create_state(base, api.get_job_annotations(journal.job_id), creates[0])
+            if state == "conflict":
+                store.finish_journal(journal.job_id, "aborted")
+                raise ConcurrentEditError(f"job {journal.job_id}: edited while an interrupted mask-track "
+                                          "create was pending; nothing more written")
+            if state == "done":
+                store.advance_journal(journal.job_id, 1)
+                store.finish_journal(journal.job_id, "done")
+            else:
+                _write_create(api, store, journal.job_id, base, creates[0], 1)
+        else:
             resume_journal(api, store, journal)
-            n += 1
+        n += 1
     return n
 
 
+WRITE_MODES = ("boxes", "masks", "none")
+
+
 def check_write_mode(write: str) -> None:
-    """Accept ``boxes`` and ``none``; explain why masks are not written into CVAT tracks.
+    """Accept ``boxes``, ``masks`` (boxes plus a mask track per object) and ``none``.
 
     Raises:
         InputError: any other mode.
     """
-    if write not in ("boxes", "none"):
-        raise InputError(
-            f"--write {write}: not supported; CVAT does not interpolate mask tracks "
-            "(cvat-interfaces.md §3.11), so a mask track would need a keyframe on every frame; "
-            "use --write boxes (or --write none to only push review items)")
+    if write not in WRITE_MODES:
+        raise InputError(f"--write {write}: expected one of {', '.join(WRITE_MODES)}")
 
 
 def run_propagate(
@@ -496,7 +794,9 @@ def run_propagate(
         track_ids: stitched object ids (default all).
         labels: only these labels.
         config: agreement threshold and selection weights.
-        write: ``boxes`` (thinned rectangle keyframes) or ``none`` (review only).
+        write: ``boxes`` (thinned rectangle keyframes), ``masks`` (the same, plus one mask
+            track per object and job with a keyframe on every visible frame, grouped with
+            the box track) or ``none`` (review only).
         dry_run: write nothing; ``summary.planned`` lists what would change.
         push_review: open CVAT issues at the disagreement frames, move jobs per ``sync.review``.
         tolerance_px: thinning tolerance (default ``sync.merge.thin_tolerance_px``).
@@ -508,7 +808,6 @@ def run_propagate(
         CvatSyncError: CVAT kept failing (journaled writes resume on the next run).
     """
     from cvat_extension.cvat.sync import _issue_plan, _stage_change
-    from cvat_extension.cvat.writeback import execute_plan
 
     check_write_mode(write)
     tol = cfg.merge.thin_tolerance_px if tolerance_px is None else float(tolerance_px)
@@ -524,17 +823,19 @@ def run_propagate(
     summary.review_items = len(done.review_items)
     snap = done.snapshot
 
-    plans = _plans(api, done, tol, summary) if write == "boxes" else []
-    if plans and not dry_run:
+    writes = _plans(api, done, tol, summary, masks=write == "masks") if write != "none" else []
+    if writes and not dry_run:
         # Every job is checked before the first write, so an edit anywhere leaves all untouched.
+        plans = [w.plan for w in writes]
         changed = [p.job_id for p in plans if str(api.get_job(p.job_id).get("updated_date")) != p.base_updated_date]
         if changed:
             raise ConcurrentEditError(
                 f"job(s) {', '.join(map(str, changed))} of task {task_id} changed while propagating; "
                 "nothing written, run again")
-        for p in plans:
-            execute_plan(api, store, p, backup_dir=cfg.state.backup_dir, run_id=summary.run_id)
-            summary.jobs_written.append(p.job_id)
+        for w in writes:
+            _execute(api, store, w, backup_dir=cfg.state.backup_dir, run_id=summary.run_id,
+                     attempts=max(int(cfg.retry.attempts), 1))
+            summary.jobs_written.append(w.plan.job_id)
         from cvat_extension.cvat.annotations import read_task
 
         snap = read_task(api, task_id)  # issues refer to the written tracks and dates

@@ -14,7 +14,11 @@ Per job the store keeps:
   extra copy);
 - a write journal: the planned write operations of a job and how many are done, so that a
   run killed between two writes can be resumed (or refused) by the next one;
-- a lease, so several workers can share one job queue through the same database.
+- a lease, so several workers can share one job queue through the same database;
+- the keyframes ``cvat-track propagate`` wrote (and the human keyframes at the ends of the
+  gaps it filled), by job, track, frame and box hash: the write journal holds only a job's
+  *latest* write, so once ``sync`` writes to the job this table is what still tells
+  propagated keyframes from human ones.
 
 :class:`StateStore` is the interface. :class:`SqlStateStore` implements it with portable SQL
 (named ``:param`` placeholders, ``INSERT ... ON CONFLICT ... RETURNING``, no autoincrement,
@@ -68,6 +72,7 @@ __all__ = [
     "JobRecord",
     "JournalRecord",
     "PostgresStateStore",
+    "PropagatedKeyframe",
     "SQLiteStateStore",
     "SqlStateStore",
     "StateStore",
@@ -138,6 +143,21 @@ class JournalRecord:
     updated_at: float
 
 
+@dataclass(frozen=True, slots=True)
+class PropagatedKeyframe:
+    """One keyframe ``propagate`` wrote (``kind="written"``) or relied on (``kind="anchor"``:
+    a human keyframe at the end of a gap it filled, as it was then).
+
+    ``box_hash`` is :func:`cvat_extension.cvat.propagate.box_hash` of the shape's points.
+    """
+
+    track_id: int
+    frame: int
+    box_hash: str
+    kind: str = "written"
+    run_id: str = ""
+
+
 class StateStore(Protocol):
     """Interface of the loop's memory; see the module docstring for what each part is for."""
 
@@ -164,6 +184,9 @@ class StateStore(Protocol):
     def finish_journal(self, job_id: int, status: str) -> None: ...
     def journal(self, job_id: int) -> JournalRecord | None: ...
     def record_run(self, run_id: str, started_at: float, summary: Mapping[str, Any]) -> None: ...
+    def record_propagated(self, job_id: int, run_id: str, rows: Sequence[PropagatedKeyframe]) -> None: ...
+    def propagated(self, job_id: int) -> list[PropagatedKeyframe]: ...
+    def forget_propagated(self, job_id: int, run_id: str) -> None: ...
     def close(self) -> None: ...
 
 
@@ -193,6 +216,11 @@ _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS runs (
         run_id TEXT PRIMARY KEY, started_at DOUBLE PRECISION NOT NULL,
         finished_at DOUBLE PRECISION NOT NULL, summary TEXT NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS propagated_keyframes (
+        job_id BIGINT NOT NULL, track_id BIGINT NOT NULL, frame BIGINT NOT NULL,
+        box_hash TEXT NOT NULL, kind TEXT NOT NULL, run_id TEXT NOT NULL,
+        created_at DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (job_id, track_id, frame, box_hash, kind))""",
 )
 
 
@@ -588,6 +616,46 @@ class SqlStateStore:
                 "finished_at": time.time(),
                 "summary": json.dumps(dict(summary)),
             },
+        )
+
+    # ------------------------------------------------------------------ propagate's keyframes
+    def record_propagated(self, job_id: int, run_id: str, rows: Sequence[PropagatedKeyframe]) -> None:
+        """Remember keyframes ``propagate`` is about to write to ``job_id`` (one transaction).
+
+        A row already known keeps its first run id, so :meth:`forget_propagated` of a refused
+        run never forgets what an earlier run wrote.
+        """
+        now = time.time()
+
+        def work(cur: Any) -> None:
+            for r in rows:
+                cur.execute(
+                    self._sql(
+                        "INSERT INTO propagated_keyframes (job_id, track_id, frame, box_hash, kind, "
+                        "run_id, created_at) VALUES (:job_id, :track_id, :frame, :box_hash, :kind, "
+                        ":run_id, :created_at) ON CONFLICT (job_id, track_id, frame, box_hash, kind) "
+                        "DO NOTHING"
+                    ),
+                    {"job_id": job_id, "track_id": int(r.track_id), "frame": int(r.frame),
+                     "box_hash": r.box_hash, "kind": r.kind, "run_id": run_id, "created_at": now},
+                )
+
+        self._transact(work)
+
+    def propagated(self, job_id: int) -> list[PropagatedKeyframe]:
+        """Every keyframe recorded by :meth:`record_propagated` for ``job_id``."""
+        rows = self._fetch(
+            "SELECT track_id, frame, box_hash, kind, run_id FROM propagated_keyframes "
+            "WHERE job_id = :job_id ORDER BY track_id, frame, kind, box_hash",
+            {"job_id": job_id},
+        )
+        return [PropagatedKeyframe(int(r[0]), int(r[1]), r[2], r[3], r[4]) for r in rows]
+
+    def forget_propagated(self, job_id: int, run_id: str) -> None:
+        """Drop the rows of a run whose write to ``job_id`` was refused (nothing written)."""
+        self._exec(
+            "DELETE FROM propagated_keyframes WHERE job_id = :job_id AND run_id = :run_id",
+            {"job_id": job_id, "run_id": run_id},
         )
 
     def close(self) -> None:

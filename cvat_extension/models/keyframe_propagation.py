@@ -6,8 +6,15 @@ For every track and every pair of consecutive visible keyframes ``k0 < k1`` (wit
 keeps the better direction per frame and flags frames where the two disagree. Tracks
 that share a keyframe pair are propagated together (one image-encoder pass per frame for
 all of them). The result is dense tracks (human keyframes untouched, propagated rows
-``semi-auto`` with the model's confidence as score) plus ``propagation_disagreement``
-findings for review.
+``semi-auto`` with the model's confidence as score), the chosen mask of every visible
+propagated frame (:class:`PropagatedMasks`) plus ``propagation_disagreement`` findings for
+review.
+
+Masks are kept as CVAT mask ``points`` (run lengths over the mask's own bounding box, then
+the box), encoded right after each keyframe pair is chosen: a full-frame bool array exists
+only for the pair being processed, never for every frame of the task. That is also the
+form CVAT stores and :func:`cvat_sdk.masks.decode_mask` reads, so writing a mask track is a
+copy.
 """
 
 from __future__ import annotations
@@ -15,11 +22,12 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from cvat_extension.core.findings import Finding
+from cvat_extension.core.masks import mask_to_rle, rle_to_mask
 from cvat_extension.core.keyframes import expand_keyframes
 from cvat_extension.core.propagation import (
     NONE,
@@ -34,10 +42,53 @@ from cvat_extension.models.sam2_video import ObjectPrompt, Sam2VideoPropagator
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["KeyframePropagation", "propagate_keyframes"]
+__all__ = ["KeyframePropagation", "PropagatedMasks", "propagate_keyframes"]
 
 #: Above this many mask pixels per direction and object, compare boxes instead of masks.
 MAX_MASK_PIXELS = 64_000_000
+
+
+@dataclass(frozen=True)
+class PropagatedMasks:
+    """The chosen mask per (track, frame), as CVAT mask points (cropped RLE + box).
+
+    Attributes:
+        width: frame width the masks belong to (0 when there are none).
+        height: frame height.
+        rle: ``{track_id: {frame: int32 array [runs..., x1, y1, x2, y2]}}``, frames sorted;
+            only frames where a direction was chosen (the object is visible). Human
+            keyframes ``k0``/``k1`` carry SAM2's mask of the human box.
+    """
+
+    width: int = 0
+    height: int = 0
+    rle: dict[int, dict[int, np.ndarray]] = field(default_factory=dict)
+
+    def frames(self, track_id: int) -> list[int]:
+        """Frames with a mask for ``track_id``, ascending."""
+        return sorted(self.rle.get(int(track_id), {}))
+
+    def points(self, track_id: int, frame: int) -> list[int]:
+        """CVAT ``points`` of the mask (``[runs..., x1, y1, x2, y2]``).
+
+        Raises:
+            KeyError: no mask for that track and frame.
+        """
+        return [int(v) for v in self.rle[int(track_id)][int(frame)]]
+
+    def decode(self, track_id: int, frame: int) -> np.ndarray:
+        """The ``(height, width)`` bool mask."""
+        return rle_to_mask(self.rle[int(track_id)][int(frame)].tolist(), self.width, self.height)
+
+    @property
+    def count(self) -> int:
+        """Number of masks held."""
+        return sum(len(v) for v in self.rle.values())
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of encoded mask data held (run arrays only)."""
+        return sum(a.nbytes for v in self.rle.values() for a in v.values())
 
 
 @dataclass(frozen=True)
@@ -51,6 +102,8 @@ class KeyframePropagation:
         frames_propagated: track-frames filled by the model (keyframes excluded).
         frames_flagged: of those, how many were flagged.
         segments: keyframe pairs propagated.
+        masks: the chosen masks (empty where the propagator gave none or a pair was too
+            large to compare masks, see ``MAX_MASK_PIXELS``).
     """
 
     tracks: Tracks
@@ -58,6 +111,7 @@ class KeyframePropagation:
     frames_propagated: int
     frames_flagged: int
     segments: int
+    masks: PropagatedMasks = field(default_factory=PropagatedMasks)
 
     @property
     def flagged_share(self) -> float:
@@ -130,6 +184,8 @@ def propagate_keyframes(
     semi_auto = SOURCES.index(Source.SEMI_AUTO)
     findings: list[Finding] = []
     n_prop = n_flag = 0
+    rle: dict[int, dict[int, np.ndarray]] = defaultdict(dict)
+    size = (0, 0)
     segs = _segments(keyframes)
     for done, ((k0, k1), objs) in enumerate(segs.items()):
         clip = _Clip(frames, k0, k1)
@@ -153,6 +209,9 @@ def propagate_keyframes(
             cols["keyframe"][rows] = False
             cols["source"][rows] = semi_auto
             cols["score"][rows] = sel.confidence[inner].astype(np.float32)
+            if sel.masks is not None:
+                size = sel.masks.shape[1:]
+                _keep_masks(rle[tid], sel.frames, sel.masks, sel.choice != NONE)
             findings.extend(disagreement_findings(sel, tid))
             n_prop += k1 - k0 - 1
             n_flag += int(sel.disagree[inner].sum())
@@ -171,7 +230,18 @@ def propagate_keyframes(
     )
     findings.sort(key=Finding.sort_key)
     logger.info("propagated %d track-frames over %d keyframe pairs, %d flagged", n_prop, len(segs), n_flag)
-    return KeyframePropagation(out, findings, n_prop, n_flag, len(segs))
+    masks = PropagatedMasks(int(size[1]), int(size[0]), {t: dict(sorted(m.items())) for t, m in rle.items() if m})
+    return KeyframePropagation(out, findings, n_prop, n_flag, len(segs), masks)
+
+
+def _keep_masks(into: dict[int, np.ndarray], frames: np.ndarray, masks: np.ndarray, visible: np.ndarray) -> None:
+    """Encode the visible frames' masks as CVAT points into ``into`` (frame → int32 array).
+
+    A frame shared by two keyframe pairs (the middle keyframe) keeps the later pair's mask:
+    both are SAM2's mask of the same human box.
+    """
+    for i in np.flatnonzero(visible & masks.any(axis=(1, 2))):
+        into[int(frames[i])] = np.asarray(mask_to_rle(masks[i]), dtype=np.int32)
 
 
 def _directional(obj: object, k0: int, keep_masks: bool) -> DirectionalResult:

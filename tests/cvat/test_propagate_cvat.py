@@ -248,7 +248,7 @@ def test_concurrent_edit_aborts_with_nothing_written(env: Any) -> None:
     assert _issues(standin) == []
 
 
-def test_cli_cvat_mode_and_masks_refused(env: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+def test_cli_cvat_mode(env: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                          monkeypatch: pytest.MonkeyPatch) -> None:
     from cvat_extension.adapters.cli import cmd_propagate
     from cvat_extension.adapters.cli.main import main
@@ -267,8 +267,6 @@ def test_cli_cvat_mode_and_masks_refused(env: Any, tmp_path: Path, capsys: pytes
     assert main(["propagate", str(task_id), "--config", conf, "--format", "json", "--push-review"]) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["tracks_updated"] == 2 and summary["issues_opened"] >= 1
-    assert main(["propagate", str(task_id), "--config", conf, "--write", "masks"]) == 2
-    assert "mask tracks" in capsys.readouterr().err
     assert main(["propagate", str(task_id), "--config", conf, "--track", "99"]) == 2
     assert "no track with id 99" in capsys.readouterr().err
 

@@ -54,8 +54,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--push-review", action="store_true",
                    help="CVAT mode: open issues at disagreement frames, move jobs per sync.review")
     p.add_argument("--write", choices=["boxes", "masks", "none"], default="boxes",
-                   help="CVAT mode: what to write into the tracks (masks: refused, CVAT cannot "
-                        "interpolate mask tracks)")
+                   help="what to write: boxes (thinned keyframes), masks (boxes plus a mask track per "
+                        "object, a keyframe on every frame; offline: CVAT JSON mask tracks), none")
     p.add_argument("--tolerance", type=float, help="CVAT mode: keyframe thinning tolerance in px "
                    "(default sync.merge.thin_tolerance_px)")
     p.set_defaults(func=run)
