@@ -10,8 +10,8 @@ instead of a box per frame.
 
 Frames come through the SDK on demand, one data chunk at a time where the task allows it
 (:func:`iter_task_frames`: image tasks serve zip chunks of ``data_chunk_size`` frames, so API
-calls scale with chunks, not frames; video tasks, whose chunks are mp4, fall back to one call
-per frame), never the whole task in memory. A progress bar shows frames done, and a checkpoint file (frames done, tracker state, boxes so
+calls scale with chunks, not frames; video tasks serve mp4 chunks, decoded with OpenCV in
+``video_chunks``), never the whole task in memory. A progress bar shows frames done, and a checkpoint file (frames done, tracker state, boxes so
 far) is written every ``checkpoint_every`` frames, so an interrupted run resumes where it
 stopped with the same ids. Uploads go per job (``PATCH action=create``), since CVAT cuts tracks
 at job boundaries anyway (§3.3); a job that was already uploaded is recorded in the checkpoint
@@ -256,9 +256,10 @@ def annotate_task(
 
     task = api.get_task(task_id)
     chunk_size = int(task.get("data_chunk_size") or 0)
-    zip_chunks = task.get("data_original_chunk_type") == "imageset" and chunk_size > 0
-    frames = iter_task_frames(api, task_id, size, start=progress.next_frame,
-                              chunk_size=chunk_size if zip_chunks else None)
+    sizes = meta.get("frames") or [{}]
+    frame_size = (int(sizes[0]["width"]), int(sizes[0]["height"])) if "width" in sizes[0] else None
+    frames = iter_task_frames(api, task_id, size, start=progress.next_frame, chunk_size=chunk_size or None,
+                              frame_size=frame_size if task.get("data_original_chunk_type") == "video" else None)
     tracks = detect_and_track(frames, detector, tracker, checkpoint=checkpoint, on_frame=on_frame)
     keep = np.isin(np.asarray(tracks.labels)[tracks.label] if len(tracks) else np.zeros(0, str), wanted)
     dropped = int((~keep).sum())
@@ -290,22 +291,25 @@ def annotate_task(
 
 def iter_task_frames(
     api: Any, task_id: int, size: int, *, start: int = 0, chunk_size: int | None = None,
-    quality: str = "original",
+    quality: str = "original", frame_size: tuple[int, int] | None = None,
 ) -> Iterator[tuple[int, npt.NDArray[np.uint8]]]:
     """``(frame, rgb)`` for task frames ``start .. size-1``, fetched lazily.
 
-    With ``chunk_size`` (an image task: its chunks are zips) one ``GET data?type=chunk``
-    serves ``chunk_size`` frames: chunk ``n`` holds frames ``n*chunk_size ..``, its members
-    named ``{index:06d}.{ext}`` in frame order (CVAT's ``ZipChunkWriter``). A resumed run
-    starts at the chunk holding ``start`` and skips the frames before it. A chunk that is not
-    a zip of the expected length (a proxy, a video task marked otherwise) is fetched frame by
-    frame instead, with a warning. Without ``chunk_size`` every frame is one request.
+    With ``chunk_size`` (the task's ``data_chunk_size``) one ``GET data?type=chunk`` serves
+    ``chunk_size`` frames: task chunk ``n`` holds frames ``n*chunk_size ..`` (CVAT's
+    ``TaskFrameProvider.get_chunk``). What a chunk is comes from its bytes, not from the
+    task's declared chunk type: a zip for image tasks, its members named ``{index:06d}.{ext}``
+    in frame order (``ZipChunkWriter``), decoded lazily; an mp4 for video tasks, decoded whole
+    by :func:`~cvat_extension.cvat.video_chunks.decode_video_chunk` (``frame_size``
+    ``(width, height)`` crops CVAT's even-size padding). A resumed run starts at the chunk
+    holding ``start`` and skips the frames before it. A chunk that does not hold exactly the
+    expected number of frames (a proxy page, a truncated or undecodable video) is fetched
+    frame by frame instead, with a warning, so frame numbers never shift. Without
+    ``chunk_size`` every frame is one request.
 
     Raises:
         CvatSyncError: an image CVAT sent cannot be decoded (frame named).
     """
-    import zipfile
-
     if not chunk_size:
         for f in range(start, size):
             yield f, _decode(api.get_frame(task_id, f, quality=quality), task_id, f)
@@ -313,22 +317,51 @@ def iter_task_frames(
     for number in range(start // chunk_size, -(-size // chunk_size)):
         first = number * chunk_size
         count = min(chunk_size, size - first)
-        data = api.get_chunk(task_id, number, quality=quality)
-        try:
-            archive: zipfile.ZipFile | None = zipfile.ZipFile(io.BytesIO(data))
-            names = sorted(n for n in archive.namelist() if not n.endswith("/")) if archive else []
-        except zipfile.BadZipFile:
-            archive, names = None, []
-        if archive is None or len(names) != count:
-            logger.warning("task %d chunk %d: expected a zip of %d images, got %s; fetching its frames one by one",
-                           task_id, number, count, f"{len(names)} files" if archive else "no zip")
+        images, problem = _chunk_images(api.get_chunk(task_id, number, quality=quality), count,
+                                        task_id, first, frame_size)
+        if images is None:
+            logger.warning("task %d chunk %d: expected %d frames, got %s; fetching its frames one by one",
+                           task_id, number, count, problem)
             for f in range(max(first, start), first + count):
                 yield f, _decode(api.get_frame(task_id, f, quality=quality), task_id, f)
             continue
-        with archive:
-            for i, name in enumerate(names):
-                if first + i >= start:
-                    yield first + i, _decode(archive.read(name), task_id, first + i)
+        for i, image in enumerate(images):
+            if first + i >= start:
+                yield first + i, image()
+
+
+def _chunk_images(
+    data: bytes, count: int, task_id: int, first: int, frame_size: tuple[int, int] | None,
+) -> tuple[list[Callable[[], npt.NDArray[np.uint8]]] | None, str]:
+    """One loader per frame of a chunk (zip members decode on call), or ``(None, why)``."""
+    import zipfile
+
+    from cvat_extension.cvat.video_chunks import chunk_kind, decode_video_chunk
+
+    kind = chunk_kind(data)
+    if kind == "imageset":
+        try:
+            archive = zipfile.ZipFile(io.BytesIO(data))
+        except zipfile.BadZipFile as exc:
+            return None, f"a broken zip ({exc})"
+        names = sorted(n for n in archive.namelist() if not n.endswith("/"))
+        if len(names) != count:
+            return None, f"a zip of {len(names)} files"
+
+        def member(i: int, name: str) -> Callable[[], npt.NDArray[np.uint8]]:
+            return lambda: _decode(archive.read(name), task_id, first + i)
+
+        return [member(i, n) for i, n in enumerate(names)], ""
+    if kind == "video":
+        frames = decode_video_chunk(data, frame_size=frame_size, limit=count)
+        if len(frames) != count:
+            return None, f"an mp4 that decodes to {len(frames)}{'+' if len(frames) > count else ''} frames"
+        return [_constant(im) for im in frames], ""
+    return None, f"neither a zip nor an mp4 ({len(data)} bytes starting {data[:8]!r})"
+
+
+def _constant(image: npt.NDArray[np.uint8]) -> Callable[[], npt.NDArray[np.uint8]]:
+    return lambda: image
 
 
 def _decode(data: bytes, task_id: int, frame: int) -> npt.NDArray[np.uint8]:

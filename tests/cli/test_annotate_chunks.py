@@ -74,12 +74,14 @@ def test_image_task_is_read_in_chunks_not_frames(cvat_standin: Any, api: Any) ->
     assert result["jobs"] == 3  # segment 15: one track piece per job
 
 
-def test_video_task_falls_back_to_one_call_per_frame(cvat_standin: Any, api: Any) -> None:
+def test_video_task_is_read_in_mp4_chunks(cvat_standin: Any, api: Any) -> None:
+    # mp4 is lossy, so the shade-coded frame numbers are not exact: count frames only here;
+    # tests/cvat/test_video_chunks.py checks the decoded pixels and the per-frame fallback
     task_id = _task(cvat_standin, chunk_type="video")
     detector = ShadeDetector()
     annotate_task(api, task_id, detector, MotTracker(TrackerConfig()))
-    assert detector.seen == list(range(N_FRAMES))
-    assert api.calls["tasks.chunk"] == 0 and api.calls["tasks.frame"] == N_FRAMES
+    assert len(detector.seen) == N_FRAMES
+    assert api.calls["tasks.chunk"] == N_FRAMES // CHUNK and api.calls["tasks.frame"] == 0
 
 
 def test_interrupted_task_run_resumes_from_the_chunk_holding_the_next_frame(cvat_standin: Any, api: Any,

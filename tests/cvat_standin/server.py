@@ -43,7 +43,11 @@ validate every response, so a missing or mistyped field breaks the client):
   ``"imageset"``) a chunk is a zip (``application/zip``) whose members are named
   ``{index in chunk:06d}.{ext}`` in frame order (``ZipChunkWriter``: original files as
   uploaded; ``ZipCompressedChunkWriter``: re-encoded JPEG, ``.jpeg``); video tasks
-  (``"video"``) get mp4 chunks, which the stand-in does not produce (400). A chunk number out
+  (``"video"``) get mp4 chunks (``video/mp4``; ``Mpeg4ChunkWriter``: one H.264 ``yuv420p``
+  stream at 25 fps, width/height padded up to even, ``compressed`` halved until the height is
+  under 1080). The stand-in writes them with OpenCV's ``mp4v`` (MPEG-4 part 2, the encoder the
+  opencv wheels carry) with the same padding and downscale: a client decoding through FFmpeg
+  sees the same container, frame count and sizes, only another codec. A chunk number out
   of range is ``400 "Invalid chunk number 'N'. The chunk number should be in the [0, M]
   range"``. On a job, ``number`` keeps the *task* chunk numbering limited to the job's frames
   (allowed range: the task chunks holding the job's first and last frame), while ``index``
@@ -267,8 +271,8 @@ class CvatStandin:
             segment_size: frames per job; 0 means one job.
             overlap: frames shared by consecutive jobs.
             chunk_size: frames per data chunk (``data_chunk_size``).
-            chunk_type: ``"imageset"`` (zip chunks served) or ``"video"`` (chunk requests
-                are refused, as for a video the stand-in cannot encode).
+            chunk_type: ``"imageset"`` (zip chunks) or ``"video"`` (mp4 chunks, as CVAT serves
+                for video tasks).
         """
         if chunk_size < 1 or chunk_type not in ("imageset", "video"):
             raise ValueError(f"bad chunk settings {chunk_size!r}, {chunk_type!r}")
@@ -964,7 +968,7 @@ class CvatStandin:
         return 200, data
 
     def _chunk(self, ctx: _Ctx, task: Task, lo: int, hi: int, in_job: bool) -> tuple[int, bytes]:
-        """A zip chunk of an image task, numbered as CVAT does (see the module docstring)."""
+        """A zip (image task) or mp4 (video task) chunk, numbered as CVAT does (module docstring)."""
         import zipfile
 
         quality = ctx.q("quality") or "compressed"
@@ -990,10 +994,10 @@ class CvatStandin:
         if not first <= value <= last:
             raise HttpError(400, [(f"Invalid chunk number '{value}'. "
                                    f"The chunk number should be in the [{first}, {last}] range")])
-        if task.chunk_type != "imageset":
-            raise HttpError(400, [("The stand-in serves zip chunks of image tasks only "
-                                   "(video tasks have mp4 chunks)")])
         frames = range(max(start, lo), min(start + size - 1, hi) + 1)
+        if task.chunk_type == "video":
+            ctx.headers["Content-Type"] = "video/mp4"
+            return 200, _mp4_chunk(task, frames, quality)
         buf = io.BytesIO()
         with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as zf:
             for idx, number in enumerate(frames):
@@ -1381,6 +1385,52 @@ def _json_logic(rule: Any, row: Json, fields: dict[str, Callable[[Json], Any]]) 
 
 
 _FRAME_CACHE: dict[tuple[int, int, int, str], bytes] = {}
+_MP4_CACHE: dict[tuple[tuple[Any, ...], str], bytes] = {}
+
+
+def _mp4_chunk(task: Task, frames: range, quality: str) -> bytes:
+    """The frames as an mp4 the way CVAT's ``Mpeg4ChunkWriter`` shapes it (module docstring)."""
+    import tempfile
+
+    import cv2
+    import numpy as np
+    from PIL import Image
+
+    key = (tuple((r["width"], r["height"], r.get("path"), n) for n, r in
+                 zip(frames, task.frames[frames.start:frames.stop])), quality)
+    cached = _MP4_CACHE.get(key)
+    if cached is not None:
+        return cached
+    images = []
+    for number in frames:
+        with Image.open(io.BytesIO(_frame_bytes(task, number, "original")[0])) as im:
+            images.append(np.asarray(im.convert("RGB"))[:, :, ::-1])
+    h, w = images[0].shape[:2]
+    scale = 1
+    while quality == "compressed" and h / scale >= 1080:
+        scale *= 2
+    out_w, out_h = w // scale, h // scale
+    out_w, out_h = out_w + out_w % 2, out_h + out_h % 2
+    with tempfile.TemporaryDirectory(prefix="standin-mp4-") as tmp:
+        path = str(Path(tmp) / "chunk.mp4")
+        writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"mp4v"), 25.0, (out_w, out_h))
+        if not writer.isOpened():
+            raise HttpError(500, ["OpenCV cannot write mp4v video here"])
+        try:
+            for bgr in images:
+                if scale > 1:
+                    bgr = cv2.resize(bgr, (w // scale, h // scale), interpolation=cv2.INTER_AREA)
+                pad_h, pad_w = out_h - bgr.shape[0], out_w - bgr.shape[1]
+                if pad_h or pad_w:
+                    bgr = cv2.copyMakeBorder(bgr, 0, pad_h, 0, pad_w, cv2.BORDER_REPLICATE)
+                writer.write(np.ascontiguousarray(bgr))
+        finally:
+            writer.release()
+        data = Path(path).read_bytes()
+    if len(_MP4_CACHE) > 64:
+        _MP4_CACHE.clear()
+    _MP4_CACHE[key] = data
+    return data
 
 
 def _frame_bytes(task: Task, number: int, quality: str) -> tuple[bytes, str]:

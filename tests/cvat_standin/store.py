@@ -106,7 +106,7 @@ class Task:
     updated_date: dt.datetime
     chunk_size: int = 72
     image_quality: int = 70
-    chunk_type: str = "imageset"  # "imageset" (zip chunks) or "video" (mp4 chunks, not served)
+    chunk_type: str = "imageset"  # "imageset" (zip chunks) or "video" (mp4 chunks)
     assignee_id: int | None = None
     data_id: int = 0
 
