@@ -63,11 +63,13 @@ def group_slots(keys: np.ndarray, tid: np.ndarray, nkeys: int) -> tuple[np.ndarr
         first = np.concatenate([[0], np.cumsum(counts)[:-1]])
         slot[order] = np.arange(len(keys)) - first[keys[order]]
         return slot, counts
-    running = np.zeros(nkeys, dtype=np.int64)
+    running = np.zeros(nkeys, dtype=np.int32)
     for a, b in zip(bounds[:-1], bounds[1:]):
         k = keys[a:b]
-        slot[a:b] = running[k]
-        running[k] += 1
+        s = np.take(running, k)  # np.take/np.put: much cheaper than fancy indexing
+        slot[a:b] = s
+        s += 1
+        np.put(running, k, s)  # one value per key within a track: no duplicates
     return slot, counts
 
 
@@ -79,7 +81,10 @@ def group_median(keys: np.ndarray, slot: np.ndarray, counts: np.ndarray, values:
         return med
     width = int(counts.max())
     mat = np.full((nkeys, width), np.inf, dtype=np.float32)
-    mat[keys, slot] = values
+    flat = keys * width
+    flat += slot
+    np.put(mat, flat, values)
+    del flat
     mat.sort(axis=1)
     has = np.flatnonzero(counts > 0)
     c = counts[has]
