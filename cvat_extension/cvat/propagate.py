@@ -64,7 +64,9 @@ __all__ = [
     "PropagateSummary",
     "TaskPropagation",
     "check_write_mode",
+    "box_hash",
     "human_keyframes",
+    "mask_track_shapes",
     "propagate_task",
     "run_propagate",
     "select_tracks",
@@ -471,7 +473,7 @@ def _is_mask_track(t: Mapping[str, Any]) -> bool:
     return bool(shapes) and all(sh.get("type") == "mask" for sh in shapes)
 
 
-def _mask_shapes(
+def mask_track_shapes(
     existing: Sequence[Mapping[str, Any]], new: Mapping[int, list[int]], replace: Sequence[tuple[int, int]],
     template: Mapping[str, Any], stop_frame: int,
 ) -> list[dict[str, Any]]:
@@ -589,7 +591,7 @@ def _plan_mask(job: Any, tid: int, piece_id: int, piece: Mapping[str, Any], gaps
     template = _template(box["shapes"], min(new))
     existing = next((t for t in tracks.values() if _is_mask_track(t) and int(t.get("group") or 0) == group
                      and t.get("label_id") == piece.get("label_id")), None)
-    shapes = _mask_shapes(existing["shapes"] if existing else [], new, inside, template, job.stop_frame)
+    shapes = mask_track_shapes(existing["shapes"] if existing else [], new, inside, template, job.stop_frame)
     if existing is not None:
         if _signature(shapes) == _signature(existing["shapes"]):
             return
@@ -634,7 +636,6 @@ def _create_state(base: Mapping[str, Any], current: Mapping[str, Any], op: Mappi
 def _send_create(api: Any, job_id: int, payload: Mapping[str, Any]) -> None:
     """One ``PATCH ?action=create``; never retried blindly (a lost answer would duplicate)."""
     from cvat_sdk import models
-    from cvat_sdk.models import AnnotationUpdateAction
 
     from cvat_extension.cvat.content import request_payload
 
@@ -642,7 +643,7 @@ def _send_create(api: Any, job_id: int, payload: Mapping[str, Any]) -> None:
     req = models.PatchedLabeledDataRequest(
         tags=[], shapes=[], tracks=[models.LabeledTrackRequest(**t) for t in body.get("tracks", [])])
     api.call("jobs.annotations.create", lambda: api.api.jobs_api.partial_update_annotations(
-        AnnotationUpdateAction("create"), job_id, patched_labeled_data_request=req,
+        "create", job_id, patched_labeled_data_request=req,
         _parse_response=False, _request_timeout=api.timeout_s), idempotent=False)
 
 

@@ -9,6 +9,12 @@ frames flagged is printed. On CVAT the result is written back into the task's tr
 thinned keyframes through the sync loop's safe write path, and ``--push-review`` opens the
 items as CVAT issues (:mod:`cvat_extension.cvat.propagate`). Output boxes are thinned to
 keyframes when written in a CVAT format.
+
+``--write masks`` adds the chosen masks as mask tracks (a keyframe on every visible frame,
+CVAT does not interpolate masks; ``group`` shared with the box track). On CVAT they go into
+the task; offline they are written as CVAT JSON, because our CVAT-for-video XML writer has
+boxes only: into the ``--out`` document itself when it is CVAT JSON, else into
+``<out>.masks.json`` beside it (``group`` = the box track's id in ``--out``).
 """
 
 from __future__ import annotations
@@ -116,7 +122,7 @@ def _run_cvat(args: argparse.Namespace, cfg: Any) -> int:
     from cvat_extension.cvat.propagate import check_write_mode, run_propagate
     from cvat_extension.cvat.state_store import open_state_store
 
-    check_write_mode(args.write)  # before connecting or loading a model
+    check_write_mode(args.write)  # before connecting or loading a model (argparse checks it too)
     sync = load_sync_config(args.config)
     propagator = make_propagator(args)
     api = connect(sync.cvat, sync.retry)
@@ -158,6 +164,61 @@ def _write_out(args: argparse.Namespace, tracks: Any, info: Any) -> None:
         info.num_frames, info.width, info.height, info.frame_base, info.job_starts, info.name))
 
 
+def _mask_tracks_json(result: Any, stop: int, label_ids: dict[str, int], groups: dict[int, int]) -> list[dict[str, Any]]:
+    """One CVAT mask track per propagated object (``groups``: object id → group)."""
+    from cvat_extension.cvat.propagate import mask_track_shapes
+
+    out = []
+    tracks = result.tracks
+    for tid, rle in sorted(result.masks.rle.items()):
+        shapes = mask_track_shapes([], {f: a.tolist() for f, a in rle.items()}, [], {}, stop)
+        label = tracks.labels[int(tracks.track(tid).label[0])]
+        out.append({"id": None, "label_id": label_ids[label], "frame": int(shapes[0]["frame"]),
+                    "group": groups[tid], "source": "semi-auto", "attributes": [], "shapes": shapes,
+                    "elements": []})
+    for t in out:
+        t.pop("id")
+    return out
+
+
+def _write_masks(args: argparse.Namespace, result: Any, stop: int) -> Path:
+    """Write the mask tracks offline (see the module docstring); return the file written."""
+    from cvat_extension.io._atomic import write_atomic
+
+    fmt = args.out_format or OUT_FORMATS.get(args.out.suffix.lower())
+    if fmt == "cvat_json":
+        path = args.out
+        doc = json.loads(path.read_text())
+        label_ids = {str(lb["name"]): int(lb["id"]) for lb in doc.get("labels") or []}
+        boxes = {int(t["id"]): t for t in doc.get("tracks") or [] if t.get("id") is not None}
+        used = {int(t.get("group") or 0) for t in doc.get("tracks") or []}
+        groups = {}
+        for tid in sorted(result.masks.rle):
+            box = boxes.get(int(tid))
+            if box is None:
+                raise InputError(f"--out: {path}: track {tid} was not written, cannot group its mask track")
+            if not box.get("group"):
+                box["group"] = max(used | {0}) + 1
+                used.add(box["group"])
+            groups[tid] = int(box["group"])
+    else:
+        path = args.out.with_suffix(".masks.json")
+        names = result.tracks.labels
+        label_ids = {name: i + 1 for i, name in enumerate(names)}
+        groups = {tid: int(tid) for tid in result.masks.rle}
+        info = {"width": result.masks.width, "height": result.masks.height, "size": stop + 1}
+        doc = {"version": 0, "tags": [], "shapes": [], "tracks": [],
+               "labels": [{"id": i, "name": n} for n, i in label_ids.items()], "meta": info}
+    doc["tracks"] = list(doc.get("tracks") or []) + _mask_tracks_json(result, stop, label_ids, groups)
+
+    def dump(fh: Any) -> None:
+        json.dump(doc, fh, indent=1)
+        fh.write("\n")
+
+    write_atomic(path, dump)
+    return Path(path)
+
+
 def run(args: argparse.Namespace) -> int:
     from cvat_extension.core.propagation import PropagationConfig
     from cvat_extension.core.review import group_findings
@@ -183,9 +244,12 @@ def run(args: argparse.Namespace) -> int:
     result = propagate_keyframes(keyframes, frames, propagator, stop_frame=stop, config=cfg)
     items = group_findings(result.findings)
     _write_out(args, result.tracks, info)
+    masks_out = _write_masks(args, result, stop) if args.write == "masks" else None
     if args.review is not None:
         args.review.write_text(json.dumps([it.to_json(info.frame_base) for it in items], indent=1))
     summary = {
+        "mask_keyframes": result.masks.count,
+        "masks_out": None if masks_out is None else str(masks_out),
         "segments": result.segments,
         "frames_propagated": result.frames_propagated,
         "frames_flagged": result.frames_flagged,
