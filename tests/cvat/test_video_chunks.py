@@ -151,8 +151,10 @@ def test_a_bad_video_chunk_falls_back_to_its_frames(cvat_standin: Any, api: Any,
     assert ("decodes to 0 frames" if damage == "truncated" else "decodes to 9 frames") in caplog.text
     ref = _load(originals[15:])
     fetched = np.stack([im for _, im in got]).astype(np.int16)
-    assert np.abs(fetched[5:15] - ref[5:15]).max() == 0  # the per-frame PNGs are lossless
     assert np.abs(fetched - ref).mean(axis=(1, 2, 3)).max() < TOLERANCE
+    # the per-frame PNGs are the same decoded frames (CVAT decodes the chunk to serve a frame)
+    direct = dict(iter_task_frames(api, task_id, N_FRAMES, start=20, chunk_size=CHUNK, frame_size=(W, H)))
+    assert all(np.array_equal(direct[f], im) for f, im in got[5:15])
 
 
 def test_standin_video_chunks_are_mp4_with_cvat_numbering(cvat_standin: Any, api: Any,

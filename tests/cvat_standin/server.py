@@ -47,7 +47,9 @@ validate every response, so a missing or mistyped field breaks the client):
   stream at 25 fps, width/height padded up to even, ``compressed`` halved until the height is
   under 1080). The stand-in writes them with OpenCV's ``mp4v`` (MPEG-4 part 2, the encoder the
   opencv wheels carry) with the same padding and downscale: a client decoding through FFmpeg
-  sees the same container, frame count and sizes, only another codec. A chunk number out
+  sees the same container, frame count and sizes, only another codec. A video task's
+  ``type=frame`` is that frame decoded from its chunk, sent as PNG (``VIDEO_FRAME_MIME``,
+  ``_av_frame_to_png_bytes`` in ``frame_provider.py``). A chunk number out
   of range is ``400 "Invalid chunk number 'N'. The chunk number should be in the [0, M]
   range"``. On a job, ``number`` keeps the *task* chunk numbering limited to the job's frames
   (allowed range: the task chunks holding the job's first and last frame), while ``index``
@@ -963,7 +965,10 @@ class CvatStandin:
             raise HttpError(400, [f"The frame number should be in the [0, {task.size - 1}] range"])
         if in_job and not lo <= number <= hi:
             raise HttpError(400, [f"Incorrect requested frame number: {number}"])
-        data, ctype = _frame_bytes(task, number, quality)
+        if task.chunk_type == "video":
+            data, ctype = _video_frame_png(task, number, quality), "image/png"
+        else:
+            data, ctype = _frame_bytes(task, number, quality)
         ctx.headers["Content-Type"] = ctype
         return 200, data
 
@@ -1386,6 +1391,8 @@ def _json_logic(rule: Any, row: Json, fields: dict[str, Callable[[Json], Any]]) 
 
 _FRAME_CACHE: dict[tuple[int, int, int, str], bytes] = {}
 _MP4_CACHE: dict[tuple[tuple[Any, ...], str], bytes] = {}
+_DECODED_CHUNK: dict[str, Any] = {}
+_DECODED_LOCK = threading.Lock()
 
 
 def _mp4_chunk(task: Task, frames: range, quality: str) -> bytes:
@@ -1396,8 +1403,7 @@ def _mp4_chunk(task: Task, frames: range, quality: str) -> bytes:
     import numpy as np
     from PIL import Image
 
-    key = (tuple((r["width"], r["height"], r.get("path"), n) for n, r in
-                 zip(frames, task.frames[frames.start:frames.stop])), quality)
+    key = (_chunk_key(task, frames), quality)
     cached = _MP4_CACHE.get(key)
     if cached is not None:
         return cached
@@ -1431,6 +1437,48 @@ def _mp4_chunk(task: Task, frames: range, quality: str) -> bytes:
         _MP4_CACHE.clear()
     _MP4_CACHE[key] = data
     return data
+
+
+def _video_frame_png(task: Task, number: int, quality: str) -> bytes:
+    """A video task's frame as CVAT serves it: decoded from its chunk (the last decoded chunk
+    is kept, like CVAT's chunk loader), sent as PNG (module docstring), cropped to the task's
+    frame size for ``original``."""
+    import tempfile
+
+    import cv2
+
+    first = number // task.chunk_size * task.chunk_size
+    frames = range(first, min(first + task.chunk_size, task.size))
+    key = (_chunk_key(task, frames), quality)
+    with _DECODED_LOCK:
+        if _DECODED_CHUNK.get("key") != key:
+            decoded = []
+            with tempfile.TemporaryDirectory(prefix="standin-mp4-") as tmp:
+                path = Path(tmp) / "chunk.mp4"
+                path.write_bytes(_mp4_chunk(task, frames, quality))
+                cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
+                try:
+                    ok, bgr = cap.read()
+                    while ok:
+                        decoded.append(bgr)
+                        ok, bgr = cap.read()
+                finally:
+                    cap.release()
+            _DECODED_CHUNK.update(key=key, frames=decoded)
+        decoded = _DECODED_CHUNK["frames"]
+    if number - first >= len(decoded):
+        raise HttpError(500, [f"cannot decode frame {number} from its chunk"])
+    bgr = decoded[number - first]
+    if quality == "original":
+        row = task.frames[number]
+        bgr = bgr[: int(row["height"]), : int(row["width"])]
+    return bytes(cv2.imencode(".png", bgr)[1].tobytes())
+
+
+def _chunk_key(task: Task, frames: range) -> tuple[Any, ...]:
+    """What a chunk's pixels depend on (generated frames are a function of size and number)."""
+    return tuple((r["width"], r["height"], r.get("path"), n)
+                 for n, r in zip(frames, task.frames[frames.start:frames.stop]))
 
 
 def _frame_bytes(task: Task, number: int, quality: str) -> tuple[bytes, str]:
