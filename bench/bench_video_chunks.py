@@ -42,13 +42,13 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "bedroom")
     args = ap.parse_args()
 
+    from cvat_standin import CvatStandin
     from PIL import Image
 
     from cvat_extension.cvat.annotate import iter_task_frames
     from cvat_extension.cvat.config import CvatConfig
     from cvat_extension.cvat.connection import connect
     from cvat_extension.cvat.video_chunks import decode_video_chunk
-    from cvat_standin import CvatStandin
 
     paths = sorted(args.data.glob("*.jpg"))[: args.frames]
     n = len(paths)
