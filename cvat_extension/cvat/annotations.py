@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import io
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,7 +24,7 @@ import numpy as np
 from cvat_extension.core.tracks import SequenceInfo, Tracks
 from cvat_extension.cvat.jobs import JobInfo
 
-__all__ = ["FrameCache", "TaskSnapshot", "read_task"]
+__all__ = ["FrameCache", "TaskSnapshot", "match_job_pieces", "read_task"]
 
 logger = logging.getLogger(__name__)
 
@@ -171,3 +171,65 @@ class FrameCache:
 def job_annotations_by_id(raw: Mapping[str, Any]) -> dict[int, dict[str, Any]]:
     """Tracks of an annotation document by CVAT id."""
     return {int(t["id"]): t for t in raw.get("tracks") or [] if t.get("id") is not None}
+
+
+def match_job_pieces(
+    snap: TaskSnapshot, job: JobInfo, job_raw: Mapping[str, Any], object_ids: Sequence[int],
+    *, min_iou: float = 0.5,
+) -> dict[int, int]:
+    """CVAT ids, in ``job``'s own read, of the pieces of objects ``object_ids``.
+
+    With segment overlap a task-level read re-joins the pieces of consecutive jobs and keeps
+    only the earliest piece's id, so the ids that a later job stores for the same object
+    (its copy of the overlap frames and beyond) appear nowhere in the task-level read. They
+    are found here by boxes, as CVAT joins them: a job track is the object's piece when it has
+    the same label and the most frames of the job where both are visible with IoU at least
+    ``min_iou`` (each job track serves at most one object).
+
+    Returns:
+        object id → job track id, for the objects that have a piece in the job.
+    """
+    from cvat_extension.core.geometry import iou_xyxy_pairwise
+    from cvat_extension.core.keyframes import expand_keyframes
+    from cvat_extension.io.cvat_json import parse_labeled_data
+
+    doc = parse_labeled_data(job_raw, labels=snap.labels, path=f"job {job.id} annotations")
+    if not len(doc.tracks):
+        return {}
+    mine = expand_keyframes(doc.tracks, stop_frame=job.stop_frame, job_stops=[job.stop_frame])
+    in_job = (mine.frame >= job.start_frame) & (mine.frame <= job.stop_frame) & ~mine.outside
+    mine = mine[in_job]
+    dense = snap.dense
+    scores: list[tuple[int, int, int]] = []
+    for oid in object_ids:
+        obj = dense[(dense.track_id == int(oid)) & ~dense.outside
+                    & (dense.frame >= job.start_frame) & (dense.frame <= job.stop_frame)]
+        if not len(obj):
+            continue
+        name = _label_name(obj)
+        by_frame = {int(f): i for i, f in enumerate(obj.frame)}
+        for tid, rows in mine.iter_tracks():
+            if _label_name(rows) != name:
+                continue
+            idx = [(i, by_frame[int(f)]) for i, f in enumerate(rows.frame) if int(f) in by_frame]
+            if not idx:
+                continue
+            a = rows.xyxy[[i for i, _ in idx]]
+            b = obj.xyxy[[j for _, j in idx]]
+            agree = int((iou_xyxy_pairwise(a, b) >= min_iou).sum())
+            if agree:
+                scores.append((agree, int(oid), int(tid)))
+    out: dict[int, int] = {}
+    used: set[int] = set()
+    for _, oid, tid in sorted(scores, reverse=True):
+        if oid not in out and tid not in used:
+            out[oid] = tid
+            used.add(tid)
+    return out
+
+
+
+def _label_name(rows: Tracks) -> str:
+    """Label name of a track's first row (its index as text when names are missing)."""
+    i = int(rows.label[0])
+    return rows.labels[i] if i < len(rows.labels) else str(i)

@@ -14,9 +14,14 @@ One run (:func:`run_sync`):
    (``annotations.read_task``), stitch job pieces, propose fragment merges, and apply the
    merges that join pieces of one finished job (``writeback``: backup → re-check → PATCH
    update + delete, journaled); merges across a job boundary or below the score threshold
-   become review items instead;
+   become review items instead. With segment overlap a gap inside the overlap frames is in
+   two jobs, each storing its own copy of both pieces: the merge is written to every job
+   holding both pieces (ids of later jobs' copies found by boxes,
+   ``annotations.match_job_pieces``), or, when one of them is not finished work or refuses
+   it, to none and becomes a review item, so the jobs never disagree;
 4. re-read the task if anything was written, run the checks, plan review items, push one
-   issue per item to the job holding its frame (``review_push``), then move the job per
+   issue per item to the job holding its frame (the earliest one when jobs overlap, so a
+   finding in overlap frames is pushed once; ``review_push``), then move the job per
    ``sync.review`` (validation + reviewer, or rejected back to annotation; clean jobs
    optionally to acceptance);
 5. record the job as processed (its final ``updated_date``), release the lease.
@@ -339,48 +344,63 @@ def _sync_task(
     merge_cfg = MergeConfig(**dict(cfg.merge.options))
     extra_findings: list[Finding] = []
     by_job: dict[int, list[dict[str, Any]]] = {}
+    merge_of: dict[tuple[int, int, int], Any] = {}
     if cfg.merge.enabled and len(snap.dense):
         for m in propose_merges(snap.dense, config=merge_cfg):
             reason = None
-            j_end = snap.job_of_frame(m.end_frame)
-            j_start = snap.job_of_frame(m.start_frame)
+            # Every job that holds both pieces (with segment overlap a gap inside the overlap
+            # frames is in two jobs, each storing its own copy of both pieces) must merge,
+            # or the jobs disagree and CVAT's task-level read splits the object again.
+            holders = [j for j in snap.jobs if j.holds(int(m.end_frame)) and j.holds(int(m.start_frame))]
             if m.score < cfg.merge.min_score:
                 reason = f"score {m.score:.2f} below sync.merge.min_score {cfg.merge.min_score}"
-            elif j_end is None or j_start is None or j_end.id != j_start.id:
+            elif not holders:
                 reason = "the pieces lie in different jobs (CVAT stores tracks per job)"
-            elif j_start.id not in todo_ids:
-                reason = f"job {j_start.id} is not finished work"
-            into = frm = None
-            if reason is None:
-                assert j_start is not None  # checked just above
-                into = snap.piece_in_job(m.into, j_start.id) or snap.piece_in_job(m.previous, j_start.id)
-                frm = snap.piece_in_job(m.from_, j_start.id)
-                if into is None or frm is None:
-                    reason = "piece ids not found in the job"
+            else:
+                idle = [j.id for j in holders if j.id not in todo_ids]
+                if idle:
+                    reason = f"job(s) {idle} holding the pieces are not finished work"
             if reason is not None:
                 summary.merges_refused += 1
                 extra_findings.append(_fragment_finding(snap, m, reason))
                 continue
-            assert j_start is not None and into is not None and frm is not None
-            by_job.setdefault(j_start.id, []).append(
-                {"into": int(into), "from": int(frm), "gap": int(m.gap_frames),
-                 "score": round(float(m.score), 4), "object": int(m.into)}
-            )
+            key = (int(m.into), int(m.previous), int(m.from_))
+            for holder in holders:
+                into = snap.piece_in_job(m.into, holder.id) or snap.piece_in_job(m.previous, holder.id)
+                frm = snap.piece_in_job(m.from_, holder.id)
+                by_job.setdefault(holder.id, []).append(
+                    {"into": None if into is None else int(into),
+                     "from": None if frm is None else int(frm), "gap": int(m.gap_frames),
+                     "score": round(float(m.score), 4), "object": int(m.into), "_key": key}
+                )
+            merge_of[key] = m
 
-    # 3. Write merges (and thinning) job by job.
+    # 3. Write merges (and thinning) job by job. A merge held by several jobs (overlap) is
+    #    planned in all of them first and dropped from all when any of them refuses it.
     wrote = False
-    for job in list(todo):
+    plans: dict[int, JobWritePlan] = {}
+    raws: dict[int, Any] = {}
+    for job in todo:
         if job.id not in by_job and not thin:
             continue
-        job_raw = api.get_job_annotations(job.id)
-        replaced = _thinned_tracks(snap, job, job_raw, cfg) if thin else []
-        plan = plan_job_writes(job_id=job.id, task_id=task_id, annotations=job_raw,
-                               updated_date=job.updated_date, merges=by_job.get(job.id, []),
-                               replaced_tracks=replaced)
-        for r in plan.refused:
+        raws[job.id] = api.get_job_annotations(job.id)
+        _resolve_job_pieces(snap, job, raws[job.id], by_job.get(job.id, []))
+    refused_keys: dict[tuple[int, int, int], str] = {}
+    refused_before = -1
+    while len(refused_keys) != refused_before:  # a refusal in one job re-plans the others
+        refused_before = len(refused_keys)
+        for job in todo:
+            if job.id in raws:
+                plans[job.id] = _plan_job(snap, cfg, task_id, job, raws[job.id], by_job.get(job.id, []),
+                                          refused_keys, thin=thin)
+    for key, why in refused_keys.items():
+        if key in merge_of:
             summary.merges_refused += 1
-            summary.planned.append(f"job {job.id}: merge {r['from']} into {r['into']} refused: {r['reason']}")
-        if plan.empty:
+            summary.planned.append(f"merge of object {key[2]} into {key[0]} refused: {why}")
+            extra_findings.append(_fragment_finding(snap, merge_of[key], why))
+    for job in list(todo):
+        plan = plans.get(job.id)
+        if plan is None or plan.empty:
             continue
         _describe_plan(summary, plan)
         if dry_run:
@@ -576,6 +596,55 @@ def _fragment_finding(snap: TaskSnapshot, m: Any, reason: str) -> Finding:
                  f"{int(m.previous)} (gap {int(m.gap_frames)} frames); not merged automatically: {reason}"),
         metrics={"gap_frames": float(m.gap_frames), "score": float(m.score)},
     )
+
+
+def _resolve_job_pieces(snap: TaskSnapshot, job: JobInfo, job_raw: Any,
+                        merges: list[dict[str, Any]]) -> None:
+    """Fill the piece ids the task-level read does not show (later jobs' copies, overlap)."""
+    from cvat_extension.cvat.annotations import match_job_pieces
+
+    stored = {int(t["id"]) for t in job_raw.get("tracks") or [] if t.get("id") is not None}
+    for mm in merges:
+        # A task-level id is the earliest piece's; with overlap it may belong to another job.
+        for k in ("into", "from"):
+            if mm[k] is not None and int(mm[k]) not in stored:
+                mm[k] = None
+    todo = [mm for mm in merges if mm["into"] is None or mm["from"] is None]
+    if not todo:
+        return
+    objects = sorted({o for mm in todo for o in mm["_key"]})
+    found = match_job_pieces(snap, job, job_raw, objects)
+    for mm in todo:
+        into, previous, from_ = mm["_key"]
+        if mm["into"] is None:
+            mm["into"] = found.get(into, found.get(previous))
+        if mm["from"] is None:
+            mm["from"] = found.get(from_)
+
+
+def _plan_job(snap: TaskSnapshot, cfg: SyncConfig, task_id: int, job: JobInfo, job_raw: Any,
+              merges: list[dict[str, Any]], refused: dict[tuple[int, int, int], str], *,
+              thin: bool) -> JobWritePlan:
+    """Plan one job's writes without the merges refused anywhere; record new refusals."""
+    replaced = _thinned_tracks(snap, job, job_raw, cfg) if thin else []
+    wanted = []
+    for mm in merges:
+        if mm["_key"] in refused:
+            continue
+        if mm["into"] is None or mm["from"] is None:
+            refused[mm["_key"]] = f"job {job.id}: piece ids not found"
+            continue
+        wanted.append(mm)
+    plan = plan_job_writes(job_id=job.id, task_id=task_id, annotations=job_raw,
+                           updated_date=job.updated_date,
+                           merges=[{k: v for k, v in mm.items() if k != "_key"} for mm in wanted],
+                           replaced_tracks=replaced)
+    keys = {(mm["into"], mm["from"]): mm["_key"] for mm in wanted}
+    for r in plan.refused:
+        key = keys.get((int(r["into"]), int(r["from"])))
+        if key is not None:
+            refused.setdefault(key, f"job {job.id}: merge {r['from']} into {r['into']}: {r['reason']}")
+    return plan
 
 
 def _describe_plan(summary: SyncSummary, plan: JobWritePlan) -> None:

@@ -1,0 +1,210 @@
+"""The CVAT loop on a task whose segments overlap (video tasks usually do).
+
+Same scenario as ``test_sync_e2e.py`` but with ``segment_size=30, overlap=5``: CVAT lays
+the jobs out at ``range(0, size - overlap, segment_size - overlap)``
+(``cvat/apps/engine/task.py`` ``_generate_segment_params``), so 60 frames give jobs 0-29,
+25-54 and 50-59, and every track crossing a boundary is stored twice in the overlap frames
+(one copy per job, each with its own id); the task-level read re-joins them.
+
+Decisions these tests pin down:
+
+- a finding is pushed once, to the earliest job holding its first frame (the ghost, frames
+  8-28, goes to job 1 although job 2 also shows frames 25-28);
+- a fragment merge is written to every job that holds both pieces (both sides of the gap);
+  when the gap lies in an overlap that is two jobs, each merges its own copies, so the
+  jobs stay consistent and the task-level read shows one object; when one of them is not
+  finished work, the merge is refused in all of them and becomes a review item.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cvat.scenario import NUM_FRAMES, SIZE, rect, track, tracks, visible_boxes, writes
+
+from cvat_extension.cvat.config import SyncConfig
+from cvat_extension.cvat.connection import CvatApi, connect
+from cvat_extension.cvat.state_store import SQLiteStateStore
+from cvat_extension.cvat.sync import run_sync
+
+SEGMENT = 30
+OVERLAP = 5
+
+
+@pytest.fixture(params=["scenario"])
+def overlap_env(request: pytest.FixtureRequest, cvat_standin: Any, cvat_client: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    from cvat_sdk import models
+
+    monkeypatch.setenv("CVAT_ACCESS_TOKEN", cvat_standin.admin_token)
+    reviewer = cvat_standin.seed_user("reviewer", "pw")
+    task_id = cvat_standin.seed_task("overlap", [{"name": "car"}, {"name": "person"}],
+                                     (NUM_FRAMES, *SIZE), segment_size=SEGMENT, overlap=OVERLAP)
+    car = cvat_standin.label_id(task_id, "car")
+    person = cvat_standin.label_id(task_id, "person")
+    named = tracks(car, person)
+    if request.param == "merge_in_overlap":
+        # the fragment's gap (frames 51-53) lies inside the overlap of jobs 2 and 3 (50-54)
+        named["frag_a"] = track(car, [rect(f, 100 + 3 * f, 380, 50, 60) for f in range(40, 51)]
+                                + [rect(51, 100 + 3 * 50, 380, 50, 60, outside=True)])
+        named["frag_b"] = track(car, [rect(f, 100 + 3 * f, 380, 50, 60) for f in range(54, 59)]
+                                + [rect(59, 100 + 3 * 58, 380, 50, 60, outside=True)])
+    cvat_client.tasks.retrieve(task_id).set_annotations(models.LabeledDataRequest(
+        version=0, tags=[], shapes=[],
+        tracks=[models.LabeledTrackRequest(**t) for t in named.values()]))
+    jobs = cvat_standin.job_ids(task_id)
+    for j in jobs:
+        cvat_standin.set_job(j, stage="annotation", state="completed")
+
+    def make_cfg(**over: Any) -> SyncConfig:
+        raw: dict[str, Any] = {
+            "cvat": {"url": cvat_standin.url, "timeout_s": 2},
+            "checks": {"ghost": {"min_static_frames": 10}},
+            "review": {"on_findings": "review", "reviewer": "reviewer", "clean_to_acceptance": True,
+                       "frame_budget": 20},
+            "state": {"path": str(tmp_path / "state.sqlite"), "backup_dir": str(tmp_path / "backups"),
+                      "report_dir": str(tmp_path / "reports")},
+            "retry": {"attempts": 3, "backoff_s": 0.0},
+        }
+        for key, value in over.items():
+            raw[key] = {**raw.get(key, {}), **value}
+        return SyncConfig.from_mapping(raw)
+
+    def make_api(cfg: SyncConfig) -> CvatApi:
+        api = connect(cfg.cvat, cfg.retry)
+        api.sleep = lambda s: None
+        return api
+
+    store = SQLiteStateStore(tmp_path / "state.sqlite")
+    yield cvat_standin, task_id, jobs, make_cfg, make_api, store, reviewer
+    store.close()
+
+
+def job_doc_by_id(standin: Any, job_id: int) -> dict[int, Any]:
+    return {int(t["id"]): t for t in standin.job_annotations(job_id)["tracks"]}
+
+
+def issues_by_job(standin: Any) -> dict[int, list[Any]]:
+    out: dict[int, list[Any]] = {}
+    with standin.store.lock:
+        for i in standin.store.issues.values():
+            out.setdefault(i.job_id, []).append(i)
+    return out
+
+
+def comment_text(standin: Any, issue_id: int) -> str:
+    with standin.store.lock:
+        return " ".join(c.message for c in standin.store.comments.values() if c.issue_id == issue_id)
+
+
+def visible_frames_of_task_tracks(standin: Any, task_id: int) -> list[set[int]]:
+    with standin.store.lock:
+        doc = standin.store.read_task(task_id)
+    return [{int(s["frame"]) for s in t["shapes"] if not s["outside"]} for t in doc["tracks"]]
+
+
+def test_jobs_are_laid_out_like_cvat(overlap_env: Any) -> None:
+    standin, _task_id, jobs, *_ = overlap_env
+    with standin.store.lock:
+        ranges = [(standin.store.jobs[j].start_frame, standin.store.jobs[j].stop_frame) for j in jobs]
+    cvat = [(s, min(s + SEGMENT - 1, NUM_FRAMES - 1)) for s in range(0, NUM_FRAMES - OVERLAP, SEGMENT - OVERLAP)]
+    assert ranges == cvat == [(0, 29), (25, 54), (50, 59)]
+
+
+def test_sync_on_overlapping_jobs(overlap_env: Any) -> None:
+    standin, task_id, jobs, make_cfg, make_api, store, _reviewer = overlap_env
+    job1, job2, job3 = jobs
+    cfg = make_cfg()
+    before = {j: job_doc_by_id(standin, j) for j in jobs}
+    assert len(before[job2]) == 6  # crossing copy, p/q/ghost copies of 25-28, both fragments
+
+    summary = run_sync(make_api(cfg), store, cfg, report=False)
+
+    assert summary.ok, summary.to_json()
+    assert summary.jobs_checked == 3 and summary.merges_applied == 1 and summary.merges_refused == 0
+    # the crossing track is neither a fragment nor a switch; nothing is counted twice
+    assert dict(summary.findings_by_kind) == {"id_switch": 1, "ghost": 1}
+    # one issue per finding, on the earliest job holding its first frame (job 1), none on
+    # job 2 although its overlap frames 25-28 show the ghost and the swapped pair too
+    iss = issues_by_job(standin)
+    assert set(iss) == {job1}, {j: [comment_text(standin, i.id) for i in v] for j, v in iss.items()}
+    texts = sorted(comment_text(standin, i.id).split(":")[0] for i in iss[job1])
+    assert texts == ["ghost", "id_switch"]
+    # the merge went to job 2 only (job 3 holds frag_b alone): one track fewer there, every
+    # visible keyframe kept; jobs 1 and 3 untouched
+    after = {j: job_doc_by_id(standin, j) for j in jobs}
+    assert after[job1] == before[job1] and after[job3] == before[job3]
+    assert len(after[job2]) == 5
+    gone = set(before[job2]) - set(after[job2])
+    assert len(gone) == 1
+    for tid, t in after[job2].items():
+        if tid in before[job2] and any(not s["outside"] and s["frame"] in range(32, 41) for s in t["shapes"]):
+            merged = tid
+    assert visible_boxes({"tracks": list(after[job2].values())}) == \
+        visible_boxes({"tracks": list(before[job2].values())})
+    for tid in set(after[job2]) - {merged}:
+        assert after[job2][tid] == before[job2][tid]
+    # the task-level read re-joins the merged job-2 track with job 3's copy: one object 32-56
+    spans = visible_frames_of_task_tracks(standin, task_id)
+    frag = [f for f in spans if 35 in f or 50 in f and min(f) >= 30]
+    assert len(frag) == 1 and {32, 40, 46, 56} <= frag[0] and not frag[0] & {41, 42, 43, 44, 45}
+
+    # second run: nothing written, nothing new
+    mark = len(standin.request_log)
+    again = run_sync(make_api(cfg), store, cfg, report=False)
+    assert writes(standin, mark) == []
+    assert again.issues_opened == 0 and again.merges_applied == 0
+    assert {j: job_doc_by_id(standin, j) for j in jobs} == after
+
+
+@pytest.mark.parametrize("overlap_env", ["merge_in_overlap"], indirect=True)
+def test_merge_inside_the_overlap_is_written_to_both_jobs(overlap_env: Any) -> None:
+    standin, task_id, jobs, make_cfg, make_api, store, _reviewer = overlap_env
+    job1, job2, job3 = jobs
+    cfg = make_cfg()
+    before = {j: job_doc_by_id(standin, j) for j in jobs}
+
+    summary = run_sync(make_api(cfg), store, cfg, report=False)
+
+    assert summary.ok, summary.to_json()
+    assert summary.merges_applied == 2 and summary.merges_refused == 0  # one per job
+    after = {j: job_doc_by_id(standin, j) for j in jobs}
+    assert after[job1] == before[job1]
+    for j in (job2, job3):
+        assert len(after[j]) == len(before[j]) - 1
+        assert visible_boxes({"tracks": list(after[j].values())}) == \
+            visible_boxes({"tracks": list(before[j].values())})
+        merged = [t for t in after[j].values()
+                  if {51, 54} <= {s["frame"] for s in t["shapes"]}]
+        assert len(merged) == 1
+        shapes = {s["frame"]: s["outside"] for s in merged[0]["shapes"]}
+        assert shapes[51] is True and shapes[54] is False  # the gap stays a gap
+    # both jobs agree, so the task-level read shows one object and no duplicate in 50-54
+    spans = [f for f in visible_frames_of_task_tracks(standin, task_id) if f & set(range(40, 59))
+             and min(f) >= 30]
+    assert len(spans) == 1 and {40, 50, 54, 58} <= spans[0] and not spans[0] & {51, 52, 53}
+    assert summary.findings_by_kind.get("fragment", 0) == 0
+
+    mark = len(standin.request_log)
+    again = run_sync(make_api(cfg), store, cfg, report=False)
+    assert writes(standin, mark) == [] and again.merges_applied == 0
+
+
+@pytest.mark.parametrize("overlap_env", ["merge_in_overlap"], indirect=True)
+def test_merge_in_overlap_with_an_unfinished_job_becomes_a_review_item(overlap_env: Any) -> None:
+    standin, _task_id, jobs, make_cfg, make_api, store, _reviewer = overlap_env
+    _job1, job2, job3 = jobs
+    standin.set_job(job3, stage="annotation", state="in progress")
+    cfg = make_cfg()
+    before = {j: job_doc_by_id(standin, j) for j in jobs}
+
+    summary = run_sync(make_api(cfg), store, cfg, report=False)
+
+    assert summary.ok, summary.to_json()
+    assert summary.merges_applied == 0 and summary.merges_refused == 1
+    assert {j: job_doc_by_id(standin, j) for j in jobs} == before  # neither job half-merged
+    iss = issues_by_job(standin)
+    frag = [i for i in iss.get(job2, []) if comment_text(standin, i.id).startswith("fragment")]
+    assert len(frag) == 1 and "not finished work" in comment_text(standin, frag[0].id)
+    assert job3 not in iss
