@@ -63,8 +63,8 @@ from cvat_extension.errors import ConcurrentEditError, InputError
 __all__ = [
     "PropagateSummary",
     "TaskPropagation",
-    "check_write_mode",
     "box_hash",
+    "check_write_mode",
     "human_keyframes",
     "mask_track_shapes",
     "propagate_task",
@@ -128,10 +128,6 @@ class _Written:
     base: dict[int, dict[int, tuple[float, ...]]] = field(default_factory=dict)
     ours_hashes: set[tuple[int, str]] = field(default_factory=set)
     anchor_hashes: set[tuple[int, str]] = field(default_factory=set)
-
-    @property
-    def any(self) -> bool:
-        return bool(self.ours or self.ours_hashes)
 
 
 def _points(shape: Mapping[str, Any]) -> tuple[float, ...]:

@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from cvat_extension.core.findings import Finding
-from cvat_extension.core.masks import mask_to_rle, rle_to_mask
 from cvat_extension.core.keyframes import expand_keyframes
+from cvat_extension.core.masks import mask_to_rle, rle_to_mask
 from cvat_extension.core.propagation import (
     NONE,
     DirectionalResult,

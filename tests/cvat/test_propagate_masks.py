@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 from cvat.scenario import rect, writes
-from cvat.test_propagate_cvat import K0, K1, SEG, H, StickyBackward, W, _api, _xywh, env, truth
+from cvat.test_propagate_cvat import K0, K1, SEG, H, StickyBackward, W, _api, env, truth
 
 from cvat_extension.core.masks import box_to_mask, rle_to_mask
 from cvat_extension.cvat.propagate import human_keyframes, propagate_task, run_propagate
@@ -221,3 +221,41 @@ def test_offline_write_masks_adds_mask_tracks_to_cvat_json(tmp_path: Path, monke
         assert [s["frame"] for s in vis] == list(range(K0, K1 + 1))
         assert [s["frame"] for s in masks[0]["shapes"] if s["outside"]] == [K1 + 1]
         assert np.array_equal(rle_to_mask(vis[3]["points"], W, H), _frame_mask(K0 + 3))
+
+
+def test_propagate_keyframes_keeps_cropped_rle_masks_and_runs_become_mask_keyframes() -> None:
+    """Two visible runs (2..8, 12..16): masks on every visible frame, cropped RLE in memory,
+    and the mask track gets ``outside`` after each run, none inside."""
+    from cvat_extension.core.tracks import Tracks
+    from cvat_extension.cvat.propagate import mask_track_shapes
+    from cvat_extension.models.keyframe_propagation import propagate_keyframes
+
+    frames = {f: np.repeat(_frame_mask(f)[..., None], 3, axis=2).astype(np.uint8) * 255 for f in range(20)}
+    keys = Tracks.from_columns(frame=[2, 8, 9, 12, 16], track_id=[3] * 5, label=[0] * 5, labels=("car",),
+                               xyxy=[truth(f) for f in (2, 8, 8, 12, 16)],
+                               outside=[False, False, True, False, False])
+    res = propagate_keyframes(keys, frames.__getitem__, StickyBackward(), stop_frame=19)
+    m = res.masks
+    assert (m.width, m.height) == (W, H) and m.frames(3) == [*range(2, 9), *range(12, 17)]
+    assert all(np.array_equal(m.decode(3, f), _frame_mask(f)) for f in (2, 5, 12, 13))
+    assert m.nbytes < 40 * m.count  # a square is ~6 ints, never a full frame (19200 B)
+    shapes = mask_track_shapes([], {f: m.points(3, f) for f in m.frames(3)}, [], {}, 19)
+    assert [(s["frame"], s["outside"]) for s in shapes if s["outside"]] == [(9, True), (17, True)]
+    assert len(shapes) == len(m.frames(3)) + 2 and all(s["type"] == "mask" for s in shapes)
+
+
+def test_propagated_keyframes_table(tmp_path: Path) -> None:
+    from cvat_extension.cvat.state_store import PropagatedKeyframe, SQLiteStateStore
+
+    store = SQLiteStateStore(tmp_path / "s.sqlite")
+    a = PropagatedKeyframe(5, 3, "h1")
+    store.record_propagated(1, "propagate-a", [a, PropagatedKeyframe(5, 2, "h0", "anchor")])
+    store.record_propagated(1, "propagate-b", [a, PropagatedKeyframe(5, 4, "h2")])  # a already known
+    store.record_propagated(2, "propagate-b", [PropagatedKeyframe(9, 4, "h2")])
+    assert [(r.frame, r.kind, r.run_id) for r in store.propagated(1)] == [
+        (2, "anchor", "propagate-a"), (3, "written", "propagate-a"), (4, "written", "propagate-b")]
+    store.forget_propagated(1, "propagate-b")  # b's write was refused: a's row stays
+    assert [(r.frame, r.run_id) for r in store.propagated(1)] == [(2, "propagate-a"), (3, "propagate-a")]
+    assert len(store.propagated(2)) == 1
+    store.close()
+    assert len(SQLiteStateStore(tmp_path / "s.sqlite").propagated(1)) == 2  # persisted
