@@ -258,4 +258,24 @@ def test_propagated_keyframes_table(tmp_path: Path) -> None:
     assert [(r.frame, r.run_id) for r in store.propagated(1)] == [(2, "propagate-a"), (3, "propagate-a")]
     assert len(store.propagated(2)) == 1
     store.close()
-    assert len(SQLiteStateStore(tmp_path / "s.sqlite").propagated(1)) == 2  # persisted
+    again = SQLiteStateStore(tmp_path / "s.sqlite")
+    assert len(again.propagated(1)) == 2  # persisted
+    again.close()
+
+
+def test_cli_cvat_mode_write_masks(env: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from cvat_extension.adapters.cli import cmd_propagate
+    from cvat_extension.adapters.cli.main import main
+
+    standin, task_id, jobs, _cfg, _store = env
+    monkeypatch.setattr(cmd_propagate, "make_propagator", lambda args: StickyBackward())
+    conf = str(tmp_path / "serverless.yaml")
+    assert main(["propagate", str(task_id), "--config", conf, "--write", "masks", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "would write mask tracks: 2 created" in out and f"job {jobs[1]}: create mask track" in out
+    assert [len(_mask_tracks(standin, j)) for j in jobs] == [0, 0]
+    assert main(["propagate", str(task_id), "--config", conf, "--write", "masks", "--format", "json"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["mask_tracks_created"] == 2 and summary["mask_keyframes"] == K1 - K0 + 1
+    assert [len(_mask_tracks(standin, j)) for j in jobs] == [1, 1]

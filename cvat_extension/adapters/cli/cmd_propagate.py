@@ -148,6 +148,9 @@ def _run_cvat(args: argparse.Namespace, cfg: Any) -> int:
           f"({100 * s.flagged_share:.1f}%) in {s.review_items} review items")
     print(f"{verb} {s.tracks_updated} track(s), {s.keyframes_added} keyframe(s) new or moved; "
           f"issues opened {s.issues_opened}, still open {s.issues_still_open}")
+    if args.write == "masks":
+        print(f"{verb} mask tracks: {s.mask_tracks_created} created, {s.mask_tracks_updated} updated, "
+              f"{s.mask_keyframes} mask keyframe(s)")
     for line in s.planned:
         print(f"  {line}")
     return 0
