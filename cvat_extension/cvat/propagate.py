@@ -6,8 +6,8 @@ One run:
 1. read the task once (:func:`~cvat_extension.cvat.annotations.read_task`) and find the
    **human keyframes** of each object: the stored keyframes minus those CVAT made when it
    cut the track at a job boundary (they lie exactly on the interpolation of their
-   neighbours) and minus those an earlier propagate run wrote (known from that run's write
-   journal and backup in the state store);
+   neighbours) and minus those an earlier propagate run wrote (state store: the
+   ``propagated_keyframes`` table, and the job's write journal and backup);
 2. propagate every gap between consecutive human keyframes forward and backward
    (:func:`~cvat_extension.models.keyframe_propagation.propagate_keyframes`), except gaps an
    earlier run already filled whose two human keyframes are unchanged since;

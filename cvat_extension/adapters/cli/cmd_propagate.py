@@ -2,7 +2,7 @@
 
 Offline: ``cvat-track propagate --frames DIR --annotations FILE --out FILE``; on CVAT:
 ``cvat-track propagate TASK_ID [--track ID ...] [--labels NAME ...] [--dry-run]
-[--push-review] [--write boxes|none]``. Each track is propagated forward from one human
+[--push-review] [--write boxes|masks|none]``. Each track is propagated forward from one human
 keyframe and backward from the next; frames where the two directions disagree become
 ``propagation_disagreement`` review items (``--review`` writes them as JSON). The share of
 frames flagged is printed. On CVAT the result is written back into the task's tracks as
