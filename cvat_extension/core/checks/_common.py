@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import pairwise
 
 import numpy as np
 
@@ -64,7 +65,7 @@ def group_slots(keys: np.ndarray, tid: np.ndarray, nkeys: int) -> tuple[np.ndarr
         slot[order] = np.arange(len(keys)) - first[keys[order]]
         return slot, counts
     running = np.zeros(nkeys, dtype=np.int32)
-    for a, b in zip(bounds[:-1], bounds[1:]):
+    for a, b in pairwise(bounds):
         k = keys[a:b]
         s = np.take(running, k)  # np.take/np.put: much cheaper than fancy indexing
         slot[a:b] = s
@@ -289,7 +290,7 @@ def window_motion(p: Prepared, half: int, weight: np.ndarray | None = None,
 def best_match_same_frame(
     a_frame: np.ndarray, a_xyxy: np.ndarray, b_frame: np.ndarray, b_xyxy: np.ndarray,
     *, min_iou: float = 0.0, a_rows: np.ndarray | None = None, b_rows: np.ndarray | None = None,
-    block: int = 1 << 16,
+    block: int = 1 << 16, chunk_rows: int = 1 << 20,
 ) -> tuple[np.ndarray, np.ndarray]:
     """For each box of ``a``, the best IoU with a box of ``b`` in the same frame, and its index.
 
@@ -308,7 +309,41 @@ def best_match_same_frame(
     ``a_rows``/``b_rows`` select rows of the given arrays without the caller copying them
     (results are then aligned with ``a_rows``, indices point into ``b_rows``). Index is -1
     where no box of ``b`` overlaps.
+
+    Frames are processed in chunks of about ``chunk_rows`` rows of ``a`` (boxes of
+    different frames never match), so the sort keys, indices and float32 columns of one
+    chunk are all that is alive at once: memory stays flat as tasks grow.
     """
+    a_f = a_frame if a_rows is None else a_frame[a_rows]
+    na = len(a_f)
+    if na <= chunk_rows or len(b_frame) == 0:
+        return _match_chunk(a_frame, a_xyxy, b_frame, b_xyxy, min_iou=min_iou, a_rows=a_rows,
+                            b_rows=b_rows, block=block)
+    b_f = b_frame if b_rows is None else b_frame[b_rows]
+    lo_f, hi_f = int(a_f.min()), int(a_f.max()) + 1
+    edges = np.unique(np.linspace(lo_f, hi_f, -(-na // chunk_rows) + 1).astype(np.int64))
+    best = np.zeros(na)
+    arg = np.full(na, -1, dtype=np.int64)
+    for e0, e1 in pairwise(edges):
+        ia = np.flatnonzero((a_f >= e0) & (a_f < e1))
+        ib = np.flatnonzero((b_f >= e0) & (b_f < e1))
+        if len(ia) == 0 or len(ib) == 0:
+            continue
+        bc, ac = _match_chunk(
+            a_frame, a_xyxy, b_frame, b_xyxy, min_iou=min_iou, block=block,
+            a_rows=ia if a_rows is None else a_rows[ia], b_rows=ib if b_rows is None else b_rows[ib])
+        best[ia] = bc
+        hit = ac >= 0
+        arg[ia[hit]] = ib[ac[hit]]
+    return best, arg
+
+
+def _match_chunk(
+    a_frame: np.ndarray, a_xyxy: np.ndarray, b_frame: np.ndarray, b_xyxy: np.ndarray,
+    *, min_iou: float = 0.0, a_rows: np.ndarray | None = None, b_rows: np.ndarray | None = None,
+    block: int = 1 << 16,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`best_match_same_frame` on one chunk of frames (see there)."""
     f32 = np.float32
 
     def col(xyxy: np.ndarray, rows: np.ndarray | None, k: int) -> np.ndarray:
@@ -483,7 +518,7 @@ def blocks(p: Prepared, block_rows: int = BLOCK_ROWS) -> list[tuple[int, int]]:
     starts = np.flatnonzero(np.arange(n) == p.start)
     cuts = np.unique(starts[np.searchsorted(starts, np.arange(0, n, block_rows), side="right") - 1])
     bounds = np.append(cuts, n)
-    return [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
+    return [(int(a), int(b)) for a, b in pairwise(bounds)]
 
 
 def block_view(p: Prepared, r0: int, r1: int) -> Prepared:
