@@ -167,3 +167,66 @@ def test_config_range_checked():
 def test_run_checks_rejects_unknown_names():
     with pytest.raises(ConfigError, match="valid names"):
         run_checks(Tracks.empty(), only=["nope"])
+
+
+def test_messages_use_the_users_frame_numbering():
+    """Checks write frames in the user's numbering (``info.frame_base``); ``frames`` stay 0-based."""
+    a = _line(1, 100, 2.0)
+    a["xyxy"][60:] += np.array([150.0, 0, 150.0, 0])
+    a["label"][20:25] = 1
+    t = _tracks(a, _line(2, 500, 0.0, n=2, f0=40))
+    det = _tracks(_line(9, 700, 0.0, y=50, n=20, w=12, h=20, f0=10), score=np.full(20, 0.8))
+    mot = SequenceInfo(num_frames=100, width=1000, height=600, frame_base=1)
+    for base_info in (INFO, mot):
+        found = run_checks(t, detections=det, info=base_info)
+        assert {f.kind for f in found} >= {"id_switch", "label_change", "short_track", "missing_object"}
+        for f in found:
+            shown = f.frames[0] + base_info.frame_base
+            assert f"frame {shown}:" in f.message, f
+    (jump,) = [f for f in run_checks(t, info=mot, only=["id_switch"])]
+    assert jump.frames == (60, 60) and jump.message.startswith("track 1 at frame 61:")
+
+
+def test_run_checks_threads_give_the_same_findings():
+    gt, info = make_scene(SceneConfig(num_frames=400, num_objects=8, seed=3))
+    bad, _ = inject_errors(gt, kinds=["id_switch", "ghost", "box_jump"], count_per_kind=2, seed=3, info=info)
+    one = run_checks(bad, info=info, workers=1)
+    import cvat_extension.core.checks as checks_module
+
+    old = checks_module._MIN_ROWS_FOR_THREADS
+    checks_module._MIN_ROWS_FOR_THREADS = 0  # force threads on this small task
+    try:
+        two = run_checks(bad, info=info, workers=2)
+    finally:
+        checks_module._MIN_ROWS_FOR_THREADS = old
+    assert one and one == two
+    with pytest.raises(ConfigError, match="workers"):
+        run_checks(bad, workers=0)
+
+
+def test_matching_in_frame_chunks_equals_one_pass():
+    from cvat_extension.core.checks._common import best_match_same_frame
+
+    rng = np.random.default_rng(0)
+    n, m = 3000, 2500
+    fa, fb = rng.integers(0, 60, n), rng.integers(0, 60, m)
+    xy_a, xy_b = rng.random((n, 2)) * 500, rng.random((m, 2)) * 500
+    wh_a, wh_b = 10 + rng.random((n, 2)) * 60, 10 + rng.random((m, 2)) * 60
+    a, b = np.c_[xy_a, xy_a + wh_a], np.c_[xy_b, xy_b + wh_b]
+    rows = np.flatnonzero(rng.random(m) < 0.7)
+    for t in (0.0, 0.3, 0.5):
+        whole = best_match_same_frame(fa, a, fb, b, min_iou=t, b_rows=rows)
+        parts = best_match_same_frame(fa, a, fb, b, min_iou=t, b_rows=rows, chunk_rows=400, block=128)
+        np.testing.assert_array_equal(whole[0], parts[0])
+        np.testing.assert_array_equal(whole[1], parts[1])
+        # Brute force: exact at or above t.
+        for i in range(0, n, 97):
+            same = rows[fb[rows] == fa[i]]
+            iw = np.clip(np.minimum(a[i, 2], b[same, 2]) - np.maximum(a[i, 0], b[same, 0]), 0, None)
+            ih = np.clip(np.minimum(a[i, 3], b[same, 3]) - np.maximum(a[i, 1], b[same, 1]), 0, None)
+            inter = iw * ih
+            iou = inter / (np.prod(wh_a[i]) + np.prod(wh_b[same], axis=1) - inter)
+            top = float(iou.max()) if len(iou) else 0.0
+            if top >= max(t, 1e-9):
+                assert abs(whole[0][i] - top) < 1e-5
+                assert rows[whole[1][i]] == same[int(np.argmax(iou))]
