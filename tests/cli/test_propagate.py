@@ -78,3 +78,24 @@ def test_usage_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert main(["propagate", "--frames", str(tmp_path / "one"), "--annotations", str(ann), "--out",
                  str(tmp_path / "o.txt"), "--track", "9", "--random-weights", "--image-size", "128"]) == 2
     assert "no track with id 9" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_offline_write_masks_with_real_sam2(clip: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from cvat_extension.core.masks import rle_to_mask
+
+    out = tmp_path / "out.json"
+    code = main(["propagate", "--frames", str(clip), "--annotations", str(_mot(tmp_path / "gt.txt")),
+                 "--out", str(out), "--write", "masks", "--image-size", "128", "--device", "cpu",
+                 "--random-weights", "--format", "json"])
+    assert code == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    doc = json.loads(out.read_text())
+    masks = [t for t in doc["tracks"] if t["shapes"][0]["type"] == "mask"]
+    boxes = {t["group"]: t for t in doc["tracks"] if t["shapes"][0]["type"] == "rectangle"}
+    visible = [s for t in masks for s in t["shapes"] if not s["outside"]]
+    assert len(visible) == summary["mask_keyframes"]
+    for t in masks:
+        assert t["group"] in boxes and boxes[t["group"]]["label_id"] == t["label_id"]
+    for s in visible:  # random weights: any shape, but every mask decodes at frame size
+        assert rle_to_mask(s["points"], 160, 90).any()
