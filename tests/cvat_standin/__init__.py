@@ -10,7 +10,9 @@ Test-only controls on :class:`CvatStandin` (Python methods, never HTTP endpoints
 - ``seed_user(username, password="password", *, is_superuser=False) -> user id``;
   ``create_access_token(user_id) -> PAT`` (send as ``AccessTokenCredentials``);
 - ``seed_project(name) -> id``; ``seed_task(name, labels, frames, *, segment_size=0,
-  overlap=0, project=None) -> task id`` (``frames``: image paths, or ``(n, w, h)``);
+  overlap=None, project=None, mode="annotation") -> task id``
+  (``overlap=None``: CVAT's default, 5 for interpolation/video tasks, 0 for image tasks;
+  capped at ``segment_size // 2``) (``frames``: image paths, or ``(n, w, h)``);
   ``job_ids(task_id)``, ``label_id(task_id, name)``;
 - ``inject_fault(method, path_regex, *, status=500 | "timeout", on_call=1, times=1,
   when="before" | "after", delay_s=1.0)``, ``clear_faults()``;

@@ -256,7 +256,7 @@ class CvatStandin:
         frames: Sequence[str | Path] | tuple[int, int, int],
         *,
         segment_size: int = 0,
-        overlap: int = 0,
+        overlap: int | None = None,
         project: int | None = None,
         owner: int | None = None,
         mode: str = "annotation",
@@ -271,7 +271,10 @@ class CvatStandin:
             frames: image file paths (served as stored), or ``(n, width, height)`` to serve
                 generated PNGs.
             segment_size: frames per job; 0 means one job.
-            overlap: frames shared by consecutive jobs.
+            overlap: frames shared by consecutive jobs; ``None`` (not sent) gives CVAT's
+                default, 5 for ``mode="interpolation"`` (video) and 0 otherwise, and any
+                value is capped at ``segment_size // 2`` (``store.effective_segment_params``).
+            mode: ``"annotation"`` (image task) or ``"interpolation"`` (video task).
             chunk_size: frames per data chunk (``data_chunk_size``).
             chunk_type: ``"imageset"`` (zip chunks) or ``"video"`` (mp4 chunks, as CVAT serves
                 for video tasks).

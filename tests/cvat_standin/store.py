@@ -2,10 +2,17 @@
 
 Rules reproduced here and where they come from:
 
-* Segments (``cvat/apps/engine/task.py``, ``_generate_segment_params``): segments of
-  ``segment_size`` frames start every ``segment_size - overlap`` frames from 0, the last
-  one ends at the task's last frame; one ``annotation`` job per segment. Image tasks
-  default to ``overlap = 0``; video tasks usually have an overlap.
+* Segments (``cvat/apps/engine/task.py``, ``_generate_segment_params``, read @496f865f):
+  ``segment_size`` 0 or larger than the task means one segment of the whole task; the
+  overlap is ``min(task.overlap if task.overlap is not None else (5 if task.mode ==
+  "interpolation" else 0), segment_size // 2)`` (``Task.overlap`` is a nullable
+  ``PositiveIntegerField`` in ``models.py``, so "not given" and 0 differ: video tasks,
+  whose mode is ``interpolation``, get 5 frames of overlap by default, image tasks
+  ``annotation`` get 0; a larger overlap is silently capped, never rejected). Segments
+  start at ``range(0, size - overlap, segment_size - overlap)`` and end at
+  ``min(start + segment_size - 1, size - 1)``; one ``annotation`` job per segment. The
+  task then stores the effective ``segment_size`` and ``overlap`` (what ``GET
+  /api/tasks/{id}`` shows).
 * Job state machine (``JobWriteSerializer.update`` in ``cvat/apps/engine/serializers.py``,
   ``Job.save`` in ``models.py``): when ``stage`` changes and no ``state`` is given,
   ``state`` becomes ``new``; the read-only ``status`` is ``completed`` for an accepted
@@ -39,6 +46,7 @@ from .annotations import (
 )
 
 __all__ = ["Store", "User", "Project", "Task", "Job", "Issue", "Comment", "segment_ranges",
+           "effective_segment_params",
            "STAGES", "STATES", "now_utc"]
 
 STAGES = ("annotation", "validation", "acceptance")
@@ -50,21 +58,40 @@ def now_utc() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
-def segment_ranges(size: int, segment_size: int, overlap: int) -> list[tuple[int, int]]:
-    """``(start, stop)`` inclusive frame ranges of the jobs CVAT creates for a task."""
+def effective_segment_params(size: int, segment_size: int, overlap: int | None,
+                             mode: str = "annotation") -> tuple[int, int]:
+    """``(segment_size, overlap)`` as CVAT stores them after creating the segments.
+
+    ``overlap=None`` means the client did not send one: 5 for ``interpolation`` (video)
+    tasks, 0 otherwise; any overlap is capped at ``segment_size // 2``.
+
+    >>> effective_segment_params(60, 30, None, "interpolation"), effective_segment_params(60, 30, None)
+    ((30, 5), (30, 0))
+    >>> effective_segment_params(60, 10, 9), effective_segment_params(60, 0, 50)
+    ((10, 5), (60, 30))
+    """
     if size <= 0:
         raise ValueError("a task needs at least one frame")
-    segment_size = segment_size or size
-    if overlap >= segment_size:
-        raise ValueError(f"overlap {overlap} must be smaller than segment_size {segment_size}")
-    out = []
-    start = 0
-    while True:
-        stop = min(start + segment_size - 1, size - 1)
-        out.append((start, stop))
-        if stop >= size - 1:
-            return out
-        start = stop - overlap + 1
+    if segment_size < 0 or (overlap is not None and overlap < 0):
+        raise ValueError(f"segment_size {segment_size} and overlap {overlap} must be >= 0")
+    if segment_size == 0 or segment_size > size:
+        segment_size = size
+    default = 5 if mode == "interpolation" else 0
+    return segment_size, min(default if overlap is None else overlap, segment_size // 2)
+
+
+def segment_ranges(size: int, segment_size: int, overlap: int | None,
+                   mode: str = "annotation") -> list[tuple[int, int]]:
+    """``(start, stop)`` inclusive frame ranges of the jobs CVAT creates for a task.
+
+    >>> segment_ranges(60, 30, 5)
+    [(0, 29), (25, 54), (50, 59)]
+    >>> segment_ranges(10, 4, 7)  # overlap capped at 4 // 2
+    [(0, 3), (2, 5), (4, 7), (6, 9)]
+    """
+    segment_size, overlap = effective_segment_params(size, segment_size, overlap, mode)
+    return [(start, min(start + segment_size - 1, size - 1))
+            for start in range(0, size - overlap, segment_size - overlap)]
 
 
 @dataclass
@@ -220,7 +247,7 @@ class Store:
         return p
 
     def add_task(self, name: str, owner_id: int, labels: Sequence[Json], frames: list[Json], *,
-                 segment_size: int, overlap: int, project_id: int | None,
+                 segment_size: int, overlap: int | None, project_id: int | None,
                  mode: str = "annotation") -> Task:
         t = self.tick()
         task_id = self.next_id("task")
@@ -248,10 +275,12 @@ class Store:
                 "task_id": None if project_id is not None else task_id,
                 "parent_id": None, "has_parent": False,
             })
+        ranges = segment_ranges(len(frames), segment_size, overlap, mode)
+        segment_size, overlap = effective_segment_params(len(frames), segment_size, overlap, mode)
         task = Task(task_id, name, owner_id, project_id, built, len(frames), segment_size,
                     overlap, frames, mode, t, t, data_id=self.next_id("data"))
         self.tasks[task_id] = task
-        for start, stop in segment_ranges(len(frames), segment_size, overlap):
+        for start, stop in ranges:
             jid = self.next_id("job")
             self.jobs[jid] = Job(jid, task_id, start, stop, t, t)
         return task

@@ -77,6 +77,30 @@ def test_task_and_jobs_like_cvat(cvat_standin: CvatStandin, cvat_client) -> None
         [(0, 24), (20, 44), (40, 59)]
 
 
+@pytest.mark.parametrize(
+    ("mode", "segment_size", "overlap", "stored", "ranges"),
+    [
+        # not sent: 5 frames for a video (interpolation) task, none for an image task
+        ("interpolation", 30, None, (30, 5), [(0, 29), (25, 54), (50, 59)]),
+        ("annotation", 30, None, (30, 0), [(0, 29), (30, 59)]),
+        # capped at segment_size // 2 instead of rejected
+        ("annotation", 10, 9, (10, 5), [(s, min(s + 9, 59)) for s in range(0, 55, 5)]),
+        ("interpolation", 6, None, (6, 3), [(s, min(s + 5, 59)) for s in range(0, 57, 3)]),
+        # no segment size: one job over the whole task, overlap capped at half of it
+        ("annotation", 0, 50, (60, 30), [(0, 59)]),
+    ],
+)
+def test_overlap_defaults_and_cap_like_cvat(cvat_standin: CvatStandin, cvat_client, mode: str,
+                                            segment_size: int, overlap: int | None,
+                                            stored: tuple[int, int],
+                                            ranges: list[tuple[int, int]]) -> None:
+    """``_generate_segment_params``: default overlap by mode, capped at segment_size // 2."""
+    task = cvat_client.tasks.retrieve(cvat_standin.seed_task(
+        "v", [{"name": "car"}], (60, 64, 48), segment_size=segment_size, overlap=overlap, mode=mode))
+    assert (task.segment_size, task.overlap) == stored
+    assert [(j.start_frame, j.stop_frame) for j in task.get_jobs()] == ranges
+
+
 def test_job_patch_resets_state_on_stage_change(cvat_standin: CvatStandin, cvat_client) -> None:
     task_id = cvat_standin.seed_task("t", [{"name": "car"}], (10, 32, 24), segment_size=5)
     reviewer = cvat_standin.seed_user("reviewer")
