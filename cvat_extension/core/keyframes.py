@@ -14,7 +14,8 @@ so that our checks see exactly the boxes an annotator sees in CVAT:
   difference of exactly -180 degrees becomes +1 degree, then ``(r0 + d * t + 360) % 360``;
 - every other field (occluded, z_order, label, score, ``data`` columns) is copied from ``k0``;
 - after the last keyframe, if it is not outside, its box is copied forward to the stop frame
-  (or to the end of its job when job bounds are given);
+  (or to the end of the job storing the track when the caller says which, see
+  :func:`expand_keyframes`);
 - a keyframe beyond the stop frame still steers the interpolation of the frames before it,
   but nothing past the stop frame is returned;
 - outside keyframes are returned themselves, flagged outside.
@@ -27,7 +28,7 @@ edit in the UI (CVAT issues #349 and #9502).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -65,7 +66,11 @@ def _check_unique_frames(tracks: Tracks) -> None:
 
 
 def expand_keyframes(
-    tracks: Tracks, *, stop_frame: int, job_stops: Sequence[int] | None = None
+    tracks: Tracks,
+    *,
+    stop_frame: int,
+    job_stops: Sequence[int] | None = None,
+    track_stops: Mapping[int, int] | None = None,
 ) -> Tracks:
     """Expand stored keyframes to one box per frame exactly as CVAT does.
 
@@ -76,9 +81,22 @@ def expand_keyframes(
         tracks: keyframes, e.g. read from CVAT JSON.
         stop_frame: last frame of the task (inclusive, CVAT's ``stop_frame``); nothing after
             it is returned.
-        job_stops: last frame (inclusive) of each job, sorted. When given, the last visible
-            keyframe of a track is copied forward only to the end of its own job, as in a
-            job-level read of a track piece; without it, to ``stop_frame``.
+        job_stops: last frame (inclusive) of each job. When given, the last visible
+            keyframe of a track is copied forward only to the end of the job holding that
+            keyframe's frame, as in a job-level read of a track piece; without it, to
+            ``stop_frame``. Only right when jobs do not overlap: a frame shared by two
+            jobs is given the earlier job's end, while CVAT runs the track to the end of
+            the job that stores it, which the frame alone cannot tell; pass
+            ``track_stops`` then.
+        track_stops: track id → last frame of the job that stores the track (the caller
+            knows it, e.g. from a job-level read). Takes precedence over ``job_stops``
+            for the tracks it names.
+
+    A task-level read of CVAT needs neither: ``TaskAnnotation.init_from_db`` merges the
+    jobs in order and closes every track still open when the next job is merged with an
+    ``outside`` keyframe at ``next start + overlap`` = the end of its own job + 1
+    (``ObjectManager.merge`` → ``TrackManager._modify_unmached_object``), so only tracks of
+    the last job arrive open, and they run to the task's end (``stop_frame``).
 
     Returns:
         Dense tracks, outside keyframes included (use ``.visible()`` for drawn boxes).
@@ -107,9 +125,17 @@ def expand_keyframes(
         stops = np.sort(np.asarray(job_stops, dtype=np.int64))
         idx = np.searchsorted(stops, f, side="left")
         tail_end = np.where(idx < len(stops), stops[np.minimum(idx, len(stops) - 1)], stop_frame)
-        tail_end = np.minimum(tail_end, stop_frame)
     else:
         tail_end = np.full(n, stop_frame, dtype=np.int64)
+    if track_stops:
+        ids = np.fromiter(track_stops.keys(), dtype=np.int64, count=len(track_stops))
+        ends = np.fromiter(track_stops.values(), dtype=np.int64, count=len(track_stops))
+        order = np.argsort(ids)
+        ids, ends = ids[order], ends[order]
+        pos = np.minimum(np.searchsorted(ids, tracks.track_id), len(ids) - 1)
+        named = ids[pos] == tracks.track_id
+        tail_end = np.where(named, ends[pos], tail_end)
+    tail_end = np.minimum(tail_end, stop_frame)
     fill = np.where(has_next, np.minimum(f[nxt], end) - f - 1, tail_end - f)
     fill = np.where(tracks.outside | ~emitted, 0, np.maximum(fill, 0))
     counts = np.where(emitted, 1 + fill, 0)

@@ -127,7 +127,12 @@ def read_task(api: Any, task_id: int) -> TaskSnapshot:
                 break
     stitched, mapping = stitch_job_pieces(pieces, info.job_starts)
     stop = max(size - 1, int(pieces.frame.max()) if len(pieces) else 0)
-    dense = expand_keyframes(stitched, stop_frame=stop, job_stops=[j.stop_frame for j in jobs] or None)
+    # No per-job stops: CVAT's task-level read already closes every track of a job that
+    # is not the last with an outside keyframe at the end of its own job + 1 (the merge's
+    # ``_modify_unmached_object`` at ``next start + overlap``); only the last job's tracks
+    # arrive open and they run to the task's end. Per-job stops would cut a last-job track
+    # whose last box is in the overlap at the previous job's end (jobs share those frames).
+    dense = expand_keyframes(stitched, stop_frame=stop)
     return TaskSnapshot(
         task_id=task_id, name=info.name, info=info, jobs=jobs, labels=labels, raw=raw, doc=doc,
         pieces=pieces, stitched=stitched, piece_to_stitched=mapping, dense=dense,

@@ -73,6 +73,22 @@ def test_copy_forward_to_end_of_job_6():
     assert d.frame.tolist() == [3, 4]
 
 
+def test_copy_forward_to_end_of_the_job_storing_the_track_in_overlap_frames():
+    # Jobs 0-29, 25-54, 50-59 (overlap 5): frame 27 lies in two jobs; job_stops alone
+    # gives the earlier job's end, track_stops names the job that stores each track.
+    a = kf([27], [[1, 2, 3, 4]])
+    b = kf([52], [[5, 6, 7, 8]], tid=2)
+    both = Tracks.concat([a, b])
+    plain = expand_keyframes(both, stop_frame=59, job_stops=[29, 54, 59])
+    assert plain.track(1).frame.max() == 29 and plain.track(2).frame.max() == 54
+    named = expand_keyframes(both, stop_frame=59, job_stops=[29, 54, 59], track_stops={1: 54, 2: 59})
+    assert named.track(1).frame.tolist() == list(range(27, 55))
+    assert named.track(2).frame.tolist() == list(range(52, 60))
+    # tracks not named keep the job_stops rule; nothing goes past stop_frame
+    one = expand_keyframes(both, stop_frame=57, job_stops=[29, 54, 59], track_stops={2: 59})
+    assert one.track(1).frame.max() == 29 and one.track(2).frame.max() == 57
+
+
 def test_occluded_and_z_order_copied_from_previous_keyframe_311_6():
     d = expand_keyframes(
         kf([0, 3], [[0, 0, 1, 1], [3, 0, 4, 1]], occluded=[1, 0], z=[5, 7]), stop_frame=4

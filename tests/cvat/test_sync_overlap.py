@@ -208,3 +208,50 @@ def test_merge_in_overlap_with_an_unfinished_job_becomes_a_review_item(overlap_e
     frag = [i for i in iss.get(job2, []) if comment_text(standin, i.id).startswith("fragment")]
     assert len(frag) == 1 and "not finished work" in comment_text(standin, frag[0].id)
     assert job3 not in iss
+
+
+def _standin_boxes(track_json: dict[str, Any], size: int) -> dict[int, tuple[float, ...]]:
+    """Visible boxes of one task-level track as the stand-in (CVAT's interpolation) draws them."""
+    from cvat_standin.annotations import interpolated_shapes
+
+    return {int(s["frame"]): tuple(float(v) for v in s["points"])
+            for s in interpolated_shapes(track_json, 0, size) if not s.get("outside")}
+
+
+def test_open_tracks_in_overlap_frames_expand_like_cvat(cvat_standin: Any, cvat_client: Any,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A track left open in an overlap frame runs to the end of the job that holds it.
+
+    Written job by job (as annotators do): job 3 (50-59) holds a track whose last box is
+    in frame 53, inside the overlap 50-54 it shares with job 2; CVAT's task-level read
+    leaves it open (no later job closes it), so it runs to the task's end, 59, not to job
+    2's end, 54. Job 2's track open at frame 28 (overlap of jobs 1 and 2) and job 1's open
+    at 27 are closed by CVAT's merge at the end of their own jobs (55 and 30).
+    """
+    from cvat_extension.cvat.annotations import read_task
+
+    monkeypatch.setenv("CVAT_ACCESS_TOKEN", cvat_standin.admin_token)
+    task_id = cvat_standin.seed_task("open", [{"name": "car"}], (NUM_FRAMES, *SIZE),
+                                     segment_size=SEGMENT, overlap=OVERLAP)
+    car = cvat_standin.label_id(task_id, "car")
+    job1, job2, job3 = cvat_standin.job_ids(task_id)
+    # far apart, so CVAT's overlap merge joins none of them
+    cvat_standin.edit_as_user(job1, {"tracks": [track(car, [rect(20, 10, 10, 40, 40), rect(27, 30, 10, 40, 40)])]},
+                              action="create")
+    cvat_standin.edit_as_user(job2, {"tracks": [track(car, [rect(27, 200, 200, 40, 40), rect(28, 204, 200, 40, 40)])]},
+                              action="create")
+    cvat_standin.edit_as_user(job3, {"tracks": [track(car, [rect(52, 500, 400, 40, 40), rect(53, 505, 400, 40, 40)])]},
+                              action="create")
+    with cvat_standin.store.lock:
+        task_doc = cvat_standin.store.read_task(task_id)
+    want = {int(t["id"]): _standin_boxes(t, NUM_FRAMES) for t in task_doc["tracks"]}
+    assert sorted((min(b), max(b)) for b in want.values()) == [(20, 29), (27, 54), (52, 59)]
+
+    api = connect(SyncConfig.from_mapping({"cvat": {"url": cvat_standin.url, "timeout_s": 2}}).cvat)
+    snap = read_task(api, task_id)
+    got: dict[int, dict[int, tuple[float, ...]]] = {}
+    vis = snap.dense[~snap.dense.outside]
+    for piece, sid in snap.piece_to_stitched.items():
+        rows = vis[vis.track_id == sid]
+        got[piece] = {int(f): tuple(float(v) for v in b) for f, b in zip(rows.frame, rows.xyxy)}
+    assert got == want
