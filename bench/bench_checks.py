@@ -3,13 +3,13 @@
 Prints, for ``run_checks`` on about 5 M box-frames:
 
 - box-frames per second of the shared preparation and of each check (given the prepared
-  data), and of the whole ``run_checks`` call: track-only (no detections, no frames), and
-  with ~4.5 M detections (ghost support and missing_object match every box against them);
+  data, one thread), and of the whole ``run_checks`` call on one and on two threads:
+  track-only (no detections, no frames), and with ~4.5 M detections (ghost support and missing_object match every box against them);
   no frames, so appearance_jump is skipped (it is bound by image decoding);
 - the reference: a plain per-track Python loop of the consecutive-frame IoU check, timed in
   the same run (on a subset of tracks, per box-frame), and the ratio to it;
 - peak memory as a user sees it: ``run_checks`` in a fresh subprocess that only loads the
-  inputs, with the RSS high-water mark (``VmHWM``, reset after loading through
+  inputs (``run_checks`` defaults, two threads), with the RSS high-water mark (``VmHWM``, reset after loading through
   ``/proc/self/clear_refs``; ``resource.getrusage`` off Linux) before and after the call,
   and, in another fresh subprocess, the peak of Python allocations during the call
   (tracemalloc; numpy reports its buffers to it).
@@ -161,15 +161,15 @@ def main() -> int:
         s = best_of(lambda spec=spec, name=name: spec.func(
             tracks, getattr(cfg, name), detections=det, info=info, prepared=prepared))
         print(f"  {name:16s} {s:7.3f}s {n / s / 1e6:8.2f} M/s {n / s / loop_rate:8.1f}x")
-    t_tracks = best_of(lambda: run_checks(tracks, info=info))
-    n_tracks = len(result[0])  # type: ignore[arg-type]
-    t_all = best_of(lambda: run_checks(tracks, detections=det, info=info))
-    n_all = len(result[0])  # type: ignore[arg-type]
-    for label, secs, count in (("track-only checks (no detections)", t_tracks, n_tracks),
-                               ("all checks with detections", t_all, n_all)):
-        rate = n / secs
-        print(f"run_checks total, {label}: {secs:.3f}s = {rate / 1e6:.2f} M box-frames/s, "
-              f"{rate / loop_rate:.1f}x the reference loop, {count} findings")
+    for label, kw in (("track-only checks (no detections)", {}),
+                      ("all checks with detections", {"detections": det})):
+        for workers in (1, 2):
+            secs = best_of(lambda kw=kw, workers=workers: run_checks(
+                tracks, info=info, workers=workers, **kw))
+            rate = n / secs
+            print(f"run_checks total, {label}, {workers} thread(s): {secs:.3f}s = "
+                  f"{rate / 1e6:.2f} M box-frames/s, {rate / loop_rate:.1f}x the reference loop, "
+                  f"{len(result[0])} findings")  # type: ignore[arg-type]
 
     with tempfile.TemporaryDirectory() as tmp:
         path = str(Path(tmp) / "inputs.pkl")
