@@ -2,7 +2,10 @@
 
 Each :class:`ReviewItem` becomes **one** issue on the job holding ``item.frame``, drawn at
 the item's box, whose message names the check(s), the CVAT track id(s) as the reviewer sees
-them in that job, and the frame range (not one issue per frame).
+them in that job, and the frame range (not one issue per frame). With segment overlap the
+task-level read shows an object under its earliest piece's id only; the ids a later job
+stores come from that job's own read (``sync._job_track_ids``) and replace the task-level
+ids in the whole message (:func:`rename_track_ids`).
 
 Idempotence rests on a fingerprint of each item (kinds, objects, frame range), stored with
 the issue id and a *region hash* (the boxes of the item's tracks over its range) in the
@@ -42,6 +45,7 @@ __all__ = [
     "issue_message",
     "push_issues",
     "region_hash",
+    "rename_track_ids",
 ]
 
 logger = logging.getLogger(__name__)
@@ -67,8 +71,17 @@ def region_hash(dense: Tracks, track_ids: Iterable[int], frames: tuple[int, int]
     return h.hexdigest()[:16]
 
 
-def issue_message(item: ReviewItem, piece_ids: Sequence[int], fp: str) -> str:
-    """The issue's first comment: check(s), CVAT track id(s), frame range, details, tag."""
+def issue_message(item: ReviewItem, piece_ids: Sequence[int], fp: str, *,
+                  renamed: Mapping[int, int] | None = None) -> str:
+    """The issue's first comment: check(s), CVAT track id(s), frame range, details, tag.
+
+    Args:
+        renamed: object id → the id the issue's job stores it under. The checks' own
+            messages name objects by their task-level id, which with segment overlap is
+            the earliest job's piece; a reviewer in a later job cannot find that id, so
+            every ``track N`` / ``tracks N and M`` / ``track N → M`` in the details is
+            rewritten with it.
+    """
     kinds = ", ".join(item.kinds)
     tracks = ", ".join(str(p) for p in piece_ids) or "?"
     span = (f"frame {item.frames[0]}" if item.frames[0] == item.frames[1]
@@ -77,11 +90,33 @@ def issue_message(item: ReviewItem, piece_ids: Sequence[int], fp: str) -> str:
     # first; the header already names checks, tracks and frames.
     top = sorted(item.findings, key=lambda f: -f.score)[:_DETAILS_PER_ISSUE]
     details = "; ".join(f.message for f in top) or item.message
+    if renamed:
+        details = rename_track_ids(details, renamed)
     more = len(item.findings) - len(top)
     if more > 0:
         details += f"; and {more} more finding{'s' if more > 1 else ''}"
     return (f"{kinds}: track{'s' if len(piece_ids) > 1 else ''} {tracks}, {span} "
             f"(score {item.score:.2f}). {details} [cvat-track {fp}]")
+
+
+_TRACK_REF = re.compile(r"\b(tracks? )(\d+)((?:(?:,| and| →) \d+)*)")
+_NUMBER = re.compile(r"\d+")
+
+
+def rename_track_ids(text: str, renamed: Mapping[int, int]) -> str:
+    """``text`` with the ids after ``track``/``tracks`` replaced per ``renamed``.
+
+    Only numbers in a track reference change (frames, counts and scores do not).
+
+    >>> rename_track_ids("tracks 3 and 5 at frame 3: track 5 → 7 (gap 5)", {5: 12, 3: 4})
+    'tracks 4 and 12 at frame 3: track 12 → 7 (gap 5)'
+    """
+    def sub(m: re.Match[str]) -> str:
+        refs = m.group(2) + m.group(3)
+        refs = _NUMBER.sub(lambda n: str(renamed.get(int(n.group()), n.group())), refs)
+        return m.group(1) + refs
+
+    return _TRACK_REF.sub(sub, text)
 
 
 #: Finding messages quoted in one issue; the rest are counted, so issues stay readable.

@@ -450,11 +450,18 @@ def _sync_task(
             summary.findings_by_kind[f.kind] += 1
 
     plans: dict[int, list[IssuePlan]] = {j.id: [] for j in todo}
+    job_items: dict[int, list[ReviewItem]] = {}
     for item in items:
         holder = snap.job_of_frame(item.frame)
         if holder is None or holder.id not in plans:
             continue  # its job is not finished work yet; pushed when it is
-        plans[holder.id].append(_issue_plan(snap, holder, item))
+        job_items.setdefault(holder.id, []).append(item)
+    if wrote:
+        raws = {}  # the job reads of step 3 predate our merges
+    for job in todo:
+        if job.id in job_items:
+            names = _job_track_ids(api, snap, job, job_items[job.id], raws)
+            plans[job.id] = [_issue_plan(snap, job, item, names) for item in job_items[job.id]]
     summary.items += sum(len(p) for p in plans.values())
 
     reviewer_id = None
@@ -562,11 +569,56 @@ def _stage_change(cfg: SyncConfig, job: JobInfo, open_items: int) -> dict[str, A
     return None
 
 
-def _issue_plan(snap: TaskSnapshot, job: JobInfo, item: ReviewItem) -> IssuePlan:
-    pieces: list[int] = []
-    for sid in item.track_ids:
-        piece = snap.piece_in_job(int(sid), job.id)
-        pieces.append(int(piece) if piece is not None else int(sid))
+def _jobs_overlap(snap: TaskSnapshot) -> bool:
+    """True when consecutive jobs share frames (CVAT's segment overlap)."""
+    return any(b.start_frame <= a.stop_frame for a, b in zip(snap.jobs, snap.jobs[1:]))
+
+
+def _job_track_ids(api: Any, snap: TaskSnapshot, job: JobInfo, items: Sequence[ReviewItem],
+                   raws: dict[int, Any]) -> dict[int, int]:
+    """Object id → the id of its track as ``job`` stores it (what its reviewer sees).
+
+    Without overlap every piece of the task-level read lies in one job and the snapshot
+    knows which. With overlap the task-level read re-joins the pieces of consecutive jobs
+    under the earliest piece's id, so a later job's own id appears only in that job's
+    read: one read per job that gets issues (reused when step 3 already made it), the
+    pieces found by id when the job stores a task-level id, else by boxes
+    (``annotations.match_job_pieces``). Calls do not grow with the number of frames.
+    """
+    from cvat_extension.cvat.annotations import match_job_pieces
+
+    objects = sorted({int(t) for it in items for t in it.track_ids})
+    out: dict[int, int] = {}
+    if not _jobs_overlap(snap):
+        for sid in objects:
+            piece = snap.piece_in_job(sid, job.id)
+            if piece is not None:
+                out[sid] = int(piece)
+        return out
+    raw = raws.get(job.id)
+    if raw is None:
+        raw = raws[job.id] = api.get_job_annotations(job.id)
+    stored = {int(t["id"]) for t in raw.get("tracks") or [] if t.get("id") is not None}
+    for sid in objects:
+        mine = [p for p in snap.pieces_of(sid) if p in stored]
+        if mine:
+            out[sid] = int(mine[0])
+    missing = [sid for sid in objects if sid not in out]
+    if missing:
+        out.update(match_job_pieces(snap, job, raw, missing))
+    return out
+
+
+def _issue_plan(snap: TaskSnapshot, job: JobInfo, item: ReviewItem,
+                names: Mapping[int, int] | None = None) -> IssuePlan:
+    """One issue for ``item`` on ``job``; ``names`` maps object ids to the job's own ids."""
+    if names is None:
+        names = {}
+        for sid in item.track_ids:
+            piece = snap.piece_in_job(int(sid), job.id)
+            if piece is not None:
+                names[int(sid)] = int(piece)
+    pieces = [int(names.get(int(sid), int(sid))) for sid in item.track_ids]
     box = item.box
     if box is None:
         rows = snap.dense[(snap.dense.frame == item.frame) & np.isin(snap.dense.track_id, list(item.track_ids))
@@ -577,7 +629,7 @@ def _issue_plan(snap: TaskSnapshot, job: JobInfo, item: ReviewItem) -> IssuePlan
     fp = fingerprint(item)
     return IssuePlan(
         job_id=job.id, frame=int(item.frame), position=[float(v) for v in box],
-        message=issue_message(item, pieces, fp), fingerprint=fp,
+        message=issue_message(item, pieces, fp, renamed=names), fingerprint=fp,
         region=region_hash(snap.dense, item.track_ids, item.frames), item=item,
     )
 

@@ -50,6 +50,12 @@ def overlap_env(request: pytest.FixtureRequest, cvat_standin: Any, cvat_client: 
                                 + [rect(51, 100 + 3 * 50, 380, 50, 60, outside=True)])
         named["frag_b"] = track(car, [rect(f, 100 + 3 * f, 380, 50, 60) for f in range(54, 59)]
                                 + [rect(59, 100 + 3 * 58, 380, 50, 60, outside=True)])
+    if request.param == "late_ghost":
+        # a car that starts in job 1, stops moving at frame 31 and whose box stays frozen
+        # in job 2 (frames 32-50) after the object left: a ghost first seen in job 2
+        named["late_ghost"] = track(car, [rect(f, 400 + 4 * (f - 10), 130, 40, 50) for f in range(10, 32)]
+                                    + [rect(50, 400 + 4 * 21, 130, 40, 50),
+                                       rect(51, 400 + 4 * 21, 130, 40, 50, outside=True)])
     cvat_client.tasks.retrieve(task_id).set_annotations(models.LabeledDataRequest(
         version=0, tags=[], shapes=[],
         tracks=[models.LabeledTrackRequest(**t) for t in named.values()]))
@@ -255,3 +261,51 @@ def test_open_tracks_in_overlap_frames_expand_like_cvat(cvat_standin: Any, cvat_
         rows = vis[vis.track_id == sid]
         got[piece] = {int(f): tuple(float(v) for v in b) for f, b in zip(rows.frame, rows.xyxy)}
     assert got == want
+
+
+@pytest.mark.parametrize("overlap_env", ["late_ghost"], indirect=True)
+def test_issue_on_a_later_job_names_that_jobs_track_ids(overlap_env: Any) -> None:
+    """An issue names the track as the job it is opened on stores it.
+
+    The ghost's object starts in job 1, so the task-level read shows it under job 1's
+    piece id; its issue goes to job 2 (its frames 32-50), whose reviewer only sees job 2's
+    own copy, with another id. The id comes from job 2's read, matched by boxes.
+    """
+    standin, task_id, jobs, make_cfg, make_api, store, _reviewer = overlap_env
+    job1, job2, _job3 = jobs
+    cfg = make_cfg()
+    with standin.store.lock:
+        task_doc = standin.store.read_task(task_id)
+    frozen = [400.0 + 4 * 21, 130.0, 400.0 + 4 * 21 + 40, 180.0]
+
+    def holder(doc: dict[str, Any]) -> int:
+        ids = [int(t["id"]) for t in doc["tracks"] if any(s["frame"] == 50 and s["points"] == frozen
+                                                          and not s["outside"] for s in t["shapes"])]
+        assert len(ids) == 1, ids
+        return ids[0]
+
+    task_level_id = holder(task_doc)
+    job2_id = holder(standin.job_annotations(job2))
+    assert task_level_id in job_doc_by_id(standin, job1) and job2_id != task_level_id
+
+    api = make_api(cfg)
+    summary = run_sync(api, store, cfg, report=False)
+
+    assert summary.ok, summary.to_json()
+    ghost_issues = [i for i in issues_by_job(standin).get(job2, [])
+                    if comment_text(standin, i.id).startswith("ghost")]
+    assert len(ghost_issues) == 1, {j: [comment_text(standin, i.id) for i in v]
+                                    for j, v in issues_by_job(standin).items()}
+    text = comment_text(standin, ghost_issues[0].id)
+    assert f"track {job2_id}," in text and str(task_level_id) not in text.split(",")[0], text
+    # the ids cost one read of each job that gets issues (after the merge written to job
+    # 2, whose earlier read is stale), whatever the task's length
+    log = standin.request_log
+    last_write = max(i for i, r in enumerate(log) if r.method == "PATCH" and r.path.endswith("/annotations/"))
+    after = [r.path for r in log[last_write + 1:] if r.method == "GET" and r.path.startswith("/api/jobs/")
+             and r.path.endswith("/annotations/")]
+    assert sorted(after) == sorted({f"/api/jobs/{j}/annotations/" for j in issues_by_job(standin)})
+
+    mark = len(standin.request_log)
+    again = run_sync(make_api(cfg), store, cfg, report=False)
+    assert writes(standin, mark) == [] and again.issues_opened == 0
