@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from cvat_extension.adapters.cli.main import main
-from cvat_extension.core.keyframes import expand_keyframes
 from cvat_extension.io.formats import read_tracks
 
 
