@@ -103,9 +103,9 @@ def masks_to_xyxy(masks: npt.ArrayLike) -> np.ndarray:
     if m.ndim != 3:
         raise InputError(f"masks must have shape (n, H, W), got {m.shape}")
     n, h, w = m.shape
-    rows = m.any(axis=2)  # (n, H)
-    cols = m.any(axis=1)  # (n, W)
-    present = rows.any(axis=1)
+    rows: np.ndarray = np.any(m, axis=2)  # (n, H)
+    cols: np.ndarray = np.any(m, axis=1)  # (n, W)
+    present: np.ndarray = np.any(rows, axis=1)
     out = np.full((n, 4), np.nan, dtype=np.float64)
     if not present.any():
         return out

@@ -219,8 +219,8 @@ def select_bidirectional(
         choice[-1] = BACKWARD if b_seen[-1] else NONE
 
     if use_masks:
-        fm_seen = fm & f_seen[:, None, None]  # type: ignore[operator]
-        bm_seen = bm & b_seen[:, None, None]  # type: ignore[operator]
+        fm_seen = fm & f_seen[:, None, None]
+        bm_seen = bm & b_seen[:, None, None]
         iou = mask_iou_pairwise(fm_seen, bm_seen)
     else:
         iou = iou_xyxy_pairwise(np.nan_to_num(fb), np.nan_to_num(bb))
