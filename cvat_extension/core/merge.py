@@ -40,8 +40,9 @@ import numpy as np
 import numpy.typing as npt
 from scipy.optimize import linear_sum_assignment
 
+from cvat_extension.core.checks._common import prepare
 from cvat_extension.core.findings import Finding, frame_label
-from cvat_extension.core.geometry import area_xyxy, center_xyxy
+from cvat_extension.core.geometry import center_xyxy
 from cvat_extension.core.tracks import Tracks
 from cvat_extension.errors import ConfigError
 
@@ -71,10 +72,13 @@ class MergeConfig:
         max_gap_frames: most frames missing between a track's last box and the next track's
             first box. Raising it re-links longer occlusions but gives wrong pairs (someone
             leaves, someone else arrives nearby) more chances; lowering it is safer in crowds.
-        history_frames: boxes at each end used to estimate velocity. More boxes smooth jitter
-            of hand-drawn boxes; fewer follow recent turns.
+        history_frames: frames at each end whose boxes give the velocity (Theil-Sen: the
+            median of pairwise slopes, so one re-drawn or occlusion-shrunk box does not tilt
+            it). More frames smooth jitter of hand-drawn boxes; fewer follow recent turns.
         position_tolerance: allowed centre error at a gap of one frame, in units of box size
-            (square root of area). Lower to be stricter about where the object reappears.
+            (square root of the stabilised area). Lower to be stricter about where the object
+            reappears; a tighter gate also removes rivals, which raises the margin of the
+            right link (MOT17: 0.6 → 0.4 gave +3 points of recall and fewer wrong links).
         position_tolerance_per_frame: how much the allowed centre error grows per frame of
             gap, in box sizes; constant-velocity extrapolation gets worse the longer the gap.
         max_size_change: largest allowed width or height ratio between the two ends at a gap
@@ -90,37 +94,37 @@ class MergeConfig:
         min_appearance_visibility: only boxes at least this visible (MOT visibility, and not
             flagged occluded) give crops; without such boxes the appearance gate is skipped
             for that end rather than judged on an occluder's colours.
-        compensate_camera: estimate camera motion as the per-frame median displacement of
-            all tracks and extrapolate in those stabilised coordinates. Needed for moving
-            cameras (a pan during the gap moves where the object reappears). Off by default:
-            on MOT17 ground truth it re-links more injected splits on moving-camera
-            sequences (MOT17-05/10/11: +7..13 points) but also proposes more links between
-            different people on clean files (MOT17-13: 9 → 17).
-        camera_min_tracks: fewest tracks moving between two frames for a camera estimate on
-            that frame; frames with fewer keep the previous frame's camera motion.
+        compensate_camera: undo the camera's per-frame zoom and shift (estimated from the
+            tracks present in both frames, used only where it stands out of their own
+            spread: ``core.checks._common.prepare``) and extrapolate in those stabilised
+            coordinates. A pan during the gap otherwise moves where the object reappears.
+            On MOT17/20 ground truth (scripts/eval_merge_motgt.py) it raises re-linked
+            injected splits on the moving-camera sequences (MOT17-05: 55 → 62 %, -10:
+            60 → 82 %, -11: 58 → 78 %, -13: 63 → 85 %) at the cost of more clean-file
+            merges on MOT17-05/-11/-13 (25 → 39 together); turn it off for a fixed camera.
         min_score: merges scoring below this are not applied. A score is
             ``exp(-cost / 2)`` times a rival margin from the *regret* (how much the best
             global assignment worsens without this link): a lone candidate, or one whose
             rivals are explained better elsewhere (the next piece of a chain), keeps its
-            motion score; one of several similar candidates in a crowd scores near 0. On
-            MOT17/20 ground truth (scripts/eval_merge_motgt.py) 0.35 roughly halves the links
-            between different people on clean files against 0 (77 → 48) for a few points of
-            split recall (88 % → 82 %); raise it where crowds are dense.
+            motion score; one of several similar candidates in a crowd scores near 0. A false
+            merge silently corrupts an identity, a missed one leaves a visible fragment, so
+            the default leans to precision: on MOT17/20 ground truth, 0.55 against 0.35
+            removes 8 of 56 clean-file merges and 3 of 28 wrong links for 5 points of
+            split recall (90 % → 85 %).
     """
 
     max_gap_frames: int = 30
     history_frames: int = 8
-    position_tolerance: float = 0.6
-    position_tolerance_per_frame: float = 0.04
-    max_size_change: float = 1.35
+    position_tolerance: float = 0.4
+    position_tolerance_per_frame: float = 0.03
+    max_size_change: float = 1.25
     size_change_per_frame: float = 0.01
     max_appearance_distance: float = 0.45
     appearance_frames: int = 3
     appearance_search_frames: int = 20
     min_appearance_visibility: float = 0.7
-    compensate_camera: bool = False
-    camera_min_tracks: int = 3
-    min_score: float = 0.35
+    compensate_camera: bool = True
+    min_score: float = 0.55
 
     def __post_init__(self) -> None:
         if self.max_gap_frames < 0:
@@ -145,10 +149,6 @@ class MergeConfig:
             raise ConfigError(
                 "MergeConfig.max_appearance_distance must be in (0, 1], got "
                 f"{self.max_appearance_distance}"
-            )
-        if self.camera_min_tracks < 1:
-            raise ConfigError(
-                f"MergeConfig.camera_min_tracks must be >= 1, got {self.camera_min_tracks}"
             )
         if self.appearance_search_frames < self.appearance_frames:
             raise ConfigError(
@@ -219,6 +219,8 @@ class _Ends:
     centre_last: np.ndarray  # (k, 2) stabilised centre of the last box
     vel_first: np.ndarray  # (k, 2) centre velocity at the start, px/frame
     vel_last: np.ndarray  # (k, 2) centre velocity at the end, px/frame
+    wh_first: np.ndarray  # (k, 2) stabilised width, height of the first box
+    wh_last: np.ndarray  # (k, 2) stabilised width, height of the last box
     frames_first: tuple[np.ndarray, ...]  # frames used for appearance at the start
     frames_last: tuple[np.ndarray, ...]
     boxes_first: tuple[np.ndarray, ...]
@@ -236,43 +238,52 @@ def _velocity(frames: np.ndarray, centers: np.ndarray) -> np.ndarray:
     return np.asarray((t[:, None] * (centers - centers.mean(axis=0))).sum(axis=0) / den, dtype=np.float64)
 
 
-def _camera_path(vis: Tracks, min_tracks: int) -> np.ndarray:
-    """(F, 2) cumulative camera translation per frame: median displacement of all tracks.
+def _velocity_robust(frames: np.ndarray, centers: np.ndarray) -> np.ndarray:
+    """Theil-Sen centre velocity (px/frame): median of the slopes between box pairs.
 
-    Only consecutive-frame steps of one track count. Frames with fewer than ``min_tracks``
-    steps reuse the previous frame's step (the camera keeps moving), and the path is 0 at
-    the first frame.
+    Hand-drawn boxes jump when an annotator re-draws a keyframe or shrinks the box to the
+    visible part as the object walks into an occlusion; a least-squares fit follows such a
+    jump, the median of pairwise slopes ignores it. Pairs less than half the window apart
+    are left out (their slopes are mostly jitter).
     """
-    num = int(vis.frame.max()) + 1 if len(vis) else 1
-    step = np.zeros((num, 2))
-    if len(vis) < 2:
-        return step
+    n = len(frames)
+    if n < 2:
+        return np.zeros(2)
+    if n < 4:
+        return _velocity(frames, centers)
+    i, j = np.triu_indices(n, k=max(1, n // 2))
+    df = (frames[j] - frames[i]).astype(np.float64)
+    slopes = (centers[j] - centers[i]) / df[:, None]
+    return np.asarray(np.median(slopes, axis=0), dtype=np.float64)
+
+
+def _stabilised(vis: Tracks, compensate: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Per visible row: centre (n, 2) and width/height (n, 2) in stabilised coordinates.
+
+    With ``compensate``, the per-frame camera similarity transform (zoom + shift) of the
+    checks (:func:`cvat_extension.core.checks._common.prepare`: medians over the tracks
+    present in both frames, kept only where the shift stands out of the tracks' own spread)
+    is undone, so that a pan or a forward-moving camera during a gap does not move where
+    the object reappears. Without it, image coordinates.
+    """
     c = center_xyxy(vis.xyxy)
-    same = (np.diff(vis.track_id) == 0) & (np.diff(vis.frame) == 1)
-    frames = vis.frame[1:][same]
-    disp = (c[1:] - c[:-1])[same]
-    order = np.argsort(frames, kind="stable")
-    frames, disp = frames[order], disp[order]
-    bounds = np.searchsorted(frames, np.arange(num + 1))
-    last = np.zeros(2)
-    for f in range(1, num):
-        a, b = bounds[f], bounds[f + 1]
-        if b - a >= min_tracks:
-            last = np.median(disp[a:b], axis=0)
-        step[f] = last
-    return np.cumsum(step, axis=0)
+    wh = np.clip(vis.xyxy[:, 2:] - vis.xyxy[:, :2], 1e-3, None)
+    if not compensate or len(vis) < 2:
+        return c, wh
+    p = prepare(vis)
+    # prepare keeps every row of an all-visible Tracks, in the same order.
+    zoom = np.divide(np.sqrt(wh[:, 0] * wh[:, 1]), p.size.astype(np.float64))
+    return np.c_[p.cx, p.cy], wh / zoom[:, None]
 
 
 def _summarise(tracks: Tracks, config: MergeConfig) -> _Ends:
     vis = tracks.visible()
-    camera = (
-        _camera_path(vis, config.camera_min_tracks)
-        if config.compensate_camera
-        else np.zeros((int(vis.frame.max()) + 1 if len(vis) else 1, 2))
-    )
+    centre, wh = _stabilised(vis, config.compensate_camera)
     cf: list[np.ndarray] = []
     cl: list[np.ndarray] = []
     ids, lf, ll, first, last, bf, bl, vf, vl = ([] for _ in range(9))
+    whf: list[np.ndarray] = []
+    whl: list[np.ndarray] = []
     ff: list[np.ndarray] = []
     fl: list[np.ndarray] = []
     xf: list[np.ndarray] = []
@@ -280,11 +291,15 @@ def _summarise(tracks: Tracks, config: MergeConfig) -> _Ends:
     h = config.history_frames
     na = config.appearance_frames
     ns = config.appearance_search_frames
-    for tid, rows in vis.iter_tracks():
+    bounds = np.searchsorted(vis.track_id, vis.ids) if len(vis) else np.zeros(0, np.int64)
+    for (tid, rows), a in zip(vis.iter_tracks(), bounds.tolist()):
         fr, box = rows.frame, rows.xyxy
-        c = center_xyxy(box) - camera[fr]
+        c = centre[a : a + len(rows)]
+        size = wh[a : a + len(rows)]
         cf.append(c[0])
         cl.append(c[-1])
+        whf.append(size[0])
+        whl.append(size[-1])
         clear = (rows.visibility >= config.min_appearance_visibility) & ~rows.occluded
         head = np.flatnonzero(clear[:ns])[:na]
         tail_start = max(len(fr) - ns, 0)
@@ -296,8 +311,12 @@ def _summarise(tracks: Tracks, config: MergeConfig) -> _Ends:
         last.append(fr[-1])
         bf.append(box[0])
         bl.append(box[-1])
-        vf.append(_velocity(fr[:h], c[:h]))
-        vl.append(_velocity(fr[-h:], c[-h:]))
+        # Velocity from the boxes within the last ``h`` frames (not rows: a track with
+        # holes must not reach back to a stale stretch).
+        head_v = fr <= fr[0] + h - 1
+        tail_v = fr >= fr[-1] - h + 1
+        vf.append(_velocity_robust(fr[head_v], c[head_v]))
+        vl.append(_velocity_robust(fr[tail_v], c[tail_v]))
         ff.append(fr[head])
         fl.append(fr[tail])
         xf.append(box[head])
@@ -315,6 +334,8 @@ def _summarise(tracks: Tracks, config: MergeConfig) -> _Ends:
         centre_last=np.asarray(cl, dtype=np.float64).reshape(k, 2),
         vel_first=np.asarray(vf, dtype=np.float64).reshape(k, 2),
         vel_last=np.asarray(vl, dtype=np.float64).reshape(k, 2),
+        wh_first=np.asarray(whf, dtype=np.float64).reshape(k, 2),
+        wh_last=np.asarray(whl, dtype=np.float64).reshape(k, 2),
         frames_first=tuple(ff),
         frames_last=tuple(fl),
         boxes_first=tuple(xf),
@@ -368,14 +389,15 @@ def _pair_costs(
     pred_bwd = c_first[None, :, :] - ends.vel_first[None, :, :] * dt[..., None]
     err_fwd = np.linalg.norm(pred_fwd - c_first[None, :, :], axis=-1)
     err_bwd = np.linalg.norm(pred_bwd - c_last[:, None, :], axis=-1)
-    scale = np.sqrt(0.5 * (area_xyxy(ends.box_last)[:, None] + area_xyxy(ends.box_first)[None, :]))
+    scale = np.sqrt(
+        0.5 * (np.prod(ends.wh_last, axis=1)[:, None] + np.prod(ends.wh_first, axis=1)[None, :])
+    )
     radius = scale * (config.position_tolerance + config.position_tolerance_per_frame * dt)
     motion = np.divide(
         0.5 * (err_fwd + err_bwd), radius, out=np.full_like(radius, np.inf), where=radius > 0
     )
 
-    wh_last = np.clip(ends.box_last[:, 2:] - ends.box_last[:, :2], 1e-6, None)
-    wh_first = np.clip(ends.box_first[:, 2:] - ends.box_first[:, :2], 1e-6, None)
+    wh_last, wh_first = ends.wh_last, ends.wh_first
     log_ratio = np.abs(np.log(wh_first[None, :, :] / wh_last[:, None, :])).max(axis=-1)
     size_tol = math.log(config.max_size_change) + config.size_change_per_frame * dt
     size = log_ratio / size_tol
