@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-from cvat_extension.core.checks._common import prepare
+from cvat_extension.core.checks._common import match_detections, prepare
 from cvat_extension.core.checks.appearance_jump import AppearanceJumpConfig, check_appearance_jump
 from cvat_extension.core.checks.box_jump import BoxJumpConfig, check_box_jump
 from cvat_extension.core.checks.ghost import GhostConfig, check_ghost
@@ -53,9 +53,10 @@ class CheckSpec:
 
     Attributes:
         name: the finding kind it emits and its key in :data:`CHECKS`.
-        func: ``func(tracks, config, *, detections=, frames=, info=, prepared=)
+        func: ``func(tracks, config, *, detections=, frames=, info=, prepared=, matched=)
             -> list[Finding]``; ``prepared`` is ``_common.prepare(tracks)`` (computed when
-            None), ``info`` gives the frame numbering of messages.
+            None), ``matched`` is ``_common.match_detections`` (with detections only),
+            ``info`` gives the frame numbering of messages.
         config_type: its config dataclass (default-constructible).
         needs: extra inputs without which it reports nothing (``"detections"``, ``"frames"``).
     """
@@ -175,10 +176,15 @@ def run_checks(
     runnable = [n for n in names
                 if all({"detections": detections, "frames": frames}[k] is not None for k in CHECKS[n].needs)]
     prepared = prepare(tracks) if runnable else None
+    # One same-frame pair search serves ghost (support) and missing_object (coverage).
+    matched = None
+    if prepared is not None and detections is not None and len(detections) \
+            and {"ghost", "missing_object"} & set(runnable):
+        matched = match_detections(prepared, detections, cfg.ghost.min_det_score)
 
     def one(name: str) -> list[Finding]:
         return CHECKS[name].func(tracks, getattr(cfg, name), detections=detections,
-                                 frames=frames, info=info, prepared=prepared)
+                                 frames=frames, info=info, prepared=prepared, matched=matched)
 
     rows = len(prepared.frame) if prepared is not None else 0
     if workers == 1 or len(runnable) < 2 or rows < _MIN_ROWS_FOR_THREADS:

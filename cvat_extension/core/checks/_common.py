@@ -18,6 +18,7 @@ from itertools import pairwise
 
 import numpy as np
 
+from cvat_extension.core._kernels import group_median, match_same_frame, window_fits
 from cvat_extension.core.tracks import Tracks
 
 #: Fewest tracks in a frame pair for the camera estimate; fewer means "camera static".
@@ -45,52 +46,6 @@ class Prepared:
     frame0: int  # first frame of the camera arrays
     cam_scale: np.ndarray  # per frame (from frame0): scale from the previous frame
     cam_shift: np.ndarray  # per frame: (m, 2) translation from the previous frame
-
-
-def group_slots(keys: np.ndarray, tid: np.ndarray, nkeys: int) -> tuple[np.ndarray, np.ndarray]:
-    """Slot of each value within its key group (0..count-1) and the count per key.
-
-    Values come sorted by (track, key) with one value per track and key, so a loop over
-    tracks (array operations inside) numbers them without sorting millions of keys.
-    """
-    counts = np.bincount(keys, minlength=nkeys)
-    slot = np.zeros(len(keys), dtype=np.int32)  # < tracks per key
-    if len(keys) == 0:
-        return slot, counts
-    cuts = np.flatnonzero(np.diff(tid)) + 1
-    bounds = np.concatenate([[0], cuts, [len(keys)]])
-    if len(bounds) - 1 > 5000:  # many short tracks: one stable sort is cheaper
-        order = np.argsort(keys, kind="stable")
-        first = np.concatenate([[0], np.cumsum(counts)[:-1]])
-        slot[order] = np.arange(len(keys)) - first[keys[order]]
-        return slot, counts
-    running = np.zeros(nkeys, dtype=np.int32)
-    for a, b in pairwise(bounds):
-        k = keys[a:b]
-        s = np.take(running, k)  # np.take/np.put: much cheaper than fancy indexing
-        slot[a:b] = s
-        s += 1
-        np.put(running, k, s)  # one value per key within a track: no duplicates
-    return slot, counts
-
-
-def group_median(keys: np.ndarray, slot: np.ndarray, counts: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """Median of ``values`` per key (NaN where a key has none), via a (keys, slots) matrix."""
-    nkeys = len(counts)
-    med = np.full(nkeys, np.nan)
-    if len(values) == 0:
-        return med
-    width = int(counts.max())
-    mat = np.full((nkeys, width), np.inf, dtype=np.float32)
-    flat = keys * width
-    flat += slot
-    np.put(mat, flat, values)
-    del flat
-    mat.sort(axis=1)
-    has = np.flatnonzero(counts > 0)
-    c = counts[has]
-    med[has] = (mat[has, (c - 1) // 2].astype(np.float64) + mat[has, c // 2]) / 2.0
-    return med
 
 
 def prepare(tracks: Tracks) -> Prepared:
@@ -145,8 +100,8 @@ def prepare(tracks: Tracks) -> Prepared:
     key = np.compress(pm, frame[1:]) - f0
     # float32 is enough: group_median sorts in float32 anyway.
     ratio = np.compress(pm, np.diff(np.log(h))).astype(np.float32)
-    slot, cnt = group_slots(key, np.compress(pm, tid[1:]), m)
-    log_s = group_median(key, slot, cnt, ratio)
+    cnt = np.bincount(key, minlength=m)
+    log_s = group_median(key, ratio, m)
     del ratio
     ok = cnt >= _MIN_TRACKS_FOR_CAMERA
     s = np.where(ok, np.exp(np.clip(np.nan_to_num(log_s), -0.2, 0.2)), 1.0)
@@ -154,9 +109,8 @@ def prepare(tracks: Tracks) -> Prepared:
     dx = (np.compress(pm, cx[1:]) - sk * np.compress(pm, cx[:-1])).astype(np.float32)
     dy = (np.compress(pm, cy[1:]) - sk * np.compress(pm, cy[:-1])).astype(np.float32)
     del sk
-    tx = np.where(ok, np.nan_to_num(group_median(key, slot, cnt, dx)), 0.0)
-    ty = np.where(ok, np.nan_to_num(group_median(key, slot, cnt, dy)), 0.0)
-    del slot
+    tx = np.where(ok, np.nan_to_num(group_median(key, dx, m)), 0.0)
+    ty = np.where(ok, np.nan_to_num(group_median(key, dy, m)), 0.0)
     # Keep the shift only where it stands out of the tracks' spread (its standard error):
     # on a static camera the median of a few walkers is noise that would only add jitter.
     dx -= np.take(tx, key).astype(np.float32)
@@ -231,60 +185,31 @@ def window_motion(p: Prepared, half: int, weight: np.ndarray | None = None,
     are aligned with ``rows`` (the prefix sums stay O(n)).
     """
     n = len(p.frame)
-    wgt = np.ones(n) if weight is None else weight.astype(np.float64)
-    t = (p.frame - np.take(p.frame, p.start)).astype(np.float64) if n else np.zeros(0)
-    # One prefix-sum array per quantity: gathers of 1-D arrays are the cheapest access.
-    pref = []
-    for v in (wgt, wgt * t, wgt * p.cx, wgt * p.cy, wgt * p.size):
-        c = np.empty(n + 1)
-        c[0] = 0.0
-        np.cumsum(v, out=c[1:])
-        pref.append(c)
+    wgt = np.ones(n) if weight is None else np.ascontiguousarray(weight, dtype=np.float64)
     i = np.arange(n) if rows is None else np.asarray(rows, dtype=np.int64)
-    n = len(i)
-    start, end = np.take(p.start, i), np.take(p.end, i)
+    # One compiled pass (_kernels.window_fits): prefix sums, then the fits per boundary.
+    return WindowMotion(*window_fits(p.frame, p.start, p.end, p.cx, p.cy, p.size, wgt, i, int(half)))
 
-    # np.take rather than fancy indexing throughout: several times faster for 1-D gathers.
-    def mean(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        cnt = np.take(pref[0], b) - np.take(pref[0], a)
-        inv = 1.0 / np.maximum(cnt, 1e-12)
-        m = np.stack([(np.take(pref[k], b) - np.take(pref[k], a)) * inv for k in range(1, 5)],
-                     axis=1)
-        m[cnt <= 0] = np.nan
-        return cnt, m
 
-    b2a = np.maximum(start, i - 2 * half)
-    b1a = np.maximum(start, i - half)
-    a1b = np.minimum(end, i + half)
-    a2b = np.minimum(end, i + 2 * half)
-    nb2, mb2 = mean(b2a, b1a)
-    nb1, mb1 = mean(b1a, i)
-    na1, ma1 = mean(i, a1b)
-    na2, ma2 = mean(a1b, a2b)
+@dataclass(frozen=True, eq=False)
+class DetectionMatch:
+    """Same-frame overlap of the visible annotated boxes with given detections (both ways).
 
-    def vel(m1: np.ndarray, m2: np.ndarray) -> np.ndarray:
-        dt = m2[:, 0] - m1[:, 0]
-        return np.divide(m2[:, 1:3] - m1[:, 1:3], dt[:, None], out=np.full((n, 2), np.nan),
-                         where=np.abs(dt[:, None]) > 0)
+    ``ghost`` needs each annotated box's support (best IoU with a confident detection) and
+    ``missing_object`` each detection's coverage (best IoU with an annotated box): one pair
+    search gives both, so :func:`~cvat_extension.core.checks.run_checks` computes it once.
+    """
 
-    vb = vel(mb2, mb1)
-    va = vel(ma1, ma2)
-    vb = np.where(np.isnan(vb), va, vb)
-    va = np.where(np.isnan(va), vb, va)
-    vb = np.nan_to_num(vb)
-    va = np.nan_to_num(va)
-    tau = ((np.take(p.frame, np.maximum(i - 1, 0)) + np.take(p.frame, i)) / 2.0
-           - np.take(p.frame, start))
-    pb = mb1[:, 1:3] + vb * (tau - mb1[:, 0])[:, None]
-    pa = ma1[:, 1:3] + va * (tau - ma1[:, 0])[:, None]
-    size = np.sqrt(np.abs(mb1[:, 3] * ma1[:, 3]))
-    valid = (i > start) & (nb1 > 0) & (na1 > 0) & np.isfinite(size) & (size > 0)
-    size = np.where(valid, size, 1.0)
-    pb = np.where(valid[:, None], pb, 0.0)
-    pa = np.where(valid[:, None], pa, 0.0)
-    jump = np.where(valid, np.hypot(*(pb - pa).T) / size, 0.0)
-    turn = np.where(valid, np.hypot(*(vb - va).T) * half / size, 0.0)
-    return WindowMotion(valid, pb, pa, vb, va, size, jump, turn)
+    min_det_score: float  # detections below it do not count for ``support``
+    support: np.ndarray  # (n,) float32 per Prepared row
+    coverage: np.ndarray  # (len(detections),) float32
+
+
+def match_detections(p: Prepared, detections: Tracks, min_det_score: float) -> DetectionMatch:
+    """Compute :class:`DetectionMatch` (exact float32 IoU over every same-frame pair)."""
+    ok = ~detections.outside & (detections.score >= min_det_score)
+    support, coverage = match_same_frame(p.frame, p.xyxy, detections.frame, detections.xyxy, ok)
+    return DetectionMatch(float(min_det_score), support, coverage)
 
 
 def best_match_same_frame(

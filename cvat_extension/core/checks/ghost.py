@@ -20,8 +20,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from cvat_extension.core.checks._common import (
+    DetectionMatch,
     Prepared,
-    best_match_same_frame,
+    match_detections,
     block_view,
     blocks,
     box_tuple,
@@ -106,9 +107,14 @@ def _static_rows(p: Prepared, config: GhostConfig) -> np.ndarray:
 
 def check_ghost(
     tracks: Tracks, config: GhostConfig = GhostConfig(), *, detections: Tracks | None = None,
-    info: SequenceInfo | None = None, prepared: Prepared | None = None, **_: object,
+    info: SequenceInfo | None = None, prepared: Prepared | None = None,
+    matched: DetectionMatch | None = None, **_: object,
 ) -> list[Finding]:
-    """Find frozen boxes and (with detections) unsupported runs; see the module docstring."""
+    """Find frozen boxes and (with detections) unsupported runs; see the module docstring.
+
+    ``matched`` is ``match_detections(prepared, detections, config.min_det_score)`` when the
+    caller already has it (``run_checks`` shares it with ``missing_object``).
+    """
     p = prepared if prepared is not None else prepare(tracks)
     n = len(p.frame)
     if n == 0:
@@ -122,11 +128,9 @@ def check_ghost(
 
     supported = None
     if detections is not None and len(detections):
-        # Column selections only: a Tracks selection would copy every column of millions of rows.
-        use = np.flatnonzero(~detections.outside & (detections.score >= config.min_det_score))
-        best, _ = best_match_same_frame(p.frame, p.xyxy, detections.frame, detections.xyxy,
-                                        b_rows=use, min_iou=config.min_support_iou)
-        supported = (best >= config.min_support_iou)
+        if matched is None or matched.min_det_score != config.min_det_score:
+            matched = match_detections(p, detections, config.min_det_score)
+        supported = matched.support >= config.min_support_iou
     cam = np.hypot(*p.cam_shift.T) + np.abs(np.log(p.cam_scale)) * 500.0
 
     out = []

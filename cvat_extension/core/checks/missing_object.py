@@ -17,8 +17,10 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from cvat_extension.core.checks._common import (
+    DetectionMatch,
     Prepared,
     best_match_same_frame,
+    match_detections,
     box_tuple,
     check_range,
     prepare,
@@ -68,9 +70,13 @@ class MissingObjectConfig:
 def check_missing_object(
     tracks: Tracks, config: MissingObjectConfig = MissingObjectConfig(), *,
     detections: Tracks | None = None, info: SequenceInfo | None = None,
-    prepared: Prepared | None = None, **_: object,
+    prepared: Prepared | None = None, matched: DetectionMatch | None = None, **_: object,
 ) -> list[Finding]:
-    """Report objects that detections show but no annotation covers (needs ``detections``)."""
+    """Report objects that detections show but no annotation covers (needs ``detections``).
+
+    ``matched`` (any ``min_det_score``: coverage counts every annotated box) saves the pair
+    search when ``run_checks`` already made it for ``ghost``.
+    """
     if detections is None or len(detections) == 0:
         return []
     # Column selections only: a Tracks selection would copy every column of millions of rows.
@@ -81,9 +87,9 @@ def check_missing_object(
     use = np.flatnonzero(keep)
     del keep
     p = prepared if prepared is not None else prepare(tracks)  # visible annotated boxes
-    best, _ = best_match_same_frame(detections.frame, detections.xyxy, p.frame, p.xyxy,
-                                    a_rows=use, min_iou=max(config.max_cover_iou, 1e-3))
-    u = detections[use[best < config.max_cover_iou]]
+    if matched is None:
+        matched = match_detections(p, detections, config.min_det_score)
+    u = detections[use[np.take(matched.coverage, use) < config.max_cover_iou]]
     m = len(u)
     if m == 0:
         return []
