@@ -17,39 +17,57 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["group_median", "match_same_frame", "window_fits"]
+__all__ = ["match_same_frame", "pad_by_key", "window_fits"]
+
+
+#: Keys per chunk of :func:`pad_by_key`: the chunk's rows of the matrix stay in cache
+#: while values are scattered into them, instead of one cache miss per value.
+_PAD_CHUNK_KEYS = 2048
 
 
 @njit(cache=True, nogil=True)
-def group_median(key: np.ndarray, values: np.ndarray, nkeys: int) -> np.ndarray:  # pragma: no cover - compiled
-    """Median of float32 ``values`` per integer ``key`` in ``[0, nkeys)``; NaN for empty keys.
+def pad_by_key(key: np.ndarray, group: np.ndarray, values: np.ndarray, nkeys: int,
+               width: int) -> np.ndarray:  # pragma: no cover - compiled
+    """``values`` laid out as a (nkeys, width) float32 matrix, one row per key, +inf padded.
 
-    A counting sort by key, then a sort of each (small) group: O(n) plus the groups' sorts,
-    no (keys, max count) padding matrix. Even counts average the two middle values in
-    float64, as the padding-matrix version did.
+    Rows must be sorted by (``group``, ``key``) with at most ``width`` rows per key (the
+    camera estimate's consecutive pairs: by track, then frame). Within a row, values keep
+    the order of their groups. Keys are filled in chunks: each group's rows of a chunk are
+    contiguous, so values are read sequentially and written into a few cached rows. numpy
+    then sorts the rows (its SIMD sort beats any per-key selection here).
     """
     n = len(key)
-    offsets = np.zeros(nkeys + 1, np.int64)
-    for i in range(n):
-        offsets[key[i] + 1] += 1
-    for k in range(nkeys):
-        offsets[k + 1] += offsets[k]
-    pos = offsets[:-1].copy()
-    buf = np.empty(n, np.float32)
-    for i in range(n):
-        k = key[i]
-        buf[pos[k]] = values[i]
-        pos[k] += 1
-    out = np.full(nkeys, np.nan)
-    for k in range(nkeys):
-        a = offsets[k]
-        c = offsets[k + 1] - a
-        if c == 0:
-            continue
-        seg = buf[a:a + c]
-        seg.sort()
-        out[k] = (np.float64(seg[(c - 1) // 2]) + np.float64(seg[c // 2])) / 2.0
-    return out
+    mat = np.full((nkeys, width), np.inf, np.float32)
+    if n == 0:
+        return mat
+    ng = 1
+    for i in range(1, n):
+        if group[i] != group[i - 1]:
+            ng += 1
+    seg = np.empty(ng + 1, np.int64)
+    seg[0] = 0
+    g = 1
+    for i in range(1, n):
+        if group[i] != group[i - 1]:
+            seg[g] = i
+            g += 1
+    seg[ng] = n
+    cur = seg[:-1].copy()
+    ch = _PAD_CHUNK_KEYS
+    fill = np.zeros(ch, np.int64)
+    for c0 in range(0, nkeys, ch):
+        c1 = min(nkeys, c0 + ch)
+        fill[:] = 0
+        for g in range(ng):
+            r = cur[g]
+            e = seg[g + 1]
+            while r < e and key[r] < c1:
+                k = key[r]
+                mat[k, fill[k - c0]] = values[r]
+                fill[k - c0] += 1
+                r += 1
+            cur[g] = r
+    return mat
 
 
 @njit(cache=True, nogil=True)
@@ -97,36 +115,22 @@ def window_fits(frame: np.ndarray, start: np.ndarray, end: np.ndarray, cx: np.nd
         b1a = max(s, i - half)
         a1b = min(e, i + half)
         a2b = min(e, i + 2 * half)
-        # the four half-window means (t, x, y, size); NaN where a window is empty
-        bounds = ((b2a, b1a), (b1a, i), (i, a1b), (a1b, a2b))
-        cnt = np.empty(4)
-        mt = np.empty(4)
-        mx = np.empty(4)
-        my = np.empty(4)
-        ms = np.empty(4)
-        for w in range(4):
-            lo, hi = bounds[w]
-            c = p0[hi] - p0[lo]
-            inv = 1.0 / max(c, 1e-12)
-            cnt[w] = c
-            if c <= 0:
-                mt[w] = mx[w] = my[w] = ms[w] = nan
-            else:
-                mt[w] = (pt[hi] - pt[lo]) * inv
-                mx[w] = (px[hi] - px[lo]) * inv
-                my[w] = (py[hi] - py[lo]) * inv
-                ms[w] = (ps[hi] - ps[lo]) * inv
+        # the four half-window means (count, t, x, y, size); NaN where a window is empty
+        c0, t0, x0, y0, _s0 = _window_mean(p0, pt, px, py, ps, b2a, b1a)
+        c1, t1, x1, y1, s1 = _window_mean(p0, pt, px, py, ps, b1a, i)
+        c2, t2, x2, y2, s2 = _window_mean(p0, pt, px, py, ps, i, a1b)
+        c3, t3, x3, y3, _s3 = _window_mean(p0, pt, px, py, ps, a1b, a2b)
         # velocities before (B2 -> B1) and after (A1 -> A2)
-        dtb = mt[1] - mt[0]
-        dta = mt[3] - mt[2]
+        dtb = t1 - t0
+        dta = t3 - t2
         if abs(dtb) > 0:
-            vbx = (mx[1] - mx[0]) / dtb
-            vby = (my[1] - my[0]) / dtb
+            vbx = (x1 - x0) / dtb
+            vby = (y1 - y0) / dtb
         else:
             vbx = vby = nan
         if abs(dta) > 0:
-            vax = (mx[3] - mx[2]) / dta
-            vay = (my[3] - my[2]) / dta
+            vax = (x3 - x2) / dta
+            vay = (y3 - y2) / dta
         else:
             vax = vay = nan
         if np.isnan(vbx):
@@ -147,15 +151,15 @@ def window_fits(frame: np.ndarray, start: np.ndarray, end: np.ndarray, cx: np.nd
         va[q, 0] = vax
         va[q, 1] = vay
         tau = (frame[max(i - 1, 0)] + frame[i]) / 2.0 - frame[s]
-        size_q = np.sqrt(abs(ms[1] * ms[2]))
-        ok = (i > s) and cnt[1] > 0 and cnt[2] > 0 and np.isfinite(size_q) and size_q > 0
+        size_q = np.sqrt(abs(s1 * s2))
+        ok = (i > s) and c1 > 0 and c2 > 0 and np.isfinite(size_q) and size_q > 0
         if not ok:
             continue
         valid[q] = True
-        bx = mx[1] + vbx * (tau - mt[1])
-        by = my[1] + vby * (tau - mt[1])
-        ax = mx[2] + vax * (tau - mt[2])
-        ay = my[2] + vay * (tau - mt[2])
+        bx = x1 + vbx * (tau - t1)
+        by = y1 + vby * (tau - t1)
+        ax = x2 + vax * (tau - t2)
+        ay = y2 + vay * (tau - t2)
         pb[q, 0] = bx
         pb[q, 1] = by
         pa[q, 0] = ax
@@ -164,6 +168,17 @@ def window_fits(frame: np.ndarray, start: np.ndarray, end: np.ndarray, cx: np.nd
         jump[q] = np.hypot(bx - ax, by - ay) / size_q
         turn[q] = np.hypot(vbx - vax, vby - vay) * half / size_q
     return valid, pb, pa, vb, va, sz, jump, turn
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _window_mean(p0, pt, px, py, ps, lo, hi):  # pragma: no cover - compiled
+    """Weighted count and means of t, x, y, size over rows [lo, hi) from prefix sums."""
+    c = p0[hi] - p0[lo]
+    if c <= 0:
+        return c, np.nan, np.nan, np.nan, np.nan
+    inv = 1.0 / max(c, 1e-12)
+    return c, (pt[hi] - pt[lo]) * inv, (px[hi] - px[lo]) * inv, (py[hi] - py[lo]) * inv, \
+        (ps[hi] - ps[lo]) * inv
 
 
 @njit(cache=True, nogil=True)

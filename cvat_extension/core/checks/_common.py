@@ -18,7 +18,7 @@ from itertools import pairwise
 
 import numpy as np
 
-from cvat_extension.core._kernels import group_median, match_same_frame, window_fits
+from cvat_extension.core._kernels import match_same_frame, pad_by_key, window_fits
 from cvat_extension.core.tracks import Tracks
 
 #: Fewest tracks in a frame pair for the camera estimate; fewer means "camera static".
@@ -46,6 +46,26 @@ class Prepared:
     frame0: int  # first frame of the camera arrays
     cam_scale: np.ndarray  # per frame (from frame0): scale from the previous frame
     cam_shift: np.ndarray  # per frame: (m, 2) translation from the previous frame
+
+
+def group_median(key: np.ndarray, group: np.ndarray, values: np.ndarray,
+                 counts: np.ndarray) -> np.ndarray:
+    """Median of float32 ``values`` per key (NaN where a key has none).
+
+    Rows sorted by (group, key), one value per group and key (``_kernels.pad_by_key``);
+    ``counts`` is ``np.bincount(key, minlength=nkeys)``. Even counts average the two
+    middle values in float64.
+    """
+    nkeys = len(counts)
+    med = np.full(nkeys, np.nan)
+    if len(values) == 0:
+        return med
+    mat = pad_by_key(key, group, values, nkeys, int(counts.max()))
+    mat.sort(axis=1)
+    has = np.flatnonzero(counts > 0)
+    c = counts[has]
+    med[has] = (mat[has, (c - 1) // 2].astype(np.float64) + mat[has, c // 2]) / 2.0
+    return med
 
 
 def prepare(tracks: Tracks) -> Prepared:
@@ -101,7 +121,8 @@ def prepare(tracks: Tracks) -> Prepared:
     # float32 is enough: group_median sorts in float32 anyway.
     ratio = np.compress(pm, np.diff(np.log(h))).astype(np.float32)
     cnt = np.bincount(key, minlength=m)
-    log_s = group_median(key, ratio, m)
+    ptid = np.compress(pm, tid[1:])
+    log_s = group_median(key, ptid, ratio, cnt)
     del ratio
     ok = cnt >= _MIN_TRACKS_FOR_CAMERA
     s = np.where(ok, np.exp(np.clip(np.nan_to_num(log_s), -0.2, 0.2)), 1.0)
@@ -109,14 +130,14 @@ def prepare(tracks: Tracks) -> Prepared:
     dx = (np.compress(pm, cx[1:]) - sk * np.compress(pm, cx[:-1])).astype(np.float32)
     dy = (np.compress(pm, cy[1:]) - sk * np.compress(pm, cy[:-1])).astype(np.float32)
     del sk
-    tx = np.where(ok, np.nan_to_num(group_median(key, dx, m)), 0.0)
-    ty = np.where(ok, np.nan_to_num(group_median(key, dy, m)), 0.0)
+    tx = np.where(ok, np.nan_to_num(group_median(key, ptid, dx, cnt)), 0.0)
+    ty = np.where(ok, np.nan_to_num(group_median(key, ptid, dy, cnt)), 0.0)
     # Keep the shift only where it stands out of the tracks' spread (its standard error):
     # on a static camera the median of a few walkers is noise that would only add jitter.
     dx -= np.take(tx, key).astype(np.float32)
     dy -= np.take(ty, key).astype(np.float32)
     dev = np.hypot(dx, dy)
-    del dx, dy
+    del dx, dy, ptid
     spread = np.bincount(key, weights=dev, minlength=m) / np.maximum(cnt, 1)
     del dev, key, pm
     stderr = 1.5 * spread / np.sqrt(np.maximum(cnt, 1))
