@@ -77,25 +77,16 @@ def window_fits(frame: np.ndarray, start: np.ndarray, end: np.ndarray, cx: np.nd
     """Constant-velocity fits each side of the boundaries ``rows`` (see ``window_motion``).
 
     Returns ``valid, pos_before, pos_after, vel_before, vel_after, size, jump, turn``
-    aligned with ``rows``. Means of the half-windows come from weighted prefix sums over
-    all ``n`` rows (summed sequentially, as ``np.cumsum`` does), so results equal the
-    numpy formulation bit for bit while no (rows, 4) temporaries are made.
+    aligned with ``rows`` (ascending). Means of the half-windows come from weighted prefix
+    sums over the rows (summed sequentially from row 0, as ``np.cumsum`` does), so results
+    equal the numpy formulation bit for bit while no per-row temporaries are made.
     """
-    n = len(frame)
-    p0 = np.empty(n + 1)
-    pt = np.empty(n + 1)
-    px = np.empty(n + 1)
-    py = np.empty(n + 1)
-    ps = np.empty(n + 1)
-    p0[0] = pt[0] = px[0] = py[0] = ps[0] = 0.0
-    for k in range(n):
-        w = weight[k]
-        t = np.float64(frame[k] - frame[start[k]])
-        p0[k + 1] = p0[k] + w
-        pt[k + 1] = pt[k] + w * t
-        px[k + 1] = px[k] + w * cx[k]
-        py[k + 1] = py[k] + w * cy[k]
-        ps[k + 1] = ps[k] + w * np.float64(size[k])
+    # Prefix sums are produced on the fly into a ring of the last R values (a window
+    # spans 4 * half + 1 prefix indices): the same sequential sums as np.cumsum, without
+    # five (n + 1) arrays whose first touch (page faults) cost more than the arithmetic.
+    R = 4 * half + 2
+    ring = np.zeros((5, R))
+    done = 0  # prefix sums known for indices 0..done
     m = len(rows)
     valid = np.zeros(m, np.bool_)
     pb = np.zeros((m, 2))
@@ -116,10 +107,22 @@ def window_fits(frame: np.ndarray, start: np.ndarray, end: np.ndarray, cx: np.nd
         a1b = min(e, i + half)
         a2b = min(e, i + 2 * half)
         # the four half-window means (count, t, x, y, size); NaN where a window is empty
-        c0, t0, x0, y0, _s0 = _window_mean(p0, pt, px, py, ps, b2a, b1a)
-        c1, t1, x1, y1, s1 = _window_mean(p0, pt, px, py, ps, b1a, i)
-        c2, t2, x2, y2, s2 = _window_mean(p0, pt, px, py, ps, i, a1b)
-        c3, t3, x3, y3, _s3 = _window_mean(p0, pt, px, py, ps, a1b, a2b)
+        while done < a2b:
+            k = done
+            w = weight[k]
+            t = np.float64(frame[k] - frame[start[k]])
+            o = k % R
+            o1 = (k + 1) % R
+            ring[0, o1] = ring[0, o] + w
+            ring[1, o1] = ring[1, o] + w * t
+            ring[2, o1] = ring[2, o] + w * cx[k]
+            ring[3, o1] = ring[3, o] + w * cy[k]
+            ring[4, o1] = ring[4, o] + w * np.float64(size[k])
+            done += 1
+        c0, t0, x0, y0, _s0 = _window_mean(ring, b2a % R, b1a % R)
+        c1, t1, x1, y1, s1 = _window_mean(ring, b1a % R, i % R)
+        c2, t2, x2, y2, s2 = _window_mean(ring, i % R, a1b % R)
+        c3, t3, x3, y3, _s3 = _window_mean(ring, a1b % R, a2b % R)
         # velocities before (B2 -> B1) and after (A1 -> A2)
         dtb = t1 - t0
         dta = t3 - t2
@@ -171,14 +174,14 @@ def window_fits(frame: np.ndarray, start: np.ndarray, end: np.ndarray, cx: np.nd
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _window_mean(p0, pt, px, py, ps, lo, hi):  # pragma: no cover - compiled
-    """Weighted count and means of t, x, y, size over rows [lo, hi) from prefix sums."""
-    c = p0[hi] - p0[lo]
+def _window_mean(ring, lo, hi):  # pragma: no cover - compiled
+    """Weighted count and means of t, x, y, size between two prefix-sum ring slots."""
+    c = ring[0, hi] - ring[0, lo]
     if c <= 0:
         return c, np.nan, np.nan, np.nan, np.nan
     inv = 1.0 / max(c, 1e-12)
-    return c, (pt[hi] - pt[lo]) * inv, (px[hi] - px[lo]) * inv, (py[hi] - py[lo]) * inv, \
-        (ps[hi] - ps[lo]) * inv
+    return c, (ring[1, hi] - ring[1, lo]) * inv, (ring[2, hi] - ring[2, lo]) * inv, \
+        (ring[3, hi] - ring[3, lo]) * inv, (ring[4, hi] - ring[4, lo]) * inv
 
 
 @njit(cache=True, nogil=True)
