@@ -184,6 +184,10 @@ def _window_mean(ring, lo, hi):  # pragma: no cover - compiled
         (ring[3, hi] - ring[3, lo]) * inv, (ring[4, hi] - ring[4, lo]) * inv
 
 
+#: Rows of each set per chunk of :func:`match_same_frame` (its float32 buffers stay cached).
+_MATCH_CHUNK_ROWS = 1 << 15
+
+
 @njit(cache=True, nogil=True)
 def match_same_frame(a_frame: np.ndarray, a_xyxy: np.ndarray, b_frame: np.ndarray,
                      b_xyxy: np.ndarray, b_ok: np.ndarray):  # pragma: no cover - compiled
@@ -225,54 +229,88 @@ def match_same_frame(a_frame: np.ndarray, a_xyxy: np.ndarray, b_frame: np.ndarra
         f = b_frame[j] - f0
         ib[pb[f]] = j
         pb[f] += 1
-    # per-frame float32 copies of the b boxes (contiguous, reused)
-    width = 0
+    # Frames are taken in chunks of about _MATCH_CHUNK_ROWS rows: a tight gather loop
+    # copies the chunk's boxes into contiguous float32 buffers in frame order first (rows
+    # come sorted by track, so a gather inside the pair loop would miss the cache on every
+    # box), the pairs are scored from there, and results go back in another tight loop.
+    wa = 0
+    wb = 0
     for f in range(nf):
-        width = max(width, ob[f + 1] - ob[f])
-    bx0 = np.empty(width, np.float32)
-    by0 = np.empty(width, np.float32)
-    bx1 = np.empty(width, np.float32)
-    by1 = np.empty(width, np.float32)
-    bar = np.empty(width, np.float32)
-    bok = np.empty(width, np.bool_)
-    bbest = np.empty(width, np.float32)
-    iou = np.empty(width, np.float32)
+        wa = max(wa, oa[f + 1] - oa[f])
+        wb = max(wb, ob[f + 1] - ob[f])
+    ca = max(_MATCH_CHUNK_ROWS, wa)
+    cb = max(_MATCH_CHUNK_ROWS, wb)
+    ax0 = np.empty(ca, np.float32)
+    ay0 = np.empty(ca, np.float32)
+    ax1 = np.empty(ca, np.float32)
+    ay1 = np.empty(ca, np.float32)
+    abest = np.empty(ca, np.float32)
+    bx0 = np.empty(cb, np.float32)
+    by0 = np.empty(cb, np.float32)
+    bx1 = np.empty(cb, np.float32)
+    by1 = np.empty(cb, np.float32)
+    bar = np.empty(cb, np.float32)
+    bok = np.empty(cb, np.bool_)
+    bbest = np.empty(cb, np.float32)
+    iou = np.empty(wb, np.float32)
     tiny = np.float32(1e-12)
     zero = np.float32(0.0)
-    for f in range(nf):
-        a0, a1 = oa[f], oa[f + 1]
-        b0, b1 = ob[f], ob[f + 1]
-        k = b1 - b0
-        if a0 == a1 or k == 0:
-            continue
-        for q in range(k):
-            j = ib[b0 + q]
-            bx0[q] = np.float32(b_xyxy[j, 0])
-            by0[q] = np.float32(b_xyxy[j, 1])
-            bx1[q] = np.float32(b_xyxy[j, 2])
-            by1[q] = np.float32(b_xyxy[j, 3])
-            bar[q] = (bx1[q] - bx0[q]) * (by1[q] - by0[q])
-            bok[q] = b_ok[j]
-            bbest[q] = zero
-        for r in range(a0, a1):
-            i = ia[r]
-            x0 = np.float32(a_xyxy[i, 0])
-            y0 = np.float32(a_xyxy[i, 1])
-            x1 = np.float32(a_xyxy[i, 2])
-            y1 = np.float32(a_xyxy[i, 3])
-            ar = (x1 - x0) * (y1 - y0)
-            for q in range(k):  # branch-free: the compiler vectorises it
-                iw = max(min(x1, bx1[q]) - max(x0, bx0[q]), zero)
-                ih = max(min(y1, by1[q]) - max(y0, by0[q]), zero)
-                inter = iw * ih
-                v = inter / max(ar + bar[q] - inter, tiny)
-                iou[q] = v
-                bbest[q] = max(bbest[q], v)
-            m = zero
-            for q in range(k):
-                if bok[q] and iou[q] > m:
-                    m = iou[q]
-            best_a[i] = m
-        for q in range(k):
-            best_b[ib[b0 + q]] = bbest[q]
+    f = 0
+    while f < nf:
+        g = f + 1
+        while g < nf and oa[g + 1] - oa[f] <= ca and ob[g + 1] - ob[f] <= cb:
+            g += 1
+        ra = oa[f]
+        rb = ob[f]
+        for r in range(oa[g] - ra):
+            i = ia[ra + r]
+            ax0[r] = np.float32(a_xyxy[i, 0])
+            ay0[r] = np.float32(a_xyxy[i, 1])
+            ax1[r] = np.float32(a_xyxy[i, 2])
+            ay1[r] = np.float32(a_xyxy[i, 3])
+        for r in range(ob[g] - rb):
+            j = ib[rb + r]
+            bx0[r] = np.float32(b_xyxy[j, 0])
+            by0[r] = np.float32(b_xyxy[j, 1])
+            bx1[r] = np.float32(b_xyxy[j, 2])
+            by1[r] = np.float32(b_xyxy[j, 3])
+            bar[r] = (bx1[r] - bx0[r]) * (by1[r] - by0[r])
+            bok[r] = b_ok[j]
+            bbest[r] = zero
+        for h in range(f, g):
+            a0 = oa[h] - ra
+            a1 = oa[h + 1] - ra
+            b0 = ob[h] - rb
+            k = ob[h + 1] - ob[h]
+            for r in range(a0, a1):
+                x0 = ax0[r]
+                y0 = ay0[r]
+                x1 = ax1[r]
+                y1 = ay1[r]
+                ar = (x1 - x0) * (y1 - y0)
+                for q in range(k):  # selects, not min()/max() (NaN rules): this vectorises
+                    u = bx1[b0 + q]
+                    w = bx0[b0 + q]
+                    iw = (x1 if x1 < u else u) - (x0 if x0 > w else w)
+                    u = by1[b0 + q]
+                    w = by0[b0 + q]
+                    ih = (y1 if y1 < u else u) - (y0 if y0 > w else w)
+                    iw = iw if iw > zero else zero
+                    ih = ih if ih > zero else zero
+                    inter = iw * ih
+                    un = ar + bar[b0 + q] - inter
+                    v = inter / (un if un > tiny else tiny)
+                    iou[q] = v
+                    bb = bbest[b0 + q]
+                    bbest[b0 + q] = v if v > bb else bb
+                m = zero
+                for q in range(k):
+                    if bok[b0 + q] and iou[q] > m:
+                        m = iou[q]
+                abest[r] = m
+        for r in range(oa[g] - ra):
+            best_a[ia[ra + r]] = abest[r]
+        for r in range(ob[g] - rb):
+            best_b[ib[rb + r]] = bbest[r]
+        f = g
     return best_a, best_b
