@@ -2,8 +2,8 @@
 
 Prints, for ``run_checks`` on about 5 M box-frames:
 
-- box-frames per second of the shared preparation and of each check (given the prepared
-  data, one thread), and of the whole ``run_checks`` call on one and on two threads:
+- box-frames per second of the shared preparation, of the shared detection match, and of
+  each check (given both, one thread; the kernels are compiled before timing), and of the whole ``run_checks`` call on one and on two threads:
   track-only (no detections, no frames), and with ~4.5 M detections (ghost support and missing_object match every box against them);
   no frames, so appearance_jump is skipped (it is bound by image decoding);
 - the reference: a plain per-track Python loop of the consecutive-frame IoU check, timed in
@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from cvat_extension.core.checks import CHECKS, ChecksConfig, run_checks
-from cvat_extension.core.checks._common import prepare
+from cvat_extension.core.checks._common import match_detections, prepare
 from cvat_extension.core.tracks import Tracks
 
 
@@ -152,14 +152,19 @@ def main() -> int:
     cfg = ChecksConfig()
     prep_s = best_of(lambda: prepare(tracks))
     prepared = prepare(tracks)
+    match_s = best_of(lambda: match_detections(prepared, det, cfg.ghost.min_det_score))
+    matched = result[0]
     print(f"best of {a.repeat}, box-frames/s (and ratio to the reference loop):")
     print(f"  {'(preparation)':16s} {prep_s:7.3f}s {n / prep_s / 1e6:8.2f} M/s")
+    print(f"  {'(detection match)':16s} {match_s:7.3f}s {n / match_s / 1e6:8.2f} M/s  "
+          "(shared by ghost and missing_object; not in their times below)")
     for name, spec in CHECKS.items():
         if "frames" in spec.needs:
             print(f"  {name:16s}  skipped (needs frames)")
             continue
         s = best_of(lambda spec=spec, name=name: spec.func(
-            tracks, getattr(cfg, name), detections=det, info=info, prepared=prepared))
+            tracks, getattr(cfg, name), detections=det, info=info, prepared=prepared,
+            matched=matched))
         print(f"  {name:16s} {s:7.3f}s {n / s / 1e6:8.2f} M/s {n / s / loop_rate:8.1f}x")
     for label, kw in (("track-only checks (no detections)", {}),
                       ("all checks with detections", {"detections": det})):

@@ -26,15 +26,16 @@ _PAD_CHUNK_KEYS = 2048
 
 
 @njit(cache=True, nogil=True)
-def pad_by_key(key: np.ndarray, group: np.ndarray, values: np.ndarray, nkeys: int,
+def pad_by_key(key: np.ndarray, values: np.ndarray, nkeys: int,
                width: int) -> np.ndarray:  # pragma: no cover - compiled
     """``values`` laid out as a (nkeys, width) float32 matrix, one row per key, +inf padded.
 
-    Rows must be sorted by (``group``, ``key``) with at most ``width`` rows per key (the
-    camera estimate's consecutive pairs: by track, then frame). Within a row, values keep
-    the order of their groups. Keys are filled in chunks: each group's rows of a chunk are
-    contiguous, so values are read sequentially and written into a few cached rows. numpy
-    then sorts the rows (its SIMD sort beats any per-key selection here).
+    ``key`` must be a concatenation of strictly increasing runs (the camera estimate's
+    consecutive pairs: by track, then frame) with at most ``width`` rows per key; runs are
+    found where the key stops increasing, so no group column is needed. Keys are filled in
+    chunks: each run's rows of a chunk are contiguous, so values are read sequentially and
+    written into a few cached rows. numpy then sorts the rows (its SIMD sort beats any
+    per-key selection here); the order within a row does not matter.
     """
     n = len(key)
     mat = np.full((nkeys, width), np.inf, np.float32)
@@ -42,13 +43,13 @@ def pad_by_key(key: np.ndarray, group: np.ndarray, values: np.ndarray, nkeys: in
         return mat
     ng = 1
     for i in range(1, n):
-        if group[i] != group[i - 1]:
+        if key[i] <= key[i - 1]:
             ng += 1
     seg = np.empty(ng + 1, np.int64)
     seg[0] = 0
     g = 1
     for i in range(1, n):
-        if group[i] != group[i - 1]:
+        if key[i] <= key[i - 1]:
             seg[g] = i
             g += 1
     seg[ng] = n

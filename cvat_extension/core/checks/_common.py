@@ -48,11 +48,10 @@ class Prepared:
     cam_shift: np.ndarray  # per frame: (m, 2) translation from the previous frame
 
 
-def group_median(key: np.ndarray, group: np.ndarray, values: np.ndarray,
-                 counts: np.ndarray) -> np.ndarray:
+def group_median(key: np.ndarray, values: np.ndarray, counts: np.ndarray) -> np.ndarray:
     """Median of float32 ``values`` per key (NaN where a key has none).
 
-    Rows sorted by (group, key), one value per group and key (``_kernels.pad_by_key``);
+    ``key`` made of strictly increasing runs, e.g. by track then frame (``_kernels.pad_by_key``);
     ``counts`` is ``np.bincount(key, minlength=nkeys)``. Even counts average the two
     middle values in float64.
     """
@@ -60,7 +59,7 @@ def group_median(key: np.ndarray, group: np.ndarray, values: np.ndarray,
     med = np.full(nkeys, np.nan)
     if len(values) == 0:
         return med
-    mat = pad_by_key(key, group, values, nkeys, int(counts.max()))
+    mat = pad_by_key(key, values, nkeys, int(counts.max()))
     mat.sort(axis=1)
     has = np.flatnonzero(counts > 0)
     c = counts[has]
@@ -121,8 +120,7 @@ def prepare(tracks: Tracks) -> Prepared:
     # float32 is enough: group_median sorts in float32 anyway.
     ratio = np.compress(pm, np.diff(np.log(h))).astype(np.float32)
     cnt = np.bincount(key, minlength=m)
-    ptid = np.compress(pm, tid[1:])
-    log_s = group_median(key, ptid, ratio, cnt)
+    log_s = group_median(key, ratio, cnt)
     del ratio
     ok = cnt >= _MIN_TRACKS_FOR_CAMERA
     s = np.where(ok, np.exp(np.clip(np.nan_to_num(log_s), -0.2, 0.2)), 1.0)
@@ -130,14 +128,14 @@ def prepare(tracks: Tracks) -> Prepared:
     dx = (np.compress(pm, cx[1:]) - sk * np.compress(pm, cx[:-1])).astype(np.float32)
     dy = (np.compress(pm, cy[1:]) - sk * np.compress(pm, cy[:-1])).astype(np.float32)
     del sk
-    tx = np.where(ok, np.nan_to_num(group_median(key, ptid, dx, cnt)), 0.0)
-    ty = np.where(ok, np.nan_to_num(group_median(key, ptid, dy, cnt)), 0.0)
+    tx = np.where(ok, np.nan_to_num(group_median(key, dx, cnt)), 0.0)
+    ty = np.where(ok, np.nan_to_num(group_median(key, dy, cnt)), 0.0)
     # Keep the shift only where it stands out of the tracks' spread (its standard error):
     # on a static camera the median of a few walkers is noise that would only add jitter.
     dx -= np.take(tx, key).astype(np.float32)
     dy -= np.take(ty, key).astype(np.float32)
     dev = np.hypot(dx, dy)
-    del dx, dy, ptid
+    del dx, dy
     spread = np.bincount(key, weights=dev, minlength=m) / np.maximum(cnt, 1)
     del dev, key, pm
     stderr = 1.5 * spread / np.sqrt(np.maximum(cnt, 1))
