@@ -17,7 +17,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["match_same_frame", "pad_by_key", "window_fits"]
+__all__ = ["camera_residuals", "camera_spread", "compensate", "match_same_frame", "pad_by_key",
+           "prepare_rows", "static_rows", "window_fits"]
 
 
 #: Keys per chunk of :func:`pad_by_key`: the chunk's rows of the matrix stay in cache
@@ -315,3 +316,155 @@ def match_same_frame(a_frame: np.ndarray, a_xyxy: np.ndarray, b_frame: np.ndarra
             best_b[ib[rb + r]] = bbest[r]
         f = g
     return best_a, best_b
+
+
+@njit(cache=True, nogil=True)
+def static_rows(frame: np.ndarray, end: np.ndarray, xyxy: np.ndarray, window: int,
+                drift_ratio: float, drift_px: float) -> np.ndarray:  # pragma: no cover - compiled
+    """Rows inside a window of ``window + 1`` consecutive frames with a frozen box (ghost).
+
+    Window start s counts when rows s, s + window/2 and s + window (same track, consecutive
+    frames) agree pairwise within the drift bound (centre) and 0.05 in log area. One pass:
+    row i is marked when some counting start s <= i has s + window >= i, so a running
+    "marked until" replaces the numpy +1/-1 marks and their prefix sum.
+    """
+    n = len(frame)
+    out = np.zeros(n, np.bool_)
+    L = window
+    h2 = L // 2
+    until = -1
+    for s in range(n):
+        if s + L < n and s + L < end[s] and frame[s + L] - frame[s] == L:
+            a_ = np.log(max((xyxy[s, 2] - xyxy[s, 0]) * (xyxy[s, 3] - xyxy[s, 1]), 1e-6))
+            r = max(drift_ratio * np.exp(a_ / 2), drift_px)
+            still = True
+            for k in range(3):
+                if k == 0:
+                    i, j = s, s + h2
+                elif k == 1:
+                    i, j = s + h2, s + L
+                else:
+                    i, j = s, s + L
+                ax = (xyxy[i, 0] + xyxy[i, 2]) / 2
+                ay = (xyxy[i, 1] + xyxy[i, 3]) / 2
+                bx = (xyxy[j, 0] + xyxy[j, 2]) / 2
+                by = (xyxy[j, 1] + xyxy[j, 3]) / 2
+                la = np.log(max((xyxy[i, 2] - xyxy[i, 0]) * (xyxy[i, 3] - xyxy[i, 1]), 1e-6))
+                lb = np.log(max((xyxy[j, 2] - xyxy[j, 0]) * (xyxy[j, 3] - xyxy[j, 1]), 1e-6))
+                if not (np.hypot(bx - ax, by - ay) <= r and abs(lb - la) <= 0.05):
+                    still = False
+                    break
+            if still:
+                until = s + L
+        out[s] = s <= until
+    return out
+
+
+@njit(cache=True, nogil=True)
+def prepare_rows(frame: np.ndarray, tid: np.ndarray, xyxy: np.ndarray):  # pragma: no cover - compiled
+    """First pass of ``prepare``: track bounds, neighbours, centres, heights, camera pairs.
+
+    Returns ``start, end (int32), prev_ok, cx, cy, h, key, ratio``: ``h`` the height
+    clipped at 1e-3, ``key``/``ratio`` for each consecutive pair (i - 1, i) of one track
+    the frame index from ``f0 = frame.min()`` and ``float32(log h_i - log h_{i-1})``, in
+    row order (what numpy's compress of the diffs gave).
+    """
+    n = len(frame)
+    start = np.empty(n, np.int32)
+    end = np.empty(n, np.int32)
+    prev_ok = np.zeros(n, np.bool_)
+    cx = np.empty(n)
+    cy = np.empty(n)
+    h = np.empty(n)
+    key = np.empty(max(n - 1, 0), np.int64)
+    ratio = np.empty(max(n - 1, 0), np.float32)
+    if n == 0:
+        return start, end, prev_ok, cx, cy, h, key, ratio
+    f0 = frame.min()
+    s = 0
+    npair = 0
+    lh_prev = 0.0
+    for i in range(n):
+        if i > 0 and tid[i] != tid[i - 1]:
+            for k in range(s, i):
+                end[k] = i
+            s = i
+        start[i] = s
+        hh = xyxy[i, 3] - xyxy[i, 1]
+        hh = hh if hh > 1e-3 else 1e-3
+        h[i] = hh
+        cx[i] = (xyxy[i, 0] + xyxy[i, 2]) / 2
+        cy[i] = (xyxy[i, 1] + xyxy[i, 3]) / 2
+        lh = np.log(hh)
+        if i > s and frame[i] - frame[i - 1] == 1:
+            prev_ok[i] = True
+            key[npair] = frame[i] - f0
+            ratio[npair] = np.float32(lh - lh_prev)
+            npair += 1
+        lh_prev = lh
+    for k in range(s, n):
+        end[k] = n
+    return start, end, prev_ok, cx, cy, h, key[:npair], ratio[:npair]
+
+
+@njit(cache=True, nogil=True)
+def camera_residuals(prev_ok: np.ndarray, cx: np.ndarray, cy: np.ndarray, key: np.ndarray,
+                     s: np.ndarray):  # pragma: no cover - compiled
+    """Per consecutive pair: float32 ``c_i - s[key] * c_{i-1}`` for x and y (``prepare``)."""
+    m = len(key)
+    dx = np.empty(m, np.float32)
+    dy = np.empty(m, np.float32)
+    q = 0
+    for i in range(1, len(prev_ok)):
+        if prev_ok[i]:
+            sk = s[key[q]]
+            dx[q] = np.float32(cx[i] - sk * cx[i - 1])
+            dy[q] = np.float32(cy[i] - sk * cy[i - 1])
+            q += 1
+    return dx, dy
+
+
+@njit(cache=True, nogil=True)
+def camera_spread(key: np.ndarray, dx: np.ndarray, dy: np.ndarray, tx: np.ndarray,
+                  ty: np.ndarray, nkeys: int) -> np.ndarray:  # pragma: no cover - compiled
+    """Per frame, the sum of the pairs' float32 distances from the median shift."""
+    out = np.zeros(nkeys)
+    for q in range(len(key)):
+        k = key[q]
+        ex = dx[q] - np.float32(tx[k])
+        ey = dy[q] - np.float32(ty[k])
+        out[k] += np.float64(np.hypot(ex, ey))
+    return out
+
+
+@njit(cache=True, nogil=True)
+def compensate(frame: np.ndarray, xyxy: np.ndarray, h: np.ndarray, cx: np.ndarray,
+               cy: np.ndarray, f0: int, A: np.ndarray, B: np.ndarray, mode: int):  # pragma: no cover - compiled
+    """Last pass of ``prepare``, in place on ``cx``/``cy``: camera compensation and sizes.
+
+    ``mode`` 2: scale and shift (``c = (c - B_f) / A_f``, sizes divided by ``A_f``), 1:
+    shift only, 0: nothing. Returns float32 ``size`` and ``log_area`` of the compensated box.
+    """
+    n = len(frame)
+    size = np.empty(n, np.float32)
+    log_area = np.empty(n, np.float32)
+    for i in range(n):
+        w = xyxy[i, 2] - xyxy[i, 0]
+        w = w if w > 1e-3 else 1e-3
+        area = w * h[i]
+        la = np.float32(np.log(area))
+        sz = np.float32(np.sqrt(area))
+        if mode != 0:
+            fi = frame[i] - f0
+            cx[i] -= B[fi, 0]
+            cy[i] -= B[fi, 1]
+            if mode == 2:
+                a = A[fi]
+                cx[i] /= a
+                cy[i] /= a
+                log_a = np.log(a)
+                sz /= np.float32(np.exp(log_a))
+                la -= np.float32(2 * log_a)
+        size[i] = sz
+        log_area[i] = la
+    return size, log_area

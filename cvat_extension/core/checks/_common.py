@@ -18,7 +18,6 @@ from itertools import pairwise
 
 import numpy as np
 
-from cvat_extension.core._kernels import match_same_frame, pad_by_key, window_fits
 from cvat_extension.core.tracks import Tracks
 
 #: Fewest tracks in a frame pair for the camera estimate; fewer means "camera static".
@@ -55,6 +54,8 @@ def group_median(key: np.ndarray, values: np.ndarray, counts: np.ndarray) -> np.
     ``counts`` is ``np.bincount(key, minlength=nkeys)``. Even counts average the two
     middle values in float64.
     """
+    from cvat_extension.core._kernels import pad_by_key
+
     nkeys = len(counts)
     med = np.full(nkeys, np.nan)
     if len(values) == 0:
@@ -75,7 +76,14 @@ def prepare(tracks: Tracks) -> Prepared:
     (MOT input, most dense tracks) the columns are views of ``tracks``, not copies. Size and
     log area are float32 (relative quantities); compensated centres stay float64 because
     the camera path accumulates over the whole sequence.
+
+    The per-row work is three compiled passes (``_kernels.prepare_rows``,
+    ``camera_residuals``/``camera_spread`` over the consecutive pairs, ``compensate``)
+    instead of some twenty numpy operations each writing a full-length temporary; the
+    per-frame camera estimate between them stays numpy (medians, 1/50 of the rows).
     """
+    from cvat_extension.core._kernels import camera_residuals, camera_spread, compensate, prepare_rows
+
     visible = ~tracks.outside
     if visible.all():
         vis_rows = np.arange(len(tracks))
@@ -92,52 +100,25 @@ def prepare(tracks: Tracks) -> Prepared:
     tid = take(tracks.track_id)
     box = take(tracks.xyxy)
     n = len(vis_rows)
-    new_track = np.ones(n, dtype=bool)
-    if n > 1:
-        np.not_equal(tid[1:], tid[:-1], out=new_track[1:])
-    # int32 row indices (half the memory of int64; tasks stay far below 2**31 boxes).
-    idx_t = np.int32 if n < 2**31 - 1 else np.int64
-    start_idx = np.flatnonzero(new_track).astype(idx_t)
-    lengths = np.diff(np.append(start_idx, n))
-    start = np.repeat(start_idx, lengths)
-    end = np.repeat(np.append(start_idx[1:], n).astype(idx_t), lengths) if n else start
-    prev_ok = np.zeros(n, dtype=bool)
-    if n > 1:
-        prev_ok[1:] = ~new_track[1:] & (np.diff(frame) == 1)
-    del new_track
-
-    h = np.clip(box[:, 3] - box[:, 1], 1e-3, None)
-    cx = (box[:, 0] + box[:, 2]) / 2
-    cy = (box[:, 1] + box[:, 3]) / 2
+    # Start/end as int32 row indices (half the memory of int64; tasks stay far below 2**31).
+    start, end, prev_ok, cx, cy, h, key, ratio = prepare_rows(
+        np.ascontiguousarray(frame), np.ascontiguousarray(tid), np.ascontiguousarray(box))
 
     # Camera: per frame f, X_f = s_f X_{f-1} + T_f estimated as medians over tracks.
     f0 = int(frame.min()) if n else 0
     m = int(frame.max()) - f0 + 1 if n else 1
-    # Consecutive pairs (i - 1, i) of one track, taken with contiguous slices and one
-    # compress each: gathers through index arrays cost several times more on 5 M rows.
-    pm = prev_ok[1:]
-    key = np.compress(pm, frame[1:]) - f0
-    # float32 is enough: group_median sorts in float32 anyway.
-    ratio = np.compress(pm, np.diff(np.log(h))).astype(np.float32)
     cnt = np.bincount(key, minlength=m)
     log_s = group_median(key, ratio, cnt)
     del ratio
     ok = cnt >= _MIN_TRACKS_FOR_CAMERA
     s = np.where(ok, np.exp(np.clip(np.nan_to_num(log_s), -0.2, 0.2)), 1.0)
-    sk = np.take(s, key)
-    dx = (np.compress(pm, cx[1:]) - sk * np.compress(pm, cx[:-1])).astype(np.float32)
-    dy = (np.compress(pm, cy[1:]) - sk * np.compress(pm, cy[:-1])).astype(np.float32)
-    del sk
+    dx, dy = camera_residuals(prev_ok, cx, cy, key, s)
     tx = np.where(ok, np.nan_to_num(group_median(key, dx, cnt)), 0.0)
     ty = np.where(ok, np.nan_to_num(group_median(key, dy, cnt)), 0.0)
     # Keep the shift only where it stands out of the tracks' spread (its standard error):
     # on a static camera the median of a few walkers is noise that would only add jitter.
-    dx -= np.take(tx, key).astype(np.float32)
-    dy -= np.take(ty, key).astype(np.float32)
-    dev = np.hypot(dx, dy)
-    del dx, dy
-    spread = np.bincount(key, weights=dev, minlength=m) / np.maximum(cnt, 1)
-    del dev, key, pm
+    spread = camera_spread(key, dx, dy, tx, ty, m) / np.maximum(cnt, 1)
+    del dx, dy, key
     stderr = 1.5 * spread / np.sqrt(np.maximum(cnt, 1))
     moving = np.hypot(tx, ty) > 2.0 * stderr
     shift = np.stack([np.where(moving, tx, 0.0), np.where(moving, ty, 0.0)], axis=1)
@@ -145,40 +126,16 @@ def prepare(tracks: Tracks) -> Prepared:
     # Cumulative transform from frame0: A_f = prod s, B_f = A_f * sum_j T_j / A_j.
     A = np.cumprod(s)
     B = A[:, None] * np.cumsum(shift / A[:, None], axis=0)
-    if n and (s != 1.0).any():
-        fi = frame - f0
-        a = np.take(A, fi)
-        cx -= np.take(B[:, 0], fi)
-        cx /= a
-        cy -= np.take(B[:, 1], fi)
-        cy /= a
-        log_a = np.log(a)
-        del a, fi
-    elif n:
-        if B.any():
-            fi = frame - f0
-            cx -= np.take(B[:, 0], fi)
-            cy -= np.take(B[:, 1], fi)
-            del fi
-        log_a = None
-    else:
-        log_a = None
-    area = np.clip(box[:, 2] - box[:, 0], 1e-3, None)
-    area *= h
+    mode = 2 if n and (s != 1.0).any() else (1 if n and B.any() else 0)
+    size, log_area = compensate(np.ascontiguousarray(frame), np.ascontiguousarray(box), h, cx, cy,
+                                f0, A, np.ascontiguousarray(B), mode)
     del h
-    log_area = np.log(area).astype(np.float32)
-    size = np.sqrt(area).astype(np.float32)
-    del area
-    if log_a is not None:
-        size /= np.exp(log_a).astype(np.float32)
-        log_area -= (2 * log_a).astype(np.float32)
     return Prepared(
         rows=vis_rows, frame=frame, tid=tid, xyxy=box, label=take(tracks.label),
         occluded=take(tracks.occluded), visibility=take(tracks.visibility),
         start=start, end=end, prev_ok=prev_ok, cx=cx, cy=cy, size=size,
         log_area=log_area, frame0=f0, cam_scale=s, cam_shift=shift,
     )
-
 
 @dataclass(frozen=True, eq=False)
 class WindowMotion:
@@ -203,6 +160,8 @@ def window_motion(p: Prepared, half: int, weight: np.ndarray | None = None,
     out of every mean. With ``rows``, fits are computed only there and the arrays returned
     are aligned with ``rows`` (the prefix sums stay O(n)).
     """
+    from cvat_extension.core._kernels import window_fits
+
     n = len(p.frame)
     wgt = np.ones(n) if weight is None else np.ascontiguousarray(weight, dtype=np.float64)
     i = np.arange(n) if rows is None else np.asarray(rows, dtype=np.int64)
@@ -226,6 +185,8 @@ class DetectionMatch:
 
 def match_detections(p: Prepared, detections: Tracks, min_det_score: float) -> DetectionMatch:
     """Compute :class:`DetectionMatch` (exact float32 IoU over every same-frame pair)."""
+    from cvat_extension.core._kernels import match_same_frame
+
     ok = ~detections.outside & (detections.score >= min_det_score)
     support, coverage = match_same_frame(p.frame, p.xyxy, detections.frame, detections.xyxy, ok)
     return DetectionMatch(float(min_det_score), support, coverage)

@@ -23,8 +23,6 @@ from cvat_extension.core.checks._common import (
     DetectionMatch,
     Prepared,
     match_detections,
-    block_view,
-    blocks,
     box_tuple,
     check_range,
     prepare,
@@ -83,26 +81,14 @@ def _static_rows(p: Prepared, config: GhostConfig) -> np.ndarray:
     """Rows inside a window of more than ``min_static_frames`` frames with a frozen box.
 
     The box at i, i + L/2 and i + L (consecutive frames) must agree within the drift bound
-    and 5 % of area: three probes instead of a sliding max/min keep this O(n).
+    and 5 % of area: three probes instead of a sliding max/min keep this O(n). One compiled
+    pass (``_kernels.static_rows``): the numpy version wrote a dozen full-length temporaries.
     """
-    n = len(p.frame)
-    L = config.min_static_frames
-    b = p.xyxy
-    cx, cy = (b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2
-    area = np.log(np.clip((b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]), 1e-6, None))
-    # Probes at fixed row offsets: contiguous slices, not index gathers.
-    m = max(n - L, 0)
-    ok = (np.arange(m) + L < p.end[:m]) & (p.frame[L:] - p.frame[:m] == L)
-    r = np.maximum(config.static_drift_ratio * np.exp(area[:m] / 2), config.static_drift_px)
-    still = ok
-    h2 = L // 2
-    for da, dc in ((0, h2), (h2, L), (0, L)):
-        a_, c_ = slice(da, da + m), slice(dc, dc + m)
-        still &= (np.hypot(cx[c_] - cx[a_], cy[c_] - cy[a_]) <= r) & (np.abs(area[c_] - area[a_]) <= 0.05)
-    s0 = np.flatnonzero(still)
-    # Each window start s marks rows s..s+L: +1 at s, -1 after the window, then a prefix sum.
-    mark = np.bincount(s0, minlength=n + L + 2) - np.bincount(s0 + L + 1, minlength=n + L + 2)
-    return np.cumsum(mark[:n]) > 0
+    from cvat_extension.core._kernels import static_rows
+
+    return static_rows(np.ascontiguousarray(p.frame), p.end, np.ascontiguousarray(p.xyxy),
+                       int(config.min_static_frames), float(config.static_drift_ratio),
+                       float(config.static_drift_px))
 
 
 def check_ghost(
@@ -121,7 +107,7 @@ def check_ghost(
         return []
     L = config.min_static_frames
     b = p.xyxy
-    is_static = np.concatenate([_static_rows(block_view(p, r0, r1), config) for r0, r1 in blocks(p)])
+    is_static = _static_rows(p, config)
 
     def centre(i: int) -> np.ndarray:
         return (b[i, :2] + b[i, 2:]) / 2

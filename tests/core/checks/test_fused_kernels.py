@@ -1,0 +1,189 @@
+"""Fused compiled passes (``prepare``, ghost's frozen-box scan) against the numpy code they replaced.
+
+The numpy versions are kept here only as references: every array of ``Prepared`` and the
+frozen-row mask must be identical on random scenes, moving camera and outside rows included.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cvat_extension.core.checks._common import _MIN_TRACKS_FOR_CAMERA, Prepared, block_view, blocks, group_median, prepare
+from cvat_extension.core.checks.ghost import GhostConfig, _static_rows
+from cvat_extension.core.tracks import Tracks
+from cvat_extension.synthetic.inject import inject_errors
+from cvat_extension.synthetic.scene import SceneConfig, make_scene
+
+
+def _ref_prepare(tracks: Tracks) -> Prepared:
+    """The numpy ``prepare`` the compiled passes replaced (reference only)."""
+    visible = ~tracks.outside
+    if visible.all():
+        vis_rows = np.arange(len(tracks))
+
+        def take(a: np.ndarray) -> np.ndarray:
+            return a
+    else:
+        vis_rows = np.flatnonzero(visible)
+
+        def take(a: np.ndarray) -> np.ndarray:
+            return a[vis_rows]
+    del visible
+    frame = take(tracks.frame)
+    tid = take(tracks.track_id)
+    box = take(tracks.xyxy)
+    n = len(vis_rows)
+    new_track = np.ones(n, dtype=bool)
+    if n > 1:
+        np.not_equal(tid[1:], tid[:-1], out=new_track[1:])
+    # int32 row indices (half the memory of int64; tasks stay far below 2**31 boxes).
+    idx_t = np.int32 if n < 2**31 - 1 else np.int64
+    start_idx = np.flatnonzero(new_track).astype(idx_t)
+    lengths = np.diff(np.append(start_idx, n))
+    start = np.repeat(start_idx, lengths)
+    end = np.repeat(np.append(start_idx[1:], n).astype(idx_t), lengths) if n else start
+    prev_ok = np.zeros(n, dtype=bool)
+    if n > 1:
+        prev_ok[1:] = ~new_track[1:] & (np.diff(frame) == 1)
+    del new_track
+
+    h = np.clip(box[:, 3] - box[:, 1], 1e-3, None)
+    cx = (box[:, 0] + box[:, 2]) / 2
+    cy = (box[:, 1] + box[:, 3]) / 2
+
+    # Camera: per frame f, X_f = s_f X_{f-1} + T_f estimated as medians over tracks.
+    f0 = int(frame.min()) if n else 0
+    m = int(frame.max()) - f0 + 1 if n else 1
+    # Consecutive pairs (i - 1, i) of one track, taken with contiguous slices and one
+    # compress each: gathers through index arrays cost several times more on 5 M rows.
+    pm = prev_ok[1:]
+    key = np.compress(pm, frame[1:]) - f0
+    # float32 is enough: group_median sorts in float32 anyway.
+    ratio = np.compress(pm, np.diff(np.log(h))).astype(np.float32)
+    cnt = np.bincount(key, minlength=m)
+    log_s = group_median(key, ratio, cnt)
+    del ratio
+    ok = cnt >= _MIN_TRACKS_FOR_CAMERA
+    s = np.where(ok, np.exp(np.clip(np.nan_to_num(log_s), -0.2, 0.2)), 1.0)
+    sk = np.take(s, key)
+    dx = (np.compress(pm, cx[1:]) - sk * np.compress(pm, cx[:-1])).astype(np.float32)
+    dy = (np.compress(pm, cy[1:]) - sk * np.compress(pm, cy[:-1])).astype(np.float32)
+    del sk
+    tx = np.where(ok, np.nan_to_num(group_median(key, dx, cnt)), 0.0)
+    ty = np.where(ok, np.nan_to_num(group_median(key, dy, cnt)), 0.0)
+    # Keep the shift only where it stands out of the tracks' spread (its standard error):
+    # on a static camera the median of a few walkers is noise that would only add jitter.
+    dx -= np.take(tx, key).astype(np.float32)
+    dy -= np.take(ty, key).astype(np.float32)
+    dev = np.hypot(dx, dy)
+    del dx, dy
+    spread = np.bincount(key, weights=dev, minlength=m) / np.maximum(cnt, 1)
+    del dev, key, pm
+    stderr = 1.5 * spread / np.sqrt(np.maximum(cnt, 1))
+    moving = np.hypot(tx, ty) > 2.0 * stderr
+    shift = np.stack([np.where(moving, tx, 0.0), np.where(moving, ty, 0.0)], axis=1)
+    s = np.where(moving | (np.abs(np.log(s)) > 0.01), s, 1.0)
+    # Cumulative transform from frame0: A_f = prod s, B_f = A_f * sum_j T_j / A_j.
+    A = np.cumprod(s)
+    B = A[:, None] * np.cumsum(shift / A[:, None], axis=0)
+    if n and (s != 1.0).any():
+        fi = frame - f0
+        a = np.take(A, fi)
+        cx -= np.take(B[:, 0], fi)
+        cx /= a
+        cy -= np.take(B[:, 1], fi)
+        cy /= a
+        log_a = np.log(a)
+        del a, fi
+    elif n:
+        if B.any():
+            fi = frame - f0
+            cx -= np.take(B[:, 0], fi)
+            cy -= np.take(B[:, 1], fi)
+            del fi
+        log_a = None
+    else:
+        log_a = None
+    area = np.clip(box[:, 2] - box[:, 0], 1e-3, None)
+    area *= h
+    del h
+    log_area = np.log(area).astype(np.float32)
+    size = np.sqrt(area).astype(np.float32)
+    del area
+    if log_a is not None:
+        size /= np.exp(log_a).astype(np.float32)
+        log_area -= (2 * log_a).astype(np.float32)
+    return Prepared(
+        rows=vis_rows, frame=frame, tid=tid, xyxy=box, label=take(tracks.label),
+        occluded=take(tracks.occluded), visibility=take(tracks.visibility),
+        start=start, end=end, prev_ok=prev_ok, cx=cx, cy=cy, size=size,
+        log_area=log_area, frame0=f0, cam_scale=s, cam_shift=shift,
+    )
+
+
+
+def _ref_static_rows(p: Prepared, config: GhostConfig) -> np.ndarray:
+    n = len(p.frame)
+    L = config.min_static_frames
+    b = p.xyxy
+    cx, cy = (b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2
+    area = np.log(np.clip((b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]), 1e-6, None))
+    m = max(n - L, 0)
+    ok = (np.arange(m) + L < p.end[:m]) & (p.frame[L:] - p.frame[:m] == L)
+    r = np.maximum(config.static_drift_ratio * np.exp(area[:m] / 2), config.static_drift_px)
+    still = ok
+    h2 = L // 2
+    for da, dc in ((0, h2), (h2, L), (0, L)):
+        a_, c_ = slice(da, da + m), slice(dc, dc + m)
+        still &= (np.hypot(cx[c_] - cx[a_], cy[c_] - cy[a_]) <= r) & (np.abs(area[c_] - area[a_]) <= 0.05)
+    s0 = np.flatnonzero(still)
+    mark = np.bincount(s0, minlength=n + L + 2) - np.bincount(s0 + L + 1, minlength=n + L + 2)
+    return np.cumsum(mark[:n]) > 0
+
+
+def _scene(seed: int, camera: bool, outside: bool) -> Tracks:
+    gt, info = make_scene(SceneConfig(num_frames=400, num_objects=12, seed=seed,
+                                      camera_pan_px=40.0 if camera else 0.0,
+                                      camera_zoom=0.1 if camera else 0.0))
+    t, _ = inject_errors(gt, kinds=["id_switch", "ghost", "box_jump", "size_jump"],
+                         count_per_kind=2, seed=seed, info=info)
+    if outside:
+        rng = np.random.default_rng(seed)
+        t = t.with_columns(outside=t.outside | (rng.random(len(t)) < 0.05))
+    return t
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("camera", [False, True])
+@pytest.mark.parametrize("outside", [False, True])
+def test_prepare_identical_to_numpy(seed: int, camera: bool, outside: bool) -> None:
+    t = _scene(seed, camera, outside)
+    new, ref = prepare(t), _ref_prepare(t)
+    for name in Prepared.__dataclass_fields__:
+        a, b = getattr(new, name), getattr(ref, name)
+        if isinstance(a, np.ndarray):
+            assert a.dtype == b.dtype or name in ("start", "end"), name
+            np.testing.assert_array_equal(a, b, err_msg=name)
+        else:
+            assert a == b, name
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("window", [2, 7, 30])
+def test_static_rows_identical_to_numpy(seed: int, window: int) -> None:
+    t = _scene(seed, seed == 1, seed == 2)
+    p = prepare(t)
+    cfg = GhostConfig(min_static_frames=window, static_drift_px=3.0)
+    ref = np.concatenate([_ref_static_rows(block_view(p, r0, r1), cfg) for r0, r1 in blocks(p)])
+    got = _static_rows(p, cfg)
+    assert ref.any()
+    np.testing.assert_array_equal(got, ref)
+
+
+def test_prepare_empty_and_single_row() -> None:
+    t = _scene(0, False, False)
+    for sub in (t[np.zeros(len(t), bool)], t[np.arange(len(t)) == 0]):
+        new, ref = prepare(sub), _ref_prepare(sub)
+        for name in ("start", "end", "prev_ok", "cx", "cy", "size", "log_area"):
+            np.testing.assert_array_equal(getattr(new, name), getattr(ref, name), err_msg=name)
