@@ -18,7 +18,7 @@ import numpy as np
 from numba import njit
 
 __all__ = ["camera_residuals", "camera_spread", "compensate", "match_same_frame", "pad_by_key",
-           "prepare_rows", "static_rows", "window_fits"]
+           "offset_screen", "prepare_rows", "quiet_near", "static_rows", "switch_screen", "window_fits"]
 
 
 #: Keys per chunk of :func:`pad_by_key`: the chunk's rows of the matrix stay in cache
@@ -468,3 +468,81 @@ def compensate(frame: np.ndarray, xyxy: np.ndarray, h: np.ndarray, cx: np.ndarra
         size[i] = sz
         log_area[i] = la
     return size, log_area
+
+
+@njit(cache=True, nogil=True)
+def offset_screen(prev_ok: np.ndarray, cx: np.ndarray, cy: np.ndarray, size: np.ndarray,
+                  min_ratio: float):  # pragma: no cover - compiled
+    """Rows with both neighbours in consecutive frames whose centre lies more than
+    ``min_ratio`` sizes from the neighbours' midpoint, and that offset (``single_outliers``).
+
+    The cheap screen of box_jump's single-box outliers: numpy gathered the neighbours of
+    every row (five full-length temporaries) to keep a few hundred of millions.
+    """
+    n = len(cx)
+    cand = np.empty(n, np.int64)
+    d = np.empty(n)
+    k = 0
+    for i in range(1, n - 1):
+        if prev_ok[i] and prev_ok[i + 1]:
+            mx = (cx[i - 1] + cx[i + 1]) * 0.5 - cx[i]
+            my = (cy[i - 1] + cy[i + 1]) * 0.5 - cy[i]
+            v = np.sqrt(mx * mx + my * my) / np.float64(size[i])
+            if v > min_ratio:
+                cand[k] = i
+                d[k] = v
+                k += 1
+    return cand[:k].copy(), d[:k].copy()
+
+
+@njit(cache=True, nogil=True)
+def switch_screen(prev_ok: np.ndarray, cx: np.ndarray, cy: np.ndarray, size: np.ndarray,
+                  start: np.ndarray, end: np.ndarray, tid: np.ndarray, outl: np.ndarray,
+                  thr: np.float32) -> np.ndarray:  # pragma: no cover - compiled
+    """Rows where id_switch fits windows (see ``id_switch._screened_fits``), one pass.
+
+    A large second difference of the centre (``>= thr * size``), the first two rows of a
+    track, rows within one row of those (same track), rows within two of a single outlier
+    box (same track) and the last row of every track.
+    """
+    n = len(cx)
+    hot = np.zeros(n, np.bool_)
+    for i in range(n):
+        if i - start[i] < 2:
+            hot[i] = True
+        elif prev_ok[i] and prev_ok[i - 1]:
+            ddx = cx[i] - 2 * cx[i - 1] + cx[i - 2]
+            ddy = cy[i] - 2 * cy[i - 1] + cy[i - 2]
+            if np.sqrt(ddx * ddx + ddy * ddy) >= thr * size[i]:
+                hot[i] = True
+    # Spread by one row within the track, each direction from the unspread marks.
+    for i in range(n - 1):
+        if hot[i + 1] and tid[i] == tid[i + 1]:
+            hot[i] = True
+    for i in range(n - 1, 0, -1):
+        if hot[i - 1] and tid[i - 1] == tid[i]:
+            hot[i] = True
+    for q in range(len(outl)):
+        o = outl[q]
+        for dd in (-2, -1, 1, 2):
+            j = min(max(o + dd, 0), n - 1)
+            if tid[j] == tid[o]:
+                hot[j] = True
+    for i in range(n):
+        if end[i] - 1 == i:
+            hot[i] = True
+    return hot
+
+
+@njit(cache=True, nogil=True)
+def quiet_near(start: np.ndarray, end: np.ndarray, occluded: np.ndarray, visibility: np.ndarray,
+               rows: np.ndarray, min_visibility: np.float32) -> np.ndarray:  # pragma: no cover - compiled
+    """For each of ``rows``: an occluded/low-visibility box among rows i-2..i+1 of its track."""
+    out = np.zeros(len(rows), np.bool_)
+    for q in range(len(rows)):
+        i = rows[q]
+        for j in range(max(i - 2, start[i]), min(i + 2, end[i])):
+            if occluded[j] or visibility[j] < min_visibility:
+                out[q] = True
+                break
+    return out

@@ -63,15 +63,12 @@ def single_outliers(p: Prepared, config: BoxJumpConfig) -> tuple[np.ndarray, np.
     if n < 3:
         e = np.zeros(0, dtype=np.int64)
         return e, np.zeros(0), np.zeros(0)
-    nxt_ok = np.zeros(n, dtype=bool)
-    nxt_ok[:-1] = p.prev_ok[1:]
-    cand = np.flatnonzero(p.prev_ok & nxt_ok)
-    # Cheap screen first (offset from the neighbours' midpoint); the rest only for survivors.
-    mx = (p.cx[cand - 1] + p.cx[cand + 1]) * 0.5 - p.cx[cand]
-    my = (p.cy[cand - 1] + p.cy[cand + 1]) * 0.5 - p.cy[cand]
-    d = np.sqrt(mx * mx + my * my) / p.size[cand]
-    big = d > config.min_offset_ratio
-    cand, d = cand[big], d[big]
+    from cvat_extension.core._kernels import offset_screen
+
+    # Cheap screen first (offset from the neighbours' midpoint, one compiled pass); the
+    # rest only for survivors.
+    cand, d = offset_screen(p.prev_ok, np.ascontiguousarray(p.cx), np.ascontiguousarray(p.cy),
+                            p.size, float(config.min_offset_ratio))
 
     def c(idx: np.ndarray) -> np.ndarray:
         return np.stack([p.cx[idx], p.cy[idx]], axis=1)

@@ -109,6 +109,8 @@ def _screened_fits(p: Prepared, config: IdSwitchConfig) -> _Fits:
     (compensated) centre at or next to the boundary. Rows near a single displaced box are
     fitted with that box left out; track ends are always fitted (handover partners).
     """
+    from cvat_extension.core._kernels import switch_screen
+
     half = config.window_frames
     thr = 0.5 * min(config.swap_candidate_break / half, config.min_jump_ratio)
     parts: list[tuple[np.ndarray, WindowMotion, np.ndarray]] = []
@@ -118,20 +120,7 @@ def _screened_fits(p: Prepared, config: IdSwitchConfig) -> _Fits:
         outl, _, _ = single_outliers(b, BoxJumpConfig())
         weight = np.ones(n)
         weight[outl] = 0.0
-        ok2 = np.zeros(n, dtype=bool)
-        ok2[2:] = b.prev_ok[2:] & b.prev_ok[1:-1]
-        ddx = b.cx[2:] - 2 * b.cx[1:-1] + b.cx[:-2]
-        ddy = b.cy[2:] - 2 * b.cy[1:-1] + b.cy[:-2]
-        hot = np.zeros(n, dtype=bool)
-        hot[2:] = ok2[2:] & (np.sqrt(ddx * ddx + ddy * ddy) >= thr * b.size[2:])
-        hot |= np.arange(n) - b.start < 2  # too little history for second differences
-        same = b.tid[:-1] == b.tid[1:]
-        hot[:-1] |= hot[1:] & same
-        hot[1:] |= hot[:-1] & same
-        for d in (-2, -1, 1, 2):
-            j = np.clip(outl + d, 0, n - 1)
-            hot[j[b.tid[j] == b.tid[outl]]] = True
-        hot[b.end[b.start < b.end] - 1] = True
+        hot = switch_screen(b.prev_ok, b.cx, b.cy, b.size, b.start, b.end, b.tid, outl, np.float32(thr))
         rows = np.flatnonzero(hot)
         is_out = np.zeros(n, dtype=bool)
         is_out[outl] = True
@@ -175,13 +164,11 @@ def _pred_iou(p: Prepared, wm: _Fits, q: np.ndarray) -> np.ndarray:
 
 def _quiet_near(p: Prepared, rows: np.ndarray, min_visibility: float) -> np.ndarray:
     """Rows with an occluded/low-visibility box among rows i-2..i+1 of the same track."""
-    out = np.zeros(len(rows), dtype=bool)
-    for d in (-2, -1, 0, 1):
-        j = rows + d
-        inside = (j >= p.start[rows]) & (j < p.end[rows])
-        jj = np.where(inside, j, rows)
-        out |= inside & (p.occluded[jj] | (p.visibility[jj] < min_visibility))
-    return out
+    from cvat_extension.core._kernels import quiet_near
+
+    # float32 bound: numpy compared the float32 visibility with the bound in float32.
+    return quiet_near(p.start, p.end, p.occluded, p.visibility, np.ascontiguousarray(rows, dtype=np.int64),
+                      np.float32(min_visibility))
 
 
 def check_id_switch(tracks: Tracks, config: IdSwitchConfig = IdSwitchConfig(),

@@ -187,3 +187,70 @@ def test_prepare_empty_and_single_row() -> None:
         new, ref = prepare(sub), _ref_prepare(sub)
         for name in ("start", "end", "prev_ok", "cx", "cy", "size", "log_area"):
             np.testing.assert_array_equal(getattr(new, name), getattr(ref, name), err_msg=name)
+
+
+def _ref_offset_screen(p: Prepared, min_ratio: float) -> tuple[np.ndarray, np.ndarray]:
+    n = len(p.frame)
+    nxt_ok = np.zeros(n, dtype=bool)
+    nxt_ok[:-1] = p.prev_ok[1:]
+    cand = np.flatnonzero(p.prev_ok & nxt_ok)
+    mx = (p.cx[cand - 1] + p.cx[cand + 1]) * 0.5 - p.cx[cand]
+    my = (p.cy[cand - 1] + p.cy[cand + 1]) * 0.5 - p.cy[cand]
+    d = np.sqrt(mx * mx + my * my) / p.size[cand]
+    big = d > min_ratio
+    return cand[big], d[big]
+
+
+def _ref_switch_screen(b: Prepared, outl: np.ndarray, thr: float) -> np.ndarray:
+    n = len(b.frame)
+    ok2 = np.zeros(n, dtype=bool)
+    ok2[2:] = b.prev_ok[2:] & b.prev_ok[1:-1]
+    ddx = b.cx[2:] - 2 * b.cx[1:-1] + b.cx[:-2]
+    ddy = b.cy[2:] - 2 * b.cy[1:-1] + b.cy[:-2]
+    hot = np.zeros(n, dtype=bool)
+    hot[2:] = ok2[2:] & (np.sqrt(ddx * ddx + ddy * ddy) >= thr * b.size[2:])
+    hot |= np.arange(n) - b.start < 2
+    same = b.tid[:-1] == b.tid[1:]
+    hot[:-1] |= hot[1:] & same
+    hot[1:] |= hot[:-1] & same
+    for d in (-2, -1, 1, 2):
+        j = np.clip(outl + d, 0, n - 1)
+        hot[j[b.tid[j] == b.tid[outl]]] = True
+    hot[b.end[b.start < b.end] - 1] = True
+    return hot
+
+
+def _ref_quiet_near(p: Prepared, rows: np.ndarray, min_visibility: float) -> np.ndarray:
+    out = np.zeros(len(rows), dtype=bool)
+    for d in (-2, -1, 0, 1):
+        j = rows + d
+        inside = (j >= p.start[rows]) & (j < p.end[rows])
+        jj = np.where(inside, j, rows)
+        out |= inside & (p.occluded[jj] | (p.visibility[jj] < min_visibility))
+    return out
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_id_switch_screens_identical_to_numpy(seed: int) -> None:
+    from cvat_extension.core._kernels import offset_screen, quiet_near, switch_screen
+    from cvat_extension.core.checks.box_jump import BoxJumpConfig, single_outliers
+
+    t = _scene(seed, seed == 1, seed == 2)
+    rng = np.random.default_rng(seed)
+    t = t.with_columns(occluded=rng.random(len(t)) < 0.02,
+                       visibility=rng.random(len(t)).astype(np.float32))
+    p = prepare(t)
+    for ratio in (0.1, 0.6):
+        c, d = offset_screen(p.prev_ok, p.cx, p.cy, p.size, ratio)
+        rc, rd = _ref_offset_screen(p, ratio)
+        np.testing.assert_array_equal(c, rc)
+        np.testing.assert_array_equal(d, rd)
+    outl, _, _ = single_outliers(p, BoxJumpConfig(min_offset_ratio=0.1))
+    assert len(outl)
+    for thr in (0.01, 0.03, 0.3):
+        hot = switch_screen(p.prev_ok, p.cx, p.cy, p.size, p.start, p.end, p.tid, outl, np.float32(thr))
+        np.testing.assert_array_equal(hot, _ref_switch_screen(p, outl, thr))
+    rows = np.flatnonzero(rng.random(len(p.frame)) < 0.3)
+    for mv in (0.3, 0.5, 0.7):
+        got = quiet_near(p.start, p.end, p.occluded, p.visibility, rows, np.float32(mv))
+        np.testing.assert_array_equal(got, _ref_quiet_near(p, rows, mv))
