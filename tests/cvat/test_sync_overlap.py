@@ -22,11 +22,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cvat.harness import sync_harness
 from cvat.scenario import NUM_FRAMES, SIZE, rect, track, tracks, visible_boxes, writes
 
 from cvat_extension.cvat.config import SyncConfig
-from cvat_extension.cvat.connection import CvatApi, connect
-from cvat_extension.cvat.state_store import SQLiteStateStore
+from cvat_extension.cvat.connection import connect
 from cvat_extension.cvat.sync import run_sync
 
 SEGMENT = 30
@@ -63,26 +63,7 @@ def overlap_env(request: pytest.FixtureRequest, cvat_standin: Any, cvat_client: 
     for j in jobs:
         cvat_standin.set_job(j, stage="annotation", state="completed")
 
-    def make_cfg(**over: Any) -> SyncConfig:
-        raw: dict[str, Any] = {
-            "cvat": {"url": cvat_standin.url, "timeout_s": 2},
-            "checks": {"ghost": {"min_static_frames": 10}},
-            "review": {"on_findings": "review", "reviewer": "reviewer", "clean_to_acceptance": True,
-                       "frame_budget": 20},
-            "state": {"path": str(tmp_path / "state.sqlite"), "backup_dir": str(tmp_path / "backups"),
-                      "report_dir": str(tmp_path / "reports")},
-            "retry": {"attempts": 3, "backoff_s": 0.0},
-        }
-        for key, value in over.items():
-            raw[key] = {**raw.get(key, {}), **value}
-        return SyncConfig.from_mapping(raw)
-
-    def make_api(cfg: SyncConfig) -> CvatApi:
-        api = connect(cfg.cvat, cfg.retry)
-        api.sleep = lambda s: None
-        return api
-
-    store = SQLiteStateStore(tmp_path / "state.sqlite")
+    make_cfg, make_api, store = sync_harness(cvat_standin, tmp_path)
     yield cvat_standin, task_id, jobs, make_cfg, make_api, store, reviewer
     store.close()
 
