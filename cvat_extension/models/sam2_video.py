@@ -280,8 +280,13 @@ class PropagatedObject:
         return PropagatedObject(self.obj_id, self.frames[order], self.masks[order], self.confidence[order])
 
 
-class Sam2VideoPropagator:
-    """Propagate box/polygon/mask prompts through in-memory frames with SAM2's video loop."""
+class _LazyPredictor:
+    """Holds the settings and builds the ``SAM2VideoPredictor`` on first use.
+
+    Loading SAM2 takes seconds and GPU memory: functions and CLIs construct our objects at
+    start-up, but only the first real request should pay for the model. A test can pass a
+    ready ``predictor``.
+    """
 
     def __init__(self, settings: Sam2Settings, *, predictor: Any | None = None) -> None:
         self.settings = settings
@@ -293,6 +298,10 @@ class Sam2VideoPropagator:
         if self._predictor is None:
             self._predictor = load_predictor(self.settings)
         return self._predictor
+
+
+class Sam2VideoPropagator(_LazyPredictor):
+    """Propagate box/polygon/mask prompts through in-memory frames with SAM2's video loop."""
 
     def init_state(self, frames: Sequence[np.ndarray]) -> dict[str, Any]:
         """A SAM2 inference state over in-memory frames (what ``init_state`` builds from files).
@@ -476,7 +485,7 @@ def _to_cpu(out: Mapping[str, Any]) -> dict[str, Any]:
     return res
 
 
-class Sam2StreamTracker:
+class Sam2StreamTracker(_LazyPredictor):
     """Track objects one frame per call, keeping a bounded memory per object.
 
     Call :meth:`preprocess` once per frame, then :meth:`init` (on the frame a human drew
@@ -484,15 +493,6 @@ class Sam2StreamTracker:
     the caller; :meth:`track` updates them in place.
     """
 
-    def __init__(self, settings: Sam2Settings, *, predictor: Any | None = None) -> None:
-        self.settings = settings
-        self._predictor = predictor
-
-    @property
-    def predictor(self) -> Any:
-        if self._predictor is None:
-            self._predictor = load_predictor(self.settings)
-        return self._predictor
 
     @property
     def device(self) -> Any:
