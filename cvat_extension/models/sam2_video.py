@@ -493,7 +493,6 @@ class Sam2StreamTracker(_LazyPredictor):
     the caller; :meth:`track` updates them in place.
     """
 
-
     @property
     def device(self) -> Any:
         return self.predictor.device
