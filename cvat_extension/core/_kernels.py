@@ -18,7 +18,8 @@ import numpy as np
 from numba import njit
 
 __all__ = ["camera_residuals", "camera_spread", "compensate", "match_same_frame", "pad_by_key",
-           "offset_screen", "prepare_rows", "quiet_near", "static_rows", "switch_screen", "window_fits"]
+           "offset_screen", "prepare_rows", "quiet_near", "static_rows", "swap_pairs", "switch_screen",
+           "window_fits"]
 
 
 #: Keys per chunk of :func:`pad_by_key`: the chunk's rows of the matrix stay in cache
@@ -75,11 +76,16 @@ def pad_by_key(key: np.ndarray, values: np.ndarray, nkeys: int,
 @njit(cache=True, nogil=True)
 def window_fits(frame: np.ndarray, start: np.ndarray, end: np.ndarray, cx: np.ndarray,
                 cy: np.ndarray, size: np.ndarray, weight: np.ndarray, rows: np.ndarray,
-                half: int):  # pragma: no cover - compiled
+                half: int, filt: bool, always: np.ndarray, drop: np.ndarray, min_break: float,
+                jump_min: float, min_jump_px: float):  # pragma: no cover - compiled
     """Constant-velocity fits each side of the boundaries ``rows`` (see ``window_motion``).
 
-    Returns ``valid, pos_before, pos_after, vel_before, vel_after, size, jump, turn``
-    aligned with ``rows`` (ascending). Means of the half-windows come from weighted prefix
+    Returns ``valid, pos_before, pos_after, vel_before, vel_after, size, jump, turn, kept``
+    aligned with ``rows`` (ascending), ``kept`` the positions in ``rows`` returned: all of
+    them unless ``filt``. With ``filt`` (id_switch) a fit is kept only where ``always``, or
+    where it is valid, not ``drop`` and either ``jump + turn >= min_break`` or
+    ``jump >= jump_min`` and ``jump * size >= min_jump_px``: the fits no test can use are
+    never written out. Means of the half-windows come from weighted prefix
     sums over the rows (summed sequentially from row 0, as ``np.cumsum`` does), so results
     equal the numpy formulation bit for bit while no per-row temporaries are made.
     """
@@ -98,6 +104,8 @@ def window_fits(frame: np.ndarray, start: np.ndarray, end: np.ndarray, cx: np.nd
     sz = np.ones(m)
     jump = np.zeros(m)
     turn = np.zeros(m)
+    kept = np.empty(m, np.int64)
+    k_out = 0
     nan = np.nan
     big = np.finfo(np.float64).max
     for q in range(m):
@@ -151,28 +159,39 @@ def window_fits(frame: np.ndarray, start: np.ndarray, end: np.ndarray, cx: np.nd
         vby = 0.0 if np.isnan(vby) else (big if vby == np.inf else (-big if vby == -np.inf else vby))
         vax = 0.0 if np.isnan(vax) else (big if vax == np.inf else (-big if vax == -np.inf else vax))
         vay = 0.0 if np.isnan(vay) else (big if vay == np.inf else (-big if vay == -np.inf else vay))
-        vb[q, 0] = vbx
-        vb[q, 1] = vby
-        va[q, 0] = vax
-        va[q, 1] = vay
         tau = (frame[max(i - 1, 0)] + frame[i]) / 2.0 - frame[s]
         size_q = np.sqrt(abs(s1 * s2))
         ok = (i > s) and c1 > 0 and c2 > 0 and np.isfinite(size_q) and size_q > 0
-        if not ok:
+        if ok:
+            bx = x1 + vbx * (tau - t1)
+            by = y1 + vby * (tau - t1)
+            ax = x2 + vax * (tau - t2)
+            ay = y2 + vay * (tau - t2)
+            jq = np.hypot(bx - ax, by - ay) / size_q
+            tq = np.hypot(vbx - vax, vby - vay) * half / size_q
+        else:
+            bx = by = ax = ay = jq = tq = 0.0
+            size_q = 1.0
+        if filt and not always[q] and not (
+                ok and not drop[q] and (jq + tq >= min_break or (jq >= jump_min and jq * size_q >= min_jump_px))):
             continue
-        valid[q] = True
-        bx = x1 + vbx * (tau - t1)
-        by = y1 + vby * (tau - t1)
-        ax = x2 + vax * (tau - t2)
-        ay = y2 + vay * (tau - t2)
-        pb[q, 0] = bx
-        pb[q, 1] = by
-        pa[q, 0] = ax
-        pa[q, 1] = ay
-        sz[q] = size_q
-        jump[q] = np.hypot(bx - ax, by - ay) / size_q
-        turn[q] = np.hypot(vbx - vax, vby - vay) * half / size_q
-    return valid, pb, pa, vb, va, sz, jump, turn
+        o = k_out
+        k_out += 1
+        kept[o] = q
+        vb[o, 0] = vbx
+        vb[o, 1] = vby
+        va[o, 0] = vax
+        va[o, 1] = vay
+        valid[o] = ok
+        pb[o, 0] = bx
+        pb[o, 1] = by
+        pa[o, 0] = ax
+        pa[o, 1] = ay
+        sz[o] = size_q
+        jump[o] = jq
+        turn[o] = tq
+    k = k_out
+    return valid[:k], pb[:k], pa[:k], vb[:k], va[:k], sz[:k], jump[:k], turn[:k], kept[:k]
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -546,3 +565,63 @@ def quiet_near(start: np.ndarray, end: np.ndarray, occluded: np.ndarray, visibil
                 out[q] = True
                 break
     return out
+
+
+@njit(cache=True, nogil=True)
+def swap_pairs(order: np.ndarray, fr: np.ndarray, tid: np.ndarray, pos_after: np.ndarray,
+               size: np.ndarray, max_offset: int):  # pragma: no cover - compiled
+    """Candidate swap pairs of id_switch: boundaries ``order[k]``, ``order[k + d]``.
+
+    ``order`` are fit positions sorted by frame, ``fr`` (ascending)/``tid`` their frames and tracks in
+    that order. A pair counts for offsets d = 1..max_offset when the frames are at most one
+    apart, the tracks differ and the fitted positions after the boundary are less than three
+    sizes apart. Pairs come grouped by d, then by k: the order the numpy version made them.
+    """
+    n = len(order)
+    cap = 1024
+    A = np.empty(cap, np.int64)
+    c = 0
+    # Positions and sizes gathered into frame order once: the pair loop then reads them
+    # sequentially instead of missing the cache on every candidate.
+    px = np.empty(n)
+    py = np.empty(n)
+    sz = np.empty(n)
+    for k in range(n):
+        px[k] = pos_after[order[k], 0]
+        py[k] = pos_after[order[k], 1]
+        sz[k] = size[order[k]]
+    # k outer, d inner: ``fr`` ascends, so the offsets stop at the first frame more than
+    # one ahead. Pairs are then put in (d, k) order by a counting sort on d.
+    D = np.empty(cap, np.int64)
+    for k in range(n - 1):
+        for d in range(1, min(max_offset, n - 1 - k) + 1):
+            if fr[k + d] - fr[k] > 1:
+                break
+            if tid[k + d] != tid[k]:
+                dist = np.hypot(px[k] - px[k + d], py[k] - py[k + d])
+                if dist < 3.0 * max(sz[k], sz[k + d]):
+                    if c == cap:
+                        cap *= 2
+                        A2 = np.empty(cap, np.int64)
+                        D2 = np.empty(cap, np.int64)
+                        A2[:c] = A[:c]
+                        D2[:c] = D[:c]
+                        A = A2
+                        D = D2
+                    A[c] = k
+                    D[c] = d
+                    c += 1
+    first = np.zeros(max_offset + 2, np.int64)
+    for q in range(c):
+        first[D[q] + 1] += 1
+    for d in range(1, max_offset + 2):
+        first[d] += first[d - 1]
+    outA = np.empty(c, np.int64)
+    outB = np.empty(c, np.int64)
+    for q in range(c):
+        d = D[q]
+        r = first[d]
+        first[d] += 1
+        outA[r] = order[A[q]]
+        outB[r] = order[A[q] + d]
+    return outA, outB

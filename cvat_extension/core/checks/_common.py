@@ -160,13 +160,36 @@ def window_motion(p: Prepared, half: int, weight: np.ndarray | None = None,
     out of every mean. With ``rows``, fits are computed only there and the arrays returned
     are aligned with ``rows`` (the prefix sums stay O(n)).
     """
+    i = np.arange(len(p.frame)) if rows is None else np.asarray(rows, dtype=np.int64)
+    wm, _ = window_motion_kept(p, half, weight, i)
+    return wm
+
+
+def window_motion_kept(p: Prepared, half: int, weight: np.ndarray | None, rows: np.ndarray,
+                       keep: tuple[np.ndarray, np.ndarray, float, float, float] | None = None,
+                       ) -> tuple[WindowMotion, np.ndarray]:
+    """:func:`window_motion` at ``rows``, keeping only the fits that pass ``keep``.
+
+    ``keep = (always, drop, min_break, jump_min, min_jump_px)`` (arrays aligned with
+    ``rows``): see ``_kernels.window_fits``. Returns the fits and the positions in ``rows``
+    they belong to; the fits that fail are never written out.
+    """
     from cvat_extension.core._kernels import window_fits
 
     n = len(p.frame)
     wgt = np.ones(n) if weight is None else np.ascontiguousarray(weight, dtype=np.float64)
-    i = np.arange(n) if rows is None else np.asarray(rows, dtype=np.int64)
+    i = np.ascontiguousarray(rows, dtype=np.int64)
+    if keep is None:
+        no = np.zeros(0, dtype=bool)
+        keep = (no, no, 0.0, 0.0, 0.0)
+        filt = False
+    else:
+        filt = True
+    always, drop, min_break, jump_min, min_jump_px = keep
     # One compiled pass (_kernels.window_fits): prefix sums, then the fits per boundary.
-    return WindowMotion(*window_fits(p.frame, p.start, p.end, p.cx, p.cy, p.size, wgt, i, int(half)))
+    *arrays, kept = window_fits(p.frame, p.start, p.end, p.cx, p.cy, p.size, wgt, i, int(half), filt,
+                                always, drop, float(min_break), float(jump_min), float(min_jump_px))
+    return WindowMotion(*arrays), kept
 
 
 @dataclass(frozen=True, eq=False)

@@ -30,7 +30,7 @@ from cvat_extension.core.checks._common import (
     box_tuple,
     check_range,
     prepare,
-    window_motion,
+    window_motion_kept,
 )
 from cvat_extension.core.checks.box_jump import BoxJumpConfig, single_outliers
 from cvat_extension.core.findings import Finding, frame_label
@@ -102,17 +102,24 @@ class _Fits:
     outlier: np.ndarray  # the row itself is a single displaced box (box_jump's business)
 
 
-def _screened_fits(p: Prepared, config: IdSwitchConfig) -> _Fits:
+def _screened_fits(p: Prepared, config: IdSwitchConfig, *, compact: bool = True) -> _Fits:
     """Screen every row cheaply, then fit windows where the screen fires; block by block.
 
     Screen: a jump or a velocity step shows as a large second difference of the
     (compensated) centre at or next to the boundary. Rows near a single displaced box are
     fitted with that box left out; track ends are always fitted (handover partners).
+
+    With ``compact`` only the fits :func:`check_id_switch` can use are kept: swap/handover
+    candidates, jump candidates at the lower of the two jump bounds, and track ends. On
+    jittery tracks the screen passes about a third of all rows, nine in ten of which fail
+    every test; dropping them per block keeps the check body and the concatenation small.
+    Findings are the same either way (``compact=False`` is the reference in the tests).
     """
     from cvat_extension.core._kernels import switch_screen
 
     half = config.window_frames
     thr = 0.5 * min(config.swap_candidate_break / half, config.min_jump_ratio)
+    jump_min = min(config.min_jump_ratio, config.occluded_jump_ratio)
     parts: list[tuple[np.ndarray, WindowMotion, np.ndarray]] = []
     for r0, r1 in blocks(p):
         b = block_view(p, r0, r1)
@@ -124,7 +131,13 @@ def _screened_fits(p: Prepared, config: IdSwitchConfig) -> _Fits:
         rows = np.flatnonzero(hot)
         is_out = np.zeros(n, dtype=bool)
         is_out[outl] = True
-        parts.append((rows + r0, window_motion(b, half, weight, rows=rows), is_out[rows]))
+        out = is_out[rows]
+        keep = ((rows == b.end[rows] - 1, out, config.swap_candidate_break, jump_min, config.min_jump_px)
+                if compact else None)
+        w, kept = window_motion_kept(b, half, weight, rows, keep)
+        if compact:
+            rows, out = rows[kept], out[kept]
+        parts.append((rows + r0, w, out))
     if not parts:
         z = np.zeros(0)
         z2 = np.zeros((0, 2))
@@ -178,6 +191,8 @@ def check_id_switch(tracks: Tracks, config: IdSwitchConfig = IdSwitchConfig(),
     Scores: a swap 0.6..0.98 by how much better the crossed fit is; a handover 0.55..0.95;
     a jump 0.45..0.95 by its size, halved near occlusion.
     """
+    from cvat_extension.core._kernels import swap_pairs
+
     p = prepared if prepared is not None else prepare(tracks)
     if len(p.frame) < 3:
         return []
@@ -197,17 +212,9 @@ def check_id_switch(tracks: Tracks, config: IdSwitchConfig = IdSwitchConfig(),
         order = cand[np.argsort(p.frame[g[cand]], kind="stable")]
         fr = p.frame[g[order]]
         tid = p.tid[g[order]]
-        pa_l, pb_l = [], []
-        for d in range(1, 16):  # neighbours in frame order; few candidates share a frame
-            a, b = order[:-d], order[d:]
-            ok = (np.abs(fr[d:] - fr[:-d]) <= 1) & (tid[d:] != tid[:-d])
-            # Swaps happen between neighbours: skip pairs more than 3 sizes apart.
-            ok &= (np.hypot(*(wm.pos_after[a] - wm.pos_after[b]).T)
-                   < 3.0 * np.maximum(wm.size[a], wm.size[b]))
-            pa_l.append(a[ok])
-            pb_l.append(b[ok])
-        A = np.concatenate(pa_l)
-        B = np.concatenate(pb_l)
+        # Neighbours in frame order (few candidates share a frame); swaps happen between
+        # neighbours, so pairs more than 3 sizes apart are skipped. One compiled pass.
+        A, B = swap_pairs(order, fr, tid, wm.pos_after, wm.size, 15)
         if len(A):
             keep = _fit_cost(wm, A, A, half) + _fit_cost(wm, B, B, half)
             cross = _fit_cost(wm, A, B, half) + _fit_cost(wm, B, A, half)

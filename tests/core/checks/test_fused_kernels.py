@@ -254,3 +254,46 @@ def test_id_switch_screens_identical_to_numpy(seed: int) -> None:
     for mv in (0.3, 0.5, 0.7):
         got = quiet_near(p.start, p.end, p.occluded, p.visibility, rows, np.float32(mv))
         np.testing.assert_array_equal(got, _ref_quiet_near(p, rows, mv))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_id_switch_compact_fits_same_findings(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Dropping fits no test can use must not change a single finding."""
+    import functools
+
+    from cvat_extension.core.checks import id_switch as mod
+
+    gt, info = make_scene(SceneConfig(num_frames=600, num_objects=20, seed=seed,
+                                      camera_pan_px=30.0 if seed == 1 else 0.0))
+    t, _ = inject_errors(gt, kinds=["id_switch"], count_per_kind=6, seed=seed, info=info)
+    for cfg in (mod.IdSwitchConfig(), mod.IdSwitchConfig(min_jump_ratio=0.2, occluded_jump_ratio=0.15,
+                                                         swap_candidate_break=0.05, min_jump_px=1.0)):
+        got = mod.check_id_switch(t, cfg, info=info)
+        with monkeypatch.context() as mp:
+            mp.setattr(mod, "_screened_fits", functools.partial(mod._screened_fits, compact=False))
+            ref = mod.check_id_switch(t, cfg, info=info)
+        assert got, "scene must produce id_switch findings"
+        assert got == ref
+
+
+def test_swap_pairs_identical_to_numpy() -> None:
+    from cvat_extension.core._kernels import swap_pairs
+
+    rng = np.random.default_rng(3)
+    m = 5000
+    pos = rng.random((m, 2)) * 200
+    size = (rng.random(m) * 20 + 1)
+    order = rng.permutation(m)
+    fr = np.sort(rng.integers(0, 800, m))
+    tid = rng.integers(0, 30, m)
+    pa_l, pb_l = [], []
+    for d in range(1, 16):
+        a, b = order[:-d], order[d:]
+        ok = (np.abs(fr[d:] - fr[:-d]) <= 1) & (tid[d:] != tid[:-d])
+        ok &= np.hypot(*(pos[a] - pos[b]).T) < 3.0 * np.maximum(size[a], size[b])
+        pa_l.append(a[ok])
+        pb_l.append(b[ok])
+    A, B = swap_pairs(order, fr, tid, pos, size, 15)
+    assert len(A) > 1024  # the buffers grew
+    np.testing.assert_array_equal(A, np.concatenate(pa_l))
+    np.testing.assert_array_equal(B, np.concatenate(pb_l))
