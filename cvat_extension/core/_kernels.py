@@ -17,9 +17,9 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["camera_residuals", "camera_spread", "compensate", "match_same_frame", "pad_by_key",
-           "offset_screen", "prepare_rows", "quiet_near", "static_rows", "swap_pairs", "switch_screen",
-           "window_fits"]
+__all__ = ["camera_residuals", "camera_spread", "compensate", "match_frames", "match_same_frame",
+           "offset_screen", "pad_by_key", "prepare_rows", "quiet_near", "static_rows", "swap_pairs",
+           "switch_screen", "window_fits"]
 
 
 #: Keys per chunk of :func:`pad_by_key`: the chunk's rows of the matrix stay in cache
@@ -212,7 +212,26 @@ _MATCH_CHUNK_ROWS = 1 << 15
 @njit(cache=True, nogil=True)
 def match_same_frame(a_frame: np.ndarray, a_xyxy: np.ndarray, b_frame: np.ndarray,
                      b_xyxy: np.ndarray, b_ok: np.ndarray):  # pragma: no cover - compiled
+    """:func:`match_frames` over all frames, into new arrays: ``(best_a, best_b)``."""
+    best_a = np.zeros(len(a_frame), np.float32)
+    best_b = np.zeros(len(b_frame), np.float32)
+    if len(a_frame) == 0 or len(b_frame) == 0:
+        return best_a, best_b
+    f_lo = min(a_frame.min(), b_frame.min())
+    f_hi = max(a_frame.max(), b_frame.max()) + 1
+    match_frames(a_frame, a_xyxy, b_frame, b_xyxy, b_ok, f_lo, f_hi, best_a, best_b)
+    return best_a, best_b
+
+
+@njit(cache=True, nogil=True)
+def match_frames(a_frame: np.ndarray, a_xyxy: np.ndarray, b_frame: np.ndarray,
+                 b_xyxy: np.ndarray, b_ok: np.ndarray, f_lo: int, f_hi: int, best_a: np.ndarray,
+                 best_b: np.ndarray) -> None:  # pragma: no cover - compiled
     """Best IoU of each ``a`` box with the ``b`` boxes of its frame, and vice versa.
+
+    Only frames ``f_lo <= f < f_hi``: their rows of ``best_a``/``best_b`` (float32, zeroed
+    by the caller) are written, no other, so disjoint frame ranges run on separate threads
+    into the same arrays.
 
     Returns ``(best_a, best_b)`` (float32): ``best_a[i]`` over the ``b`` boxes with
     ``b_ok``, ``best_b[j]`` over all ``a`` boxes; 0 where nothing overlaps. Both sets are
@@ -223,33 +242,35 @@ def match_same_frame(a_frame: np.ndarray, a_xyxy: np.ndarray, b_frame: np.ndarra
     """
     na = len(a_frame)
     nb = len(b_frame)
-    best_a = np.zeros(na, np.float32)
-    best_b = np.zeros(nb, np.float32)
-    if na == 0 or nb == 0:
-        return best_a, best_b
-    f0 = min(a_frame.min(), b_frame.min())
-    nf = max(a_frame.max(), b_frame.max()) - f0 + 1
+    if na == 0 or nb == 0 or f_hi <= f_lo:
+        return
+    f0 = f_lo
+    nf = f_hi - f_lo
     oa = np.zeros(nf + 1, np.int64)
     ob = np.zeros(nf + 1, np.int64)
     for i in range(na):
-        oa[a_frame[i] - f0 + 1] += 1
+        if f_lo <= a_frame[i] < f_hi:
+            oa[a_frame[i] - f0 + 1] += 1
     for j in range(nb):
-        ob[b_frame[j] - f0 + 1] += 1
+        if f_lo <= b_frame[j] < f_hi:
+            ob[b_frame[j] - f0 + 1] += 1
     for f in range(nf):
         oa[f + 1] += oa[f]
         ob[f + 1] += ob[f]
     pa = oa[:-1].copy()
     pb = ob[:-1].copy()
-    ia = np.empty(na, np.int64)
-    ib = np.empty(nb, np.int64)
+    ia = np.empty(oa[nf], np.int64)
+    ib = np.empty(ob[nf], np.int64)
     for i in range(na):
-        f = a_frame[i] - f0
-        ia[pa[f]] = i
-        pa[f] += 1
+        if f_lo <= a_frame[i] < f_hi:
+            f = a_frame[i] - f0
+            ia[pa[f]] = i
+            pa[f] += 1
     for j in range(nb):
-        f = b_frame[j] - f0
-        ib[pb[f]] = j
-        pb[f] += 1
+        if f_lo <= b_frame[j] < f_hi:
+            f = b_frame[j] - f0
+            ib[pb[f]] = j
+            pb[f] += 1
     # Frames are taken in chunks of about _MATCH_CHUNK_ROWS rows: a tight gather loop
     # copies the chunk's boxes into contiguous float32 buffers in frame order first (rows
     # come sorted by track, so a gather inside the pair loop would miss the cache on every
@@ -334,7 +355,6 @@ def match_same_frame(a_frame: np.ndarray, a_xyxy: np.ndarray, b_frame: np.ndarra
         for r in range(ob[g] - rb):
             best_b[ib[rb + r]] = bbest[r]
         f = g
-    return best_a, best_b
 
 
 @njit(cache=True, nogil=True)

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-from cvat_extension.core.checks._common import match_detections, prepare
+from cvat_extension.core.checks._common import DetectionMatch, prepare, start_match, visible_boxes
 from cvat_extension.core.checks.appearance_jump import AppearanceJumpConfig, check_appearance_jump
 from cvat_extension.core.checks.box_jump import BoxJumpConfig, check_box_jump
 from cvat_extension.core.checks.ghost import GhostConfig, check_ghost
@@ -175,30 +176,38 @@ def run_checks(
     # a cache keyed on the Tracks object would keep a whole task's arrays alive after use.
     runnable = [n for n in names
                 if all({"detections": detections, "frames": frames}[k] is not None for k in CHECKS[n].needs)]
-    prepared = prepare(tracks) if runnable else None
-    # One same-frame pair search serves ghost (support) and missing_object (coverage).
-    matched = None
-    if prepared is not None and detections is not None and len(detections) \
-            and {"ghost", "missing_object"} & set(runnable):
-        matched = match_detections(prepared, detections, cfg.ghost.min_det_score)
+    if not runnable:
+        return []
+    threaded = workers > 1 and int((~tracks.outside).sum()) >= _MIN_ROWS_FOR_THREADS
+    with ThreadPoolExecutor(max_workers=workers) if threaded else nullcontext() as pool:
+        # One same-frame pair search serves ghost (support) and missing_object (coverage).
+        # It needs only the visible boxes: on threads it runs (split by frames) while this
+        # thread prepares, instead of both running alone before the checks start.
+        wait_match: Callable[[], DetectionMatch] | None = None
+        if detections is not None and len(detections) and {"ghost", "missing_object"} & set(runnable):
+            frame, xyxy = visible_boxes(tracks)
+            wait_match = start_match(frame, xyxy, detections, cfg.ghost.min_det_score, pool, workers)
+        prepared = prepare(tracks)
 
-    def one(name: str) -> list[Finding]:
-        return CHECKS[name].func(tracks, getattr(cfg, name), detections=detections,
-                                 frames=frames, info=info, prepared=prepared, matched=matched)
+        def one(name: str) -> list[Finding]:
+            matched = wait_match() if wait_match is not None and name in _USES_MATCH else None
+            return CHECKS[name].func(tracks, getattr(cfg, name), detections=detections,
+                                     frames=frames, info=info, prepared=prepared, matched=matched)
 
-    rows = len(prepared.frame) if prepared is not None else 0
-    if workers == 1 or len(runnable) < 2 or rows < _MIN_ROWS_FOR_THREADS:
-        results = [one(name) for name in runnable]
-    else:
-        # Longest checks first so that the two threads finish close together.
-        order = sorted(runnable, key=lambda n: -_COST_RANK.get(n, 0))
-        with ThreadPoolExecutor(max_workers=workers) as pool:
+        if pool is None or len(runnable) < 2:
+            results = [one(name) for name in runnable]
+        else:
+            # Longest checks first so that the threads finish close together, except that
+            # checks waiting for the detection match go last (the match is still running).
+            order = sorted(runnable, key=lambda n: (n in _USES_MATCH, -_COST_RANK.get(n, 0)))
             done = dict(zip(order, pool.map(one, order)))
-        results = [done[name] for name in runnable]
+            results = [done[name] for name in runnable]
     return sorted((f for r in results for f in r), key=Finding.sort_key)
 
 
 #: Below this many visible boxes threads cost more than they save.
 _MIN_ROWS_FOR_THREADS = 200_000
+#: Checks given the shared detection match.
+_USES_MATCH = frozenset({"ghost", "missing_object"})
 #: Rough relative cost of each check on large tasks (bench/bench_checks.py), for scheduling.
 _COST_RANK = {"appearance_jump": 9, "missing_object": 8, "ghost": 7, "id_switch": 6}

@@ -13,6 +13,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from itertools import pairwise
 
@@ -208,11 +210,61 @@ class DetectionMatch:
 
 def match_detections(p: Prepared, detections: Tracks, min_det_score: float) -> DetectionMatch:
     """Compute :class:`DetectionMatch` (exact float32 IoU over every same-frame pair)."""
-    from cvat_extension.core._kernels import match_same_frame
+    return start_match(p.frame, p.xyxy, detections, min_det_score)()
+
+
+def visible_boxes(tracks: Tracks) -> tuple[np.ndarray, np.ndarray]:
+    """Frames and boxes of the visible rows, in :class:`Prepared` order (views when all are)."""
+    visible = ~tracks.outside
+    if visible.all():
+        return tracks.frame, tracks.xyxy
+    return tracks.frame[visible], tracks.xyxy[visible]
+
+
+def start_match(frame: np.ndarray, xyxy: np.ndarray, detections: Tracks, min_det_score: float,
+                pool: Executor | None = None, parts: int = 1) -> Callable[[], DetectionMatch]:
+    """Start :func:`match_detections` on ``frame``/``xyxy`` (the visible rows) and return
+    a function that waits for it.
+
+    With a ``pool`` the frames are split into ``parts`` ranges of about equal rows, matched
+    side by side (the kernel releases the GIL; frames are independent, so results do not
+    depend on the split). It needs only the boxes, not :func:`prepare`, so ``run_checks``
+    starts it first and prepares meanwhile.
+    """
+    from cvat_extension.core._kernels import match_frames
 
     ok = ~detections.outside & (detections.score >= min_det_score)
-    support, coverage = match_same_frame(p.frame, p.xyxy, detections.frame, detections.xyxy, ok)
-    return DetectionMatch(float(min_det_score), support, coverage)
+    support = np.zeros(len(frame), np.float32)
+    coverage = np.zeros(len(detections), np.float32)
+    args = (np.ascontiguousarray(frame), np.ascontiguousarray(xyxy), np.ascontiguousarray(detections.frame),
+            np.ascontiguousarray(detections.xyxy), ok)
+    if len(frame) and len(detections):
+        lo = int(min(frame.min(), detections.frame.min()))
+        hi = int(max(frame.max(), detections.frame.max())) + 1
+        parts = max(1, parts) if pool is not None else 1
+        if parts > 1:
+            # Cuts at quantiles of the annotated rows' frames: equal work per part.
+            q = np.quantile(frame, np.arange(1, parts) / parts).astype(np.int64)
+            edges = np.unique(np.concatenate([[lo], q, [hi]]))
+        else:
+            edges = np.array([lo, hi])
+        jobs = [(int(a), int(b)) for a, b in pairwise(edges)]
+        if pool is None:
+            for a, b in jobs:
+                match_frames(*args, a, b, support, coverage)
+            futures = []
+        else:
+            futures = [pool.submit(match_frames, *args, a, b, support, coverage) for a, b in jobs]
+    else:
+        futures = []
+    score = float(min_det_score)
+
+    def wait() -> DetectionMatch:
+        for f in futures:
+            f.result()
+        return DetectionMatch(score, support, coverage)
+
+    return wait
 
 
 def best_match_same_frame(

@@ -297,3 +297,38 @@ def test_swap_pairs_identical_to_numpy() -> None:
     assert len(A) > 1024  # the buffers grew
     np.testing.assert_array_equal(A, np.concatenate(pa_l))
     np.testing.assert_array_equal(B, np.concatenate(pb_l))
+
+
+@pytest.mark.parametrize("parts", [2, 3])
+def test_match_split_by_frames_same_as_whole(parts: int) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from cvat_extension.core.checks._common import match_detections, start_match, visible_boxes
+    from cvat_extension.synthetic.inject import make_detections
+
+    gt, info = make_scene(SceneConfig(num_frames=300, num_objects=15, seed=parts))
+    det = make_detections(gt, miss_rate=0.1, fp_rate=0.5, seed=parts, info=info)
+    t = gt.with_columns(outside=gt.outside | (np.arange(len(gt)) % 17 == 0))
+    whole = match_detections(prepare(t), det, 0.3)
+    frame, xyxy = visible_boxes(t)
+    with ThreadPoolExecutor(2) as pool:
+        split = start_match(frame, xyxy, det, 0.3, pool, parts)()
+    assert (whole.support > 0).any() and (whole.coverage > 0).any()
+    np.testing.assert_array_equal(split.support, whole.support)
+    np.testing.assert_array_equal(split.coverage, whole.coverage)
+
+
+def test_run_checks_threaded_same_as_serial(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Threads (match beside prepare, checks side by side) change no finding."""
+    import cvat_extension.core.checks as checks
+    from cvat_extension.synthetic.inject import make_detections
+
+    gt, info = make_scene(SceneConfig(num_frames=500, num_objects=15, seed=4))
+    t, _ = inject_errors(gt, kinds=["id_switch", "ghost", "box_jump", "size_jump"],
+                         count_per_kind=3, seed=4, info=info)
+    det = make_detections(gt, miss_rate=0.1, fp_rate=0.5, seed=4, info=info)
+    serial = checks.run_checks(t, detections=det, info=info, workers=1)
+    monkeypatch.setattr(checks, "_MIN_ROWS_FOR_THREADS", 0)
+    threaded = checks.run_checks(t, detections=det, info=info, workers=2)
+    assert {f.kind for f in serial} >= {"ghost", "id_switch"}
+    assert threaded == serial
