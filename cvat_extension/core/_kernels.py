@@ -478,16 +478,24 @@ def camera_spread(key: np.ndarray, dx: np.ndarray, dy: np.ndarray, tx: np.ndarra
 
 @njit(cache=True, nogil=True)
 def compensate(frame: np.ndarray, xyxy: np.ndarray, h: np.ndarray, cx: np.ndarray,
-               cy: np.ndarray, f0: int, A: np.ndarray, B: np.ndarray, mode: int):  # pragma: no cover - compiled
-    """Last pass of ``prepare``, in place on ``cx``/``cy``: camera compensation and sizes.
+               cy: np.ndarray, f0: int, A: np.ndarray, B: np.ndarray, mode: int, r0: int, r1: int,
+               size: np.ndarray, log_area: np.ndarray) -> None:  # pragma: no cover - compiled
+    """Last pass of ``prepare`` on rows ``[r0, r1)``, in place: camera compensation, sizes.
 
     ``mode`` 2: scale and shift (``c = (c - B_f) / A_f``, sizes divided by ``A_f``), 1:
-    shift only, 0: nothing. Returns float32 ``size`` and ``log_area`` of the compensated box.
+    shift only, 0: nothing. Writes float32 ``size`` and ``log_area`` of the compensated box.
+    ``exp(log A_f)`` and ``2 log A_f`` are taken per frame once (the numpy code took them
+    per row, with the same values); disjoint row ranges can run on separate threads.
     """
-    n = len(frame)
-    size = np.empty(n, np.float32)
-    log_area = np.empty(n, np.float32)
-    for i in range(n):
+    nf = len(A)
+    ea = np.empty(nf, np.float32)
+    l2 = np.empty(nf, np.float32)
+    if mode == 2:
+        for f in range(nf):
+            log_a = np.log(A[f])
+            ea[f] = np.float32(np.exp(log_a))
+            l2[f] = np.float32(2 * log_a)
+    for i in range(r0, r1):
         w = xyxy[i, 2] - xyxy[i, 0]
         w = w if w > 1e-3 else 1e-3
         area = w * h[i]
@@ -501,12 +509,10 @@ def compensate(frame: np.ndarray, xyxy: np.ndarray, h: np.ndarray, cx: np.ndarra
                 a = A[fi]
                 cx[i] /= a
                 cy[i] /= a
-                log_a = np.log(a)
-                sz /= np.float32(np.exp(log_a))
-                la -= np.float32(2 * log_a)
+                sz /= ea[fi]
+                la -= l2[fi]
         size[i] = sz
         log_area[i] = la
-    return size, log_area
 
 
 @njit(cache=True, nogil=True)

@@ -187,7 +187,8 @@ def run_checks(
         if detections is not None and len(detections) and {"ghost", "missing_object"} & set(runnable):
             frame, xyxy = visible_boxes(tracks)
             wait_match = start_match(frame, xyxy, detections, cfg.ghost.min_det_score, pool, workers)
-        prepared = prepare(tracks)
+        # An idle pool helps prepare; while the match runs on it, it would only wait.
+        prepared = prepare(tracks, pool if wait_match is None else None)
 
         def one(name: str) -> list[Finding]:
             matched = wait_match() if wait_match is not None and name in _USES_MATCH else None

@@ -70,8 +70,12 @@ def group_median(key: np.ndarray, values: np.ndarray, counts: np.ndarray) -> np.
     return med
 
 
-def prepare(tracks: Tracks) -> Prepared:
-    """Compute :class:`Prepared` for ``tracks``.
+#: Fewest rows per thread for :func:`prepare` to split its last pass.
+_MIN_SPLIT_ROWS = 100_000
+
+
+def prepare(tracks: Tracks, pool: Executor | None = None) -> Prepared:
+    """Compute :class:`Prepared` for ``tracks`` (its last pass split over ``pool`` if given).
 
     Not cached: :func:`~cvat_extension.core.checks.run_checks` computes it once and passes
     it to every check (``prepared=``), so nothing outlives the call. When no row is outside
@@ -129,8 +133,17 @@ def prepare(tracks: Tracks) -> Prepared:
     A = np.cumprod(s)
     B = A[:, None] * np.cumsum(shift / A[:, None], axis=0)
     mode = 2 if n and (s != 1.0).any() else (1 if n and B.any() else 0)
-    size, log_area = compensate(np.ascontiguousarray(frame), np.ascontiguousarray(box), h, cx, cy,
-                                f0, A, np.ascontiguousarray(B), mode)
+    size = np.empty(n, np.float32)
+    log_area = np.empty(n, np.float32)
+    args = (np.ascontiguousarray(frame), np.ascontiguousarray(box), h, cx, cy, f0, A,
+            np.ascontiguousarray(B), mode)
+    # Rows are independent here: with a pool, half of them go to another thread.
+    if pool is not None and n >= 2 * _MIN_SPLIT_ROWS:
+        fut = pool.submit(compensate, *args, n // 2, n, size, log_area)
+        compensate(*args, 0, n // 2, size, log_area)
+        fut.result()
+    else:
+        compensate(*args, 0, n, size, log_area)
     del h
     return Prepared(
         rows=vis_rows, frame=frame, tid=tid, xyxy=box, label=take(tracks.label),

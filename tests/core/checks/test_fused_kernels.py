@@ -158,15 +158,23 @@ def _scene(seed: int, camera: bool, outside: bool) -> Tracks:
 @pytest.mark.parametrize("camera", [False, True])
 @pytest.mark.parametrize("outside", [False, True])
 def test_prepare_identical_to_numpy(seed: int, camera: bool, outside: bool) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    import cvat_extension.core.checks._common as common
+
     t = _scene(seed, camera, outside)
-    new, ref = prepare(t), _ref_prepare(t)
-    for name in Prepared.__dataclass_fields__:
-        a, b = getattr(new, name), getattr(ref, name)
-        if isinstance(a, np.ndarray):
-            assert a.dtype == b.dtype or name in ("start", "end"), name
-            np.testing.assert_array_equal(a, b, err_msg=name)
-        else:
-            assert a == b, name
+    ref = _ref_prepare(t)
+    with ThreadPoolExecutor(2) as pool, pytest.MonkeyPatch.context() as mp:
+        mp.setattr(common, "_MIN_SPLIT_ROWS", 10)  # split the last pass on this small scene
+        split = prepare(t, pool)
+    for new in (prepare(t), split):
+        for name in Prepared.__dataclass_fields__:
+            a, b = getattr(new, name), getattr(ref, name)
+            if isinstance(a, np.ndarray):
+                assert a.dtype == b.dtype or name in ("start", "end"), name
+                np.testing.assert_array_equal(a, b, err_msg=name)
+            else:
+                assert a == b, name
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
