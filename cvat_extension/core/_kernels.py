@@ -205,6 +205,26 @@ def _window_mean(ring, lo, hi):  # pragma: no cover - compiled
         (ring[3, hi] - ring[3, lo]) * inv, (ring[4, hi] - ring[4, lo]) * inv
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _pair_iou(x0, y0, x1, y1, ar, bx0, by0, bx1, by1, bar, iou):  # pragma: no cover - compiled
+    """float32 IoU of one box with each box of a frame, into ``iou`` (a loop apart from
+    the running maxima so that it has one store and vectorises)."""
+    tiny = np.float32(1e-12)
+    zero = np.float32(0.0)
+    for q in range(len(bx0)):  # selects, not min()/max() (NaN rules): this vectorises
+        u = bx1[q]
+        w = bx0[q]
+        iw = (x1 if x1 < u else u) - (x0 if x0 > w else w)
+        u = by1[q]
+        w = by0[q]
+        ih = (y1 if y1 < u else u) - (y0 if y0 > w else w)
+        iw = iw if iw > zero else zero
+        ih = ih if ih > zero else zero
+        inter = iw * ih
+        un = ar + bar[q] - inter
+        iou[q] = inter / (un if un > tiny else tiny)
+
+
 #: Rows of each set per chunk of :func:`match_same_frame` (its float32 buffers stay cached).
 _MATCH_CHUNK_ROWS = 1 << 15
 
@@ -295,7 +315,6 @@ def match_frames(a_frame: np.ndarray, a_xyxy: np.ndarray, b_frame: np.ndarray,
     bok = np.empty(cb, np.bool_)
     bbest = np.empty(cb, np.float32)
     iou = np.empty(wb, np.float32)
-    tiny = np.float32(1e-12)
     zero = np.float32(0.0)
     f = 0
     while f < nf:
@@ -330,19 +349,10 @@ def match_frames(a_frame: np.ndarray, a_xyxy: np.ndarray, b_frame: np.ndarray,
                 x1 = ax1[r]
                 y1 = ay1[r]
                 ar = (x1 - x0) * (y1 - y0)
-                for q in range(k):  # selects, not min()/max() (NaN rules): this vectorises
-                    u = bx1[b0 + q]
-                    w = bx0[b0 + q]
-                    iw = (x1 if x1 < u else u) - (x0 if x0 > w else w)
-                    u = by1[b0 + q]
-                    w = by0[b0 + q]
-                    ih = (y1 if y1 < u else u) - (y0 if y0 > w else w)
-                    iw = iw if iw > zero else zero
-                    ih = ih if ih > zero else zero
-                    inter = iw * ih
-                    un = ar + bar[b0 + q] - inter
-                    v = inter / (un if un > tiny else tiny)
-                    iou[q] = v
+                _pair_iou(x0, y0, x1, y1, ar, bx0[b0:b0 + k], by0[b0:b0 + k], bx1[b0:b0 + k],
+                          by1[b0:b0 + k], bar[b0:b0 + k], iou)
+                for q in range(k):
+                    v = iou[q]
                     bb = bbest[b0 + q]
                     bbest[b0 + q] = v if v > bb else bb
                 m = zero

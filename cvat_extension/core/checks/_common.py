@@ -88,7 +88,12 @@ def prepare(tracks: Tracks, pool: Executor | None = None) -> Prepared:
     instead of some twenty numpy operations each writing a full-length temporary; the
     per-frame camera estimate between them stays numpy (medians, 1/50 of the rows).
     """
-    from cvat_extension.core._kernels import camera_residuals, camera_spread, compensate, prepare_rows
+    from cvat_extension.core._kernels import (
+        camera_residuals,
+        camera_spread,
+        compensate,
+        prepare_rows,
+    )
 
     visible = ~tracks.outside
     if visible.all():

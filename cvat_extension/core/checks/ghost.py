@@ -22,9 +22,9 @@ import numpy as np
 from cvat_extension.core.checks._common import (
     DetectionMatch,
     Prepared,
-    match_detections,
     box_tuple,
     check_range,
+    match_detections,
     prepare,
     quiet_rows,
     runs,

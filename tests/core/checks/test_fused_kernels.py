@@ -9,7 +9,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cvat_extension.core.checks._common import _MIN_TRACKS_FOR_CAMERA, Prepared, block_view, blocks, group_median, prepare
+from cvat_extension.core.checks._common import (
+    _MIN_TRACKS_FOR_CAMERA,
+    Prepared,
+    block_view,
+    blocks,
+    group_median,
+    prepare,
+)
 from cvat_extension.core.checks.ghost import GhostConfig, _static_rows
 from cvat_extension.core.tracks import Tracks
 from cvat_extension.synthetic.inject import inject_errors
@@ -328,7 +335,7 @@ def test_match_split_by_frames_same_as_whole(parts: int) -> None:
 
 def test_run_checks_threaded_same_as_serial(monkeypatch: pytest.MonkeyPatch) -> None:
     """Threads (match beside prepare, checks side by side) change no finding."""
-    import cvat_extension.core.checks as checks
+    from cvat_extension.core import checks
     from cvat_extension.synthetic.inject import make_detections
 
     gt, info = make_scene(SceneConfig(num_frames=500, num_objects=15, seed=4))
