@@ -1,7 +1,9 @@
 """Compiled inner loops of the QA checks (numba), private.
 
 Only the loops that numpy cannot express without materialising per-row temporaries live
-here; everything around them stays numpy. Each kernel is one pass over arrays the caller
+here (the per-row passes of ``prepare``, screens, window fits, pair searches); the
+per-frame and per-finding work around them stays numpy. This module imports numba: the
+checks import it inside functions, so importing ``cvat_extension.core.checks`` does not. Each kernel is one pass over arrays the caller
 already has sorted, ``nogil`` so that :func:`~cvat_extension.core.checks.run_checks`'
 threads run them side by side, and ``cache=True`` so the compilation (a few seconds) is
 paid once per installation: numba writes the cache next to this file, or under

@@ -160,7 +160,8 @@ def run_checks(
     compiled ``nogil`` kernels (``core/_kernels.py``) that release the GIL, so two cores give up to twice the throughput on large tasks. Results
     do not depend on it (findings are collected in check order, then sorted). Matching and
     window fits work in bounded chunks, so two checks at once stay within memory; use 1 to
-    keep to one core.
+    keep to one core. On threads the shared detection match starts first, split by frames,
+    while this thread prepares; ghost and missing_object run last and wait for it.
 
     Raises:
         ConfigError: ``only`` names an unknown check or ``workers`` < 1.
