@@ -21,7 +21,7 @@ from numba import njit
 
 __all__ = ["camera_residuals", "camera_spread", "compensate", "match_frames", "match_same_frame",
            "offset_screen", "pad_by_key", "prepare_rows", "quiet_near", "static_rows", "swap_pairs",
-           "switch_screen", "window_fits"]
+           "switch_screen", "track_summary", "window_fits"]
 
 
 #: Keys per chunk of :func:`pad_by_key`: the chunk's rows of the matrix stay in cache
@@ -663,3 +663,30 @@ def swap_pairs(order: np.ndarray, fr: np.ndarray, tid: np.ndarray, pos_after: np
         outA[r] = order[A[q]]
         outB[r] = order[A[q] + d]
     return outA, outB
+
+
+@njit(cache=True, nogil=True)
+def track_summary(start: np.ndarray, end: np.ndarray, frame: np.ndarray, xyxy: np.ndarray,
+                  lo: float, wlim: float, hlim: float, check_border: bool):  # pragma: no cover - compiled
+    """Per track (short_track): first row, visible segments, and whether a box touches the
+    border (``x0 <= lo or y0 <= lo or x1 >= wlim or y1 >= hlim``; False unless
+    ``check_border``). One pass instead of full-length masks and two ``reduceat``."""
+    n = len(frame)
+    nt = 0
+    for i in range(n):
+        if start[i] == i:
+            nt += 1
+    first = np.empty(nt, np.int64)
+    segs = np.ones(nt, np.int64)
+    border = np.zeros(nt, np.bool_)
+    t = -1
+    for i in range(n):
+        if start[i] == i:
+            t += 1
+            first[t] = i
+        elif frame[i] - frame[i - 1] > 1:
+            segs[t] += 1
+        if check_border and not border[t] and (
+                xyxy[i, 0] <= lo or xyxy[i, 1] <= lo or xyxy[i, 2] >= wlim or xyxy[i, 3] >= hlim):
+            border[t] = True
+    return first, segs, border

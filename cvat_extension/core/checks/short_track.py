@@ -55,18 +55,16 @@ def check_short_track(
     n = len(p.frame)
     if n == 0:
         return []
-    first = np.flatnonzero(np.arange(n) == p.start)
+    from cvat_extension.core._kernels import track_summary
+
+    # One compiled pass: first rows, segments and border contact per track.
+    m = float(config.border_margin_px)
+    with_border = info is not None and bool(info.width and info.height)
+    first, segs, border = track_summary(
+        p.start, p.end, p.frame, p.xyxy, m, float(info.width - m) if with_border else 0.0,
+        float(info.height - m) if with_border else 0.0, with_border)
     length = p.end[first] - first
-    gap = np.zeros(n, dtype=bool)
-    gap[1:] = (p.tid[1:] == p.tid[:-1]) & (np.diff(p.frame) > 1)
-    segs = np.add.reduceat(gap.astype(np.int64), first) + 1
     mean_seg = length / segs
-    border = np.zeros(len(first), dtype=bool)
-    if info is not None and info.width and info.height:
-        m = config.border_margin_px
-        b = p.xyxy
-        at = (b[:, 0] <= m) | (b[:, 1] <= m) | (b[:, 2] >= info.width - m) | (b[:, 3] >= info.height - m)
-        border = np.add.reduceat(at.astype(np.int64), first) > 0
     if info is not None and info.num_frames:
         last_f = p.frame[p.end[first] - 1]
         border |= (p.frame[first] == 0) | (last_f >= info.num_frames - 1)

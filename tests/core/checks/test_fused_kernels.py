@@ -347,3 +347,29 @@ def test_run_checks_threaded_same_as_serial(monkeypatch: pytest.MonkeyPatch) -> 
     threaded = checks.run_checks(t, detections=det, info=info, workers=2)
     assert {f.kind for f in serial} >= {"ghost", "id_switch"}
     assert threaded == serial
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_track_summary_identical_to_numpy(seed: int) -> None:
+    from cvat_extension.core._kernels import track_summary
+
+    gt, info = make_scene(SceneConfig(num_frames=300, num_objects=15, seed=seed))
+    rng = np.random.default_rng(seed)
+    t = gt.with_columns(outside=gt.outside | (rng.random(len(gt)) < 0.1))
+    p = prepare(t)
+    n = len(p.frame)
+    first = np.flatnonzero(np.arange(n) == p.start)
+    gap = np.zeros(n, dtype=bool)
+    gap[1:] = (p.tid[1:] == p.tid[:-1]) & (np.diff(p.frame) > 1)
+    segs = np.add.reduceat(gap.astype(np.int64), first) + 1
+    m = 10.0
+    b = p.xyxy
+    at = (b[:, 0] <= m) | (b[:, 1] <= m) | (b[:, 2] >= info.width - m) | (b[:, 3] >= info.height - m)
+    border = np.add.reduceat(at.astype(np.int64), first) > 0
+    f2, s2, b2 = track_summary(p.start, p.end, p.frame, p.xyxy, m, info.width - m, info.height - m, True)
+    assert (segs > 1).any() and border.any() and not border.all()
+    np.testing.assert_array_equal(f2, first)
+    np.testing.assert_array_equal(s2, segs)
+    np.testing.assert_array_equal(b2, border)
+    _, _, b3 = track_summary(p.start, p.end, p.frame, p.xyxy, m, 0.0, 0.0, False)
+    assert not b3.any()
