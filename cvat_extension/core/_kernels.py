@@ -386,8 +386,11 @@ def static_rows(frame: np.ndarray, end: np.ndarray, xyxy: np.ndarray, window: in
     until = -1
     for s in range(n):
         if s + L < n and s + L < end[s] and frame[s + L] - frame[s] == L:
-            a_ = np.log(max((xyxy[s, 2] - xyxy[s, 0]) * (xyxy[s, 3] - xyxy[s, 1]), 1e-6))
-            r = max(drift_ratio * np.exp(a_ / 2), drift_px)
+            area_s = max((xyxy[s, 2] - xyxy[s, 0]) * (xyxy[s, 3] - xyxy[s, 1]), 1e-6)
+            # exp(log(a) / 2) is sqrt(a) to a few ulp: a bound 1e-6 wider rejects moving
+            # boxes without the transcendentals; the exact bound decides the rest.
+            r_wide = max(drift_ratio * np.sqrt(area_s) * (1 + 1e-6), drift_px)
+            r = -1.0
             still = True
             for k in range(3):
                 if k == 0:
@@ -400,9 +403,15 @@ def static_rows(frame: np.ndarray, end: np.ndarray, xyxy: np.ndarray, window: in
                 ay = (xyxy[i, 1] + xyxy[i, 3]) / 2
                 bx = (xyxy[j, 0] + xyxy[j, 2]) / 2
                 by = (xyxy[j, 1] + xyxy[j, 3]) / 2
+                dist = np.hypot(bx - ax, by - ay)
+                if dist > r_wide:
+                    still = False
+                    break
+                if r < 0:
+                    r = max(drift_ratio * np.exp(np.log(area_s) / 2), drift_px)
                 la = np.log(max((xyxy[i, 2] - xyxy[i, 0]) * (xyxy[i, 3] - xyxy[i, 1]), 1e-6))
                 lb = np.log(max((xyxy[j, 2] - xyxy[j, 0]) * (xyxy[j, 3] - xyxy[j, 1]), 1e-6))
-                if not (np.hypot(bx - ax, by - ay) <= r and abs(lb - la) <= 0.05):
+                if not (dist <= r and abs(lb - la) <= 0.05):
                     still = False
                     break
             if still:
