@@ -21,7 +21,7 @@ from numba import njit
 
 __all__ = ["camera_residuals", "camera_spread", "compensate", "match_frames", "match_same_frame",
            "offset_screen", "pad_by_key", "prepare_rows", "quiet_near", "static_rows", "swap_pairs",
-           "switch_screen", "track_summary", "window_fits"]
+           "size_flags", "switch_screen", "track_summary", "window_fits"]
 
 
 #: Keys per chunk of :func:`pad_by_key`: the chunk's rows of the matrix stay in cache
@@ -699,3 +699,35 @@ def track_summary(start: np.ndarray, end: np.ndarray, frame: np.ndarray, xyxy: n
                 xyxy[i, 0] <= lo or xyxy[i, 1] <= lo or xyxy[i, 2] >= wlim or xyxy[i, 3] >= hlim):
             border[t] = True
     return first, segs, border
+
+
+@njit(cache=True, nogil=True)
+def size_flags(prev_ok: np.ndarray, start: np.ndarray, log_area: np.ndarray, occluded: np.ndarray,
+               visibility: np.ndarray, min_visibility: np.float32, xyxy: np.ndarray, lo: float,
+               wlim: float, hlim: float, check_border: bool, thr: float):  # pragma: no cover - compiled
+    """Rows whose log area jumps by more than ``thr`` from the previous frame (size_jump).
+
+    Skipped: occluded/low-visibility rows and the rows right after one (same track), and,
+    with ``check_border``, rows whose box and the previous row's box both touch the border.
+    Returns the flagged rows and their jumps ``|float32 diff|`` (float64).
+    """
+    n = len(log_area)
+    idx = np.empty(n, np.int64)
+    dv = np.empty(n)
+    k = 0
+    quiet_prev = False
+    border_prev = False
+    for i in range(n):
+        quiet = occluded[i] or visibility[i] < min_visibility
+        border = check_border and (xyxy[i, 0] <= lo or xyxy[i, 1] <= lo or xyxy[i, 2] >= wlim
+                                   or xyxy[i, 3] >= hlim)
+        if i > 0 and prev_ok[i]:
+            d = np.float64(abs(log_area[i] - log_area[i - 1]))
+            skip = quiet or (quiet_prev and i > start[i]) or (border and border_prev)
+            if d > thr and not skip:
+                idx[k] = i
+                dv[k] = d
+                k += 1
+        quiet_prev = quiet
+        border_prev = border
+    return idx[:k].copy(), dv[:k].copy()

@@ -17,9 +17,7 @@ from cvat_extension.core.checks._common import (
     Prepared,
     box_tuple,
     check_range,
-    near,
     prepare,
-    quiet_rows,
     runs,
 )
 from cvat_extension.core.findings import Finding, frame_label
@@ -66,25 +64,22 @@ def check_size_jump(
     n = len(p.frame)
     if n < 2:
         return []
-    d = np.zeros(n)
-    d[1:] = np.abs(p.log_area[1:] - p.log_area[:-1])
-    skip = near(quiet_rows(p, config.min_visibility), p, 1, 0)
-    if info is not None and info.width and info.height:
-        m = config.border_margin_px
-        b = p.xyxy
-        at_border = (b[:, 0] <= m) | (b[:, 1] <= m) | (b[:, 2] >= info.width - m) | (b[:, 3] >= info.height - m)
-        # Truncation shrinks or grows a box only while it is cut by the border on both frames.
-        prev_border = np.zeros(n, dtype=bool)
-        prev_border[1:] = at_border[:-1]
-        skip |= at_border & prev_border
-    thr = np.log1p(config.max_area_change)
-    flag = np.flatnonzero(p.prev_ok & (d > thr) & ~skip)
+    from cvat_extension.core._kernels import size_flags
+
+    # One compiled pass: jumps, the occlusion skip (the row and the next) and the border skip.
+    m = float(config.border_margin_px)
+    with_border = info is not None and bool(info.width and info.height)
+    thr = float(np.log1p(config.max_area_change))
+    flag, dflag = size_flags(
+        p.prev_ok, p.start, p.log_area, p.occluded, p.visibility, np.float32(config.min_visibility),
+        p.xyxy, m, float(info.width - m) if with_border else 0.0,
+        float(info.height - m) if with_border else 0.0, with_border, thr)
     out = []
     for r in runs(flag, p.tid, p.frame, config.max_run_gap_frames):
         i0, i1 = int(r[0]), int(r[-1])
         f0 = int(p.frame[i0])
         f1 = max(f0, int(p.frame[i1]) - 1) if len(r) > 1 else f0
-        big = float(d[r].max())
+        big = float(dflag[np.searchsorted(flag, r)].max())
         score = 0.5 + 0.45 * float(np.clip((big - thr) / np.log(2.0), 0, 1))
         t = int(p.tid[i0])
         out.append(Finding(

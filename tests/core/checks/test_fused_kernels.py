@@ -373,3 +373,32 @@ def test_track_summary_identical_to_numpy(seed: int) -> None:
     np.testing.assert_array_equal(b2, border)
     _, _, b3 = track_summary(p.start, p.end, p.frame, p.xyxy, m, 0.0, 0.0, False)
     assert not b3.any()
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_size_flags_identical_to_numpy(seed: int) -> None:
+    from cvat_extension.core._kernels import size_flags
+    from cvat_extension.core.checks._common import near, quiet_rows
+
+    t = _scene(seed, seed == 1, seed == 2)
+    rng = np.random.default_rng(seed)
+    t = t.with_columns(occluded=rng.random(len(t)) < 0.05, visibility=rng.random(len(t)).astype(np.float32),
+                       xyxy=t.xyxy * rng.uniform(0.9, 1.1, (len(t), 1)))
+    p = prepare(t)
+    n = len(p.frame)
+    width, height, m, mv = 1920, 1080, 30.0, 0.3
+    for thr in (0.02, 0.1):
+        d = np.zeros(n)
+        d[1:] = np.abs(p.log_area[1:] - p.log_area[:-1])
+        skip = near(quiet_rows(p, mv), p, 1, 0)
+        b = p.xyxy
+        at = (b[:, 0] <= m) | (b[:, 1] <= m) | (b[:, 2] >= width - m) | (b[:, 3] >= height - m)
+        prev = np.zeros(n, dtype=bool)
+        prev[1:] = at[:-1]
+        skip |= at & prev
+        ref = np.flatnonzero(p.prev_ok & (d > thr) & ~skip)
+        idx, dv = size_flags(p.prev_ok, p.start, p.log_area, p.occluded, p.visibility, np.float32(mv),
+                             p.xyxy, m, width - m, height - m, True, thr)
+        assert len(ref) > 10 and at.any()
+        np.testing.assert_array_equal(idx, ref)
+        np.testing.assert_array_equal(dv, d[ref])
