@@ -21,6 +21,7 @@ from itertools import pairwise
 import numpy as np
 
 from cvat_extension.core.tracks import Tracks
+from cvat_extension.errors import InputError
 
 #: Fewest tracks in a frame pair for the camera estimate; fewer means "camera static".
 _MIN_TRACKS_FOR_CAMERA = 4
@@ -95,6 +96,9 @@ def prepare(tracks: Tracks, pool: Executor | None = None) -> Prepared:
         prepare_rows,
     )
 
+    if len(tracks) >= 2**31:
+        # Row indices are int32 (half the memory); a task this size would need int64 ones.
+        raise InputError(f"checks handle up to 2**31 - 1 boxes per run, got {len(tracks)}")
     visible = ~tracks.outside
     if visible.all():
         vis_rows = np.arange(len(tracks))

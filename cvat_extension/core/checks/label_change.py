@@ -52,8 +52,8 @@ def check_label_change(tracks: Tracks, config: LabelChangeConfig = LabelChangeCo
     # Each change opens a run that lasts until the next change in the track (or its end).
     nxt = np.append(idx[1:], n)
     prev = np.concatenate([[-1], idx[:-1]])
-    for i, j, h in zip(idx, nxt, prev):
-        i, j, h = int(i), int(j), int(h)
+    for i_, j_, h_ in zip(idx, nxt, prev):
+        i, j, h = int(i_), int(j_), int(h_)
         if h >= 0 and p.tid[h] == p.tid[i] and p.label[i] == p.label[h - 1]:
             continue  # the return at the end of a transient run reported at h
         end = min(j, int(p.end[i]))

@@ -59,10 +59,11 @@ def check_short_track(
 
     # One compiled pass: first rows, segments and border contact per track.
     m = float(config.border_margin_px)
-    with_border = info is not None and bool(info.width and info.height)
+    width, height = (info.width, info.height) if info is not None else (0, 0)
+    with_border = bool(width and height)
     first, segs, border = track_summary(
-        p.start, p.end, p.frame, p.xyxy, m, float(info.width - m) if with_border else 0.0,
-        float(info.height - m) if with_border else 0.0, with_border)
+        p.start, p.end, p.frame, p.xyxy, m, float(width - m) if with_border else 0.0,
+        float(height - m) if with_border else 0.0, with_border)
     length = p.end[first] - first
     mean_seg = length / segs
     if info is not None and info.num_frames:

@@ -68,12 +68,13 @@ def check_size_jump(
 
     # One compiled pass: jumps, the occlusion skip (the row and the next) and the border skip.
     m = float(config.border_margin_px)
-    with_border = info is not None and bool(info.width and info.height)
+    width, height = (info.width, info.height) if info is not None else (0, 0)
+    with_border = bool(width and height)
     thr = float(np.log1p(config.max_area_change))
     flag, dflag = size_flags(
         p.prev_ok, p.start, p.log_area, p.occluded, p.visibility, np.float32(config.min_visibility),
-        p.xyxy, m, float(info.width - m) if with_border else 0.0,
-        float(info.height - m) if with_border else 0.0, with_border, thr)
+        p.xyxy, m, float(width - m) if with_border else 0.0,
+        float(height - m) if with_border else 0.0, with_border, thr)
     out = []
     for r in runs(flag, p.tid, p.frame, config.max_run_gap_frames):
         i0, i1 = int(r[0]), int(r[-1])
