@@ -9,6 +9,7 @@ finding points at is drawn red with a halo so it stands out on any background.
 from __future__ import annotations
 
 import colorsys
+import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
@@ -16,6 +17,8 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from cvat_extension.core.tracks import SequenceInfo, Tracks
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["FrameView", "render_view", "track_color"]
 
@@ -58,8 +61,12 @@ def _canvas(
         try:
             arr = np.asarray(frames(frame))
             return Image.fromarray(np.ascontiguousarray(arr[..., :3]).astype(np.uint8), "RGB")
-        except Exception:  # noqa: BLE001 - a missing frame must not kill the report
-            pass
+        except Exception as exc:  # noqa: BLE001 - a missing frame must not kill the report
+            logger.warning(
+                "frame %d could not be read for the report (%s); drawing on a blank canvas",
+                frame,
+                exc,
+            )
     return Image.new("RGB", (max(width, 16), max(height, 16)), _BLANK)
 
 
