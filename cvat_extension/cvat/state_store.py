@@ -54,13 +54,14 @@ import re
 import sqlite3
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from cvat_extension.errors import ConfigError
+from cvat_extension.errors import ConfigError, CvatSyncError
 
 logger = logging.getLogger(__name__)
 
@@ -237,7 +238,7 @@ class _ProcessedMeanwhile(Exception):
     """Internal: roll a claim back (the job was processed since the caller's snapshot)."""
 
 
-class SqlStateStore:
+class SqlStateStore(ABC):
     """:class:`StateStore` over a DB-API connection; SQL is written once, portably.
 
     Subclasses provide the connection and :meth:`_sql` (placeholder translation). Every
@@ -260,9 +261,9 @@ class SqlStateStore:
         for stmt in _SCHEMA:
             cur.execute(self._sql(stmt))
 
+    @abstractmethod
     def _table_columns(self, cur: Any, table: str) -> set[str] | None:
         """Column names of ``table``, or None when it does not exist."""
-        raise NotImplementedError
 
     def _migrate_backups(self, cur: Any) -> None:
         """Stores made before backups lived in the store had ``backups(job_id, path, ...)``
@@ -286,7 +287,12 @@ class SqlStateStore:
         return False
 
     def _reconnect(self) -> None:
-        raise NotImplementedError
+        """Replace a connection the server dropped (the caller retries its transaction).
+
+        Only called after :meth:`_broken` said the connection is gone, which a file
+        database (SQLite) never does; server stores override both.
+        """
+        raise CvatSyncError(f"{type(self).__name__}: the database connection was lost")
 
     @contextmanager
     def _tx(self) -> Iterator[Any]:
