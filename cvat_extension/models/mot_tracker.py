@@ -107,6 +107,14 @@ def build_boxmot_tracker(config: TrackerConfig) -> Any:
 _MODEL_ATTRS = ("_reid_model", "_reid_encoder")
 
 
+def _share_models(src: Any, dst: Any) -> None:
+    """Give boxmot tracker ``dst`` the loaded ReID network(s) of ``src`` (no reload)."""
+    for attr in _MODEL_ATTRS:
+        value = getattr(src, attr, None)
+        if value is not None:
+            setattr(dst, attr, value)
+
+
 class MotTracker:
     """One multi-object tracking sequence (ByteTrack or BoT-SORT), updated frame by frame."""
 
@@ -163,10 +171,7 @@ class MotTracker:
         new = MotTracker.__new__(MotTracker)
         new.config = self.config
         new._tracker = build_boxmot_tracker(self.config)
-        for attr in _MODEL_ATTRS:
-            value = getattr(self._tracker, attr, None)
-            if value is not None:
-                setattr(new._tracker, attr, value)
+        _share_models(self._tracker, new._tracker)
         new._last_frame = None
         new._assignments = {}
         return new
@@ -215,9 +220,7 @@ class MotTracker:
         config, tracker, last_frame, assignments = pickle.loads(data)  # noqa: S301 - our own bytes
         if config != self.config:
             raise InputError("saved tracker state was made with different tracker settings")
-        for attr in _MODEL_ATTRS:
-            if hasattr(self._tracker, attr):
-                setattr(tracker, attr, getattr(self._tracker, attr))
+        _share_models(self._tracker, tracker)
         self._tracker, self._last_frame, self._assignments = tracker, last_frame, assignments
 
     # ------------------------------------------------------------------ helpers

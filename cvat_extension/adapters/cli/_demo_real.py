@@ -114,12 +114,12 @@ def real_scene(seed: int = 0, *, weights: str | Path | None = None, device: str 
         with Image.open(files[frame]) as im:
             return np.asarray(im.convert("RGB"))
 
-    first = load(0)
-    height, width = first.shape[:2]
+    frames = _CachedFrames(load, size=len(files))  # each frame decoded once: tracking, then report
+    height, width = frames(0).shape[:2]
     settings = YoloSettings(weights=weights or default_weights(), conf=0.1, imgsz=IMGSZ, device=device,
                             setting="--weights")
     detector = _RecordingDetector(YoloDetector(settings))
-    tracks = detect_and_track(((f, load(f)) for f in range(len(files))), detector,
+    tracks = detect_and_track(((f, frames(f)) for f in range(len(files))), detector,
                               MotTracker(load_tracker_config("bytetrack")))
     rows = np.concatenate(detector.rows) if detector.rows else np.zeros((0, 7))
     detections = Tracks.from_columns(
@@ -128,6 +128,6 @@ def real_scene(seed: int = 0, *, weights: str | Path | None = None, device: str 
         source=np.full(len(rows), SOURCES.index(Source.AUTO), np.uint8), labels=detector.labels,
     )
     info = SequenceInfo(len(files), width, height, 1, (), "bedroom (real frames)")
-    return DemoScene(tracks=tracks, info=info, truth=[], gt=None, frames=_CachedFrames(load),
+    return DemoScene(tracks=tracks, info=info, truth=[], gt=None, frames=frames,
                      detections=detections, name="real frames: YOLO11n-pose + ByteTrack on 'bedroom'",
                      notes={"detections": len(rows), "weights": str(settings.weights)})

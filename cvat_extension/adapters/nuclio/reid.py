@@ -39,8 +39,15 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from cvat_extension.adapters.nuclio.io import decode_image, optional_float, points_of, require_field, require_list
+from cvat_extension.adapters.nuclio.io import (
+    decode_image,
+    optional_float,
+    points_of,
+    require_field,
+    require_list,
+)
 from cvat_extension.adapters.nuclio.tracker_state import StateStore, store_from_env
+from cvat_extension.core.geometry import center_xyxy
 from cvat_extension.errors import InputError
 from cvat_extension.models.mot_tracker import MotTracker
 from cvat_extension.models.tracker_config import load_tracker_config
@@ -180,8 +187,8 @@ class ReidMatcher:
     @staticmethod
     def _gate(matches: list[int], boxes0: npt.NDArray[np.float64], boxes1: npt.NDArray[np.float64],
               max_distance: float) -> list[int]:
-        c0 = (boxes0[:, :2] + boxes0[:, 2:4]) / 2
-        c1 = (boxes1[:, :2] + boxes1[:, 2:4]) / 2
+        c0 = center_xyxy(boxes0[:, :4])
+        c1 = center_xyxy(boxes1[:, :4])
         return [j if j < 0 or float(np.hypot(*(c1[j] - c0[i]))) <= max_distance else -1
                 for i, j in enumerate(matches)]
 

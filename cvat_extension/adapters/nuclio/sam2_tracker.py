@@ -27,7 +27,14 @@ from typing import Any
 
 import numpy as np
 
-from cvat_extension.adapters.nuclio.io import decode_image, handle, points_of, require_field, respond
+from cvat_extension.adapters.nuclio.io import (
+    decode_image,
+    handle,
+    points_of,
+    require_field,
+    require_list,
+    respond,
+)
 from cvat_extension.adapters.nuclio.tracker_state import StateStore
 from cvat_extension.core.masks import mask_to_polygon, mask_to_rle, masks_to_xyxy
 from cvat_extension.errors import InputError
@@ -126,10 +133,8 @@ class Sam2TrackerService:
             StateLostError: a token whose memory is gone.
         """
         image = decode_image(require_field(body, "image"))
-        shapes = body.get("shapes") or []
-        states = body.get("states") or []
-        if not isinstance(shapes, list) or not isinstance(states, list):
-            raise InputError("shapes and states must be lists")
+        shapes = require_list(body, "shapes", allow_missing=True)
+        states = require_list(body, "states", allow_missing=True)
         n = max(len(shapes), len(states))
         if n == 0:
             return {"shapes": [], "states": []}
