@@ -213,8 +213,6 @@ class _Ends:
     label_last: np.ndarray  # (k,) int32
     first: np.ndarray  # (k,) int64 first visible frame
     last: np.ndarray  # (k,) int64 last visible frame
-    box_first: np.ndarray  # (k, 4)
-    box_last: np.ndarray  # (k, 4)
     centre_first: np.ndarray  # (k, 2) stabilised centre of the first box
     centre_last: np.ndarray  # (k, 2) stabilised centre of the last box
     vel_first: np.ndarray  # (k, 2) centre velocity at the start, px/frame
@@ -281,7 +279,7 @@ def _summarise(tracks: Tracks, config: MergeConfig) -> _Ends:
     centre, wh = _stabilised(vis, config.compensate_camera)
     cf: list[np.ndarray] = []
     cl: list[np.ndarray] = []
-    ids, lf, ll, first, last, bf, bl, vf, vl = ([] for _ in range(9))
+    ids, lf, ll, first, last, vf, vl = ([] for _ in range(7))
     whf: list[np.ndarray] = []
     whl: list[np.ndarray] = []
     ff: list[np.ndarray] = []
@@ -309,8 +307,6 @@ def _summarise(tracks: Tracks, config: MergeConfig) -> _Ends:
         ll.append(rows.label[-1])
         first.append(fr[0])
         last.append(fr[-1])
-        bf.append(box[0])
-        bl.append(box[-1])
         # Velocity from the boxes within the last ``h`` frames (not rows: a track with
         # holes must not reach back to a stale stretch).
         head_v = fr <= fr[0] + h - 1
@@ -328,8 +324,6 @@ def _summarise(tracks: Tracks, config: MergeConfig) -> _Ends:
         label_last=np.asarray(ll, dtype=np.int32),
         first=np.asarray(first, dtype=np.int64),
         last=np.asarray(last, dtype=np.int64),
-        box_first=np.asarray(bf, dtype=np.float64).reshape(k, 4),
-        box_last=np.asarray(bl, dtype=np.float64).reshape(k, 4),
         centre_first=np.asarray(cf, dtype=np.float64).reshape(k, 2),
         centre_last=np.asarray(cl, dtype=np.float64).reshape(k, 2),
         vel_first=np.asarray(vf, dtype=np.float64).reshape(k, 2),
@@ -373,9 +367,7 @@ def _hellinger(a: np.ndarray, b: np.ndarray) -> float:
     return math.sqrt(max(0.0, 1.0 - bc))
 
 
-def _pair_costs(
-    ends: _Ends, config: MergeConfig, frames: FrameGetter | None
-) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+def _pair_costs(ends: _Ends, config: MergeConfig, frames: FrameGetter | None) -> np.ndarray:
     """(k, k) gated cost of linking the end of track i to the start of track j."""
     dt = (ends.first[None, :] - ends.last[:, None]).astype(np.float64)
     gap = dt - 1
@@ -421,8 +413,7 @@ def _pair_costs(
             appearance[i, j] = d
         feasible &= appearance <= 1.0
         cost = cost + appearance**2
-    cost = np.where(feasible, cost, _INFEASIBLE)
-    return cost, {"motion": motion, "size": size, "appearance": appearance, "gap": gap}
+    return np.where(feasible, cost, _INFEASIBLE)
 
 
 _UNLINKED = 1.0  # cost of leaving an end or a start unlinked (a link must cost < 2)
@@ -476,7 +467,7 @@ def propose_merges(
     ends = _summarise(tracks, config)
     if len(ends.ids) < 2:
         return []
-    cost, parts = _pair_costs(ends, config, frames)
+    cost = _pair_costs(ends, config, frames)
     # Only rows/columns with at least one feasible pair enter the assignment: keeps the
     # problem small on long sequences with hundreds of tracks.
     live_rows = np.flatnonzero((cost < _INFEASIBLE).any(axis=1))
@@ -503,7 +494,7 @@ def propose_merges(
         score = math.exp(-0.5 * c) * margin
         if score < config.min_score:
             continue
-        links[i] = (j, score, int(parts["gap"][i, j]))
+        links[i] = (j, score, int(ends.first[j] - ends.last[i] - 1))
     # Follow chains from their roots (pieces that are nobody's successor).
     successors = {j for j, _, _ in links.values()}
     merges: list[Merge] = []
@@ -552,10 +543,8 @@ def apply_merges(tracks: Tracks, merges: list[Merge] | tuple[Merge, ...]) -> Tra
         last_piece[m.into] = m.from_
     keep = np.ones(len(relabelled), dtype=bool)
     added: list[Tracks] = []
-    orig_id = np.zeros(len(relabelled), dtype=np.int64)
-    # Map each relabelled row back to its original id (same multiset; order by frame differs).
-    order = np.lexsort((tracks.frame, new_id))
-    orig_id[:] = tracks.track_id[order]
+    # Each relabelled row's original id (relabelled rows are sorted by (new id, frame)).
+    orig_id = tracks.track_id[np.lexsort((tracks.frame, new_id))]
     for tid in merged_ids:
         a, b = np.searchsorted(relabelled.track_id, [tid, tid + 1])
         rows = relabelled[slice(int(a), int(b))]
@@ -579,8 +568,7 @@ def apply_merges(tracks: Tracks, merges: list[Merge] | tuple[Merge, ...]) -> Tra
                     keyframe=np.ones(len(closing), dtype=bool),
                 )
             )
-    result = Tracks.concat([relabelled[keep], *added]) if added else relabelled[keep]
-    return result
+    return Tracks.concat([relabelled[keep], *added]) if added else relabelled[keep]
 
 
 def merge_fragments(

@@ -142,11 +142,6 @@ class BidirectionalSelection:
     disagree: np.ndarray
 
     @property
-    def visible(self) -> np.ndarray:
-        """``(n,)`` bool: frames where a direction was chosen."""
-        return self.choice != NONE
-
-    @property
     def flagged_share(self) -> float:
         """Share of the propagated frames (keyframes excluded) flagged for review."""
         inner = self.disagree[1:-1]

@@ -21,7 +21,7 @@ import copy
 import json
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any
 
@@ -173,7 +173,7 @@ class CvatAnnotations:
                     "tags": list(self.tags),
                     "shapes": list(self.raw_shapes),
                     "tracks": out_tracks,
-                    **{k: v for k, v in self.extra.items()},
+                    **self.extra,
                 }
             )
         return copy.deepcopy(doc)
@@ -288,8 +288,6 @@ def _replace_labels(doc: CvatAnnotations, labels: tuple[CvatLabel, ...]) -> Cvat
             raise AnnotationFormatError(f"labels {sorted(missing)} are not in the new label list")
         lut = np.array([index.get(n, 0) for n in t.labels] or [0], dtype=np.int32)
         return Tracks.from_columns(**{**_cols(t), "label": lut[t.label] if len(t) else t.label, "labels": names})
-
-    from dataclasses import replace
 
     return replace(doc, tracks=remap(doc.tracks), shapes=remap(doc.shapes), labels=labels)
 
@@ -467,7 +465,8 @@ def parse_labeled_data(
         labels=names,
         data={"z_order": np.asarray(cols["z_order"], dtype=np.int32)},
     )
-    shapes_doc = _parse_shapes(_list(data, "shapes", ctx, "document"), ctx, code_of, names)
+    raw_shapes = _list(data, "shapes", ctx, "document")
+    shapes_doc = _parse_shapes(raw_shapes, ctx, code_of, names)
     tags = _list(data, "tags", ctx, "document")
     extra = {k: v for k, v in data.items() if k not in ("version", "tags", "shapes", "tracks", "labels", "meta")}
     meta = data.get("meta", {}) if isinstance(data.get("meta", {}), Mapping) else {}
@@ -480,7 +479,7 @@ def parse_labeled_data(
         raw_tracks=raw_tracks,
         track_order=tuple(order),
         other_tracks=tuple(others),
-        raw_shapes=tuple(_list(data, "shapes", ctx, "document")),
+        raw_shapes=tuple(raw_shapes),
         tags=tuple(tags),
         extra=extra,
         synthetic_ids=frozenset(synthetic),
