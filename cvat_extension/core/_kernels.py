@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["camera_residuals", "camera_spread", "compensate", "match_frames", "match_same_frame",
+__all__ = ["camera_residuals", "camera_spread", "compensate", "match_frames",
            "offset_screen", "pad_by_key", "prepare_rows", "quiet_near", "static_rows", "swap_pairs",
            "size_flags", "switch_screen", "track_summary", "window_fits"]
 
@@ -227,22 +227,29 @@ def _pair_iou(x0, y0, x1, y1, ar, bx0, by0, bx1, by1, bar, iou):  # pragma: no c
         iou[q] = inter / (un if un > tiny else tiny)
 
 
-#: Rows of each set per chunk of :func:`match_same_frame` (its float32 buffers stay cached).
+#: Rows of each set per chunk of :func:`match_frames` (its float32 buffers stay cached).
 _MATCH_CHUNK_ROWS = 1 << 15
 
 
-@njit(cache=True, nogil=True)
-def match_same_frame(a_frame: np.ndarray, a_xyxy: np.ndarray, b_frame: np.ndarray,
-                     b_xyxy: np.ndarray, b_ok: np.ndarray):  # pragma: no cover - compiled
-    """:func:`match_frames` over all frames, into new arrays: ``(best_a, best_b)``."""
-    best_a = np.zeros(len(a_frame), np.float32)
-    best_b = np.zeros(len(b_frame), np.float32)
-    if len(a_frame) == 0 or len(b_frame) == 0:
-        return best_a, best_b
-    f_lo = min(a_frame.min(), b_frame.min())
-    f_hi = max(a_frame.max(), b_frame.max()) + 1
-    match_frames(a_frame, a_xyxy, b_frame, b_xyxy, b_ok, f_lo, f_hi, best_a, best_b)
-    return best_a, best_b
+@njit(cache=True, nogil=True, inline="always")
+def _bucket_by_frame(frame, f_lo, f_hi):  # pragma: no cover - compiled
+    """Counting sort of the rows with ``f_lo <= frame < f_hi``: ``(offsets, rows)``, the
+    rows of frame ``f_lo + f`` being ``rows[offsets[f]:offsets[f + 1]]`` in input order."""
+    nf = f_hi - f_lo
+    off = np.zeros(nf + 1, np.int64)
+    for i in range(len(frame)):
+        if f_lo <= frame[i] < f_hi:
+            off[frame[i] - f_lo + 1] += 1
+    for f in range(nf):
+        off[f + 1] += off[f]
+    pos = off[:-1].copy()
+    idx = np.empty(off[nf], np.int64)
+    for i in range(len(frame)):
+        if f_lo <= frame[i] < f_hi:
+            f = frame[i] - f_lo
+            idx[pos[f]] = i
+            pos[f] += 1
+    return off, idx
 
 
 @njit(cache=True, nogil=True)
@@ -266,33 +273,9 @@ def match_frames(a_frame: np.ndarray, a_xyxy: np.ndarray, b_frame: np.ndarray,
     nb = len(b_frame)
     if na == 0 or nb == 0 or f_hi <= f_lo:
         return
-    f0 = f_lo
     nf = f_hi - f_lo
-    oa = np.zeros(nf + 1, np.int64)
-    ob = np.zeros(nf + 1, np.int64)
-    for i in range(na):
-        if f_lo <= a_frame[i] < f_hi:
-            oa[a_frame[i] - f0 + 1] += 1
-    for j in range(nb):
-        if f_lo <= b_frame[j] < f_hi:
-            ob[b_frame[j] - f0 + 1] += 1
-    for f in range(nf):
-        oa[f + 1] += oa[f]
-        ob[f + 1] += ob[f]
-    pa = oa[:-1].copy()
-    pb = ob[:-1].copy()
-    ia = np.empty(oa[nf], np.int64)
-    ib = np.empty(ob[nf], np.int64)
-    for i in range(na):
-        if f_lo <= a_frame[i] < f_hi:
-            f = a_frame[i] - f0
-            ia[pa[f]] = i
-            pa[f] += 1
-    for j in range(nb):
-        if f_lo <= b_frame[j] < f_hi:
-            f = b_frame[j] - f0
-            ib[pb[f]] = j
-            pb[f] += 1
+    oa, ia = _bucket_by_frame(a_frame, f_lo, f_hi)
+    ob, ib = _bucket_by_frame(b_frame, f_lo, f_hi)
     # Frames are taken in chunks of about _MATCH_CHUNK_ROWS rows: a tight gather loop
     # copies the chunk's boxes into contiguous float32 buffers in frame order first (rows
     # come sorted by track, so a gather inside the pair loop would miss the cache on every

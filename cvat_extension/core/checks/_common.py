@@ -4,7 +4,7 @@
   On moving-camera sequences every box moves with the camera; a per-frame similarity
   transform (scale + translation) estimated as the median over all tracks removes that
   common motion so that one object's motion is judged against the scene, not the camera.
-- :func:`window_motion`: per boundary, constant-velocity fits of the rows before and after it
+- :func:`window_motion_kept`: per boundary, constant-velocity fits of the rows before and after it
   (prefix sums, O(n)), giving the position jump and the velocity change at that boundary.
 - :func:`best_match_same_frame`: for each box, the best IoU with boxes of another set in the
   same frame, without building the full per-frame matrix (sort by frame and x).
@@ -175,24 +175,15 @@ class WindowMotion:
     turn: np.ndarray  # |vel_before - vel_after| * half / size
 
 
-def window_motion(p: Prepared, half: int, weight: np.ndarray | None = None,
-                  rows: np.ndarray | None = None) -> WindowMotion:
-    """Constant-velocity fits on ``half``-row windows each side of every boundary.
-
-    Velocities come from the means of two half-windows (B2, B1 before; A1, A2 after), so
-    they need only prefix sums; rows with ``weight`` 0 (e.g. single outlier boxes) are left
-    out of every mean. With ``rows``, fits are computed only there and the arrays returned
-    are aligned with ``rows`` (the prefix sums stay O(n)).
-    """
-    i = np.arange(len(p.frame)) if rows is None else np.asarray(rows, dtype=np.int64)
-    wm, _ = window_motion_kept(p, half, weight, i)
-    return wm
-
-
 def window_motion_kept(p: Prepared, half: int, weight: np.ndarray | None, rows: np.ndarray,
                        keep: tuple[np.ndarray, np.ndarray, float, float, float] | None = None,
                        ) -> tuple[WindowMotion, np.ndarray]:
-    """:func:`window_motion` at ``rows``, keeping only the fits that pass ``keep``.
+    """Constant-velocity fits on ``half``-row windows each side of the boundaries ``rows``,
+    keeping only the fits that pass ``keep`` (all of them when None).
+
+    Velocities come from the means of two half-windows (B2, B1 before; A1, A2 after), so
+    they need only prefix sums; rows with ``weight`` 0 (e.g. single outlier boxes) are left
+    out of every mean. The fits are aligned with ``rows`` (the prefix sums stay O(n)).
 
     ``keep = (always, drop, min_break, jump_min, min_jump_px)`` (arrays aligned with
     ``rows``): see ``_kernels.window_fits``. Returns the fits and the positions in ``rows``
@@ -469,25 +460,6 @@ def runs(flag_idx: np.ndarray, tid: np.ndarray, frame: np.ndarray, max_gap_frame
 def quiet_rows(p: Prepared, min_visibility: float) -> np.ndarray:
     """Rows whose boxes occlusion explains: occluded flag or visibility below the bound."""
     return p.occluded | (p.visibility < min_visibility)
-
-
-def near(mask: np.ndarray, p: Prepared, before: int, after: int) -> np.ndarray:
-    """``mask`` spread to rows within ``before``/``after`` rows of the same track.
-
-    Row i is marked when a masked row lies up to ``after`` rows after it or up to
-    ``before`` rows before it. Works from the masked rows, so sparse masks cost little.
-    """
-    out = mask.copy()
-    m = np.flatnonzero(mask)
-    if len(m) == 0:
-        return out
-    for d in range(1, after + 1):
-        j = m - d
-        out[j[j >= p.start[m]]] = True
-    for d in range(1, before + 1):
-        j = m + d
-        out[j[j < p.end[m]]] = True
-    return out
 
 
 def box_tuple(b: np.ndarray) -> tuple[float, float, float, float]:

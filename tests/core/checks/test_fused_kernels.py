@@ -375,10 +375,30 @@ def test_track_summary_identical_to_numpy(seed: int) -> None:
     assert not b3.any()
 
 
+
+def _ref_near(mask: np.ndarray, p: Prepared, before: int, after: int) -> np.ndarray:
+    """``mask`` spread to rows within ``before``/``after`` rows of the same track (reference).
+
+    Row i is marked when a masked row lies up to ``after`` rows after it or up to
+    ``before`` rows before it.
+    """
+    out = mask.copy()
+    m = np.flatnonzero(mask)
+    if len(m) == 0:
+        return out
+    for d in range(1, after + 1):
+        j = m - d
+        out[j[j >= p.start[m]]] = True
+    for d in range(1, before + 1):
+        j = m + d
+        out[j[j < p.end[m]]] = True
+    return out
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_size_flags_identical_to_numpy(seed: int) -> None:
     from cvat_extension.core._kernels import size_flags
-    from cvat_extension.core.checks._common import near, quiet_rows
+    from cvat_extension.core.checks._common import quiet_rows
 
     t = _scene(seed, seed == 1, seed == 2)
     rng = np.random.default_rng(seed)
@@ -390,7 +410,7 @@ def test_size_flags_identical_to_numpy(seed: int) -> None:
     for thr in (0.02, 0.1):
         d = np.zeros(n)
         d[1:] = np.abs(p.log_area[1:] - p.log_area[:-1])
-        skip = near(quiet_rows(p, mv), p, 1, 0)
+        skip = _ref_near(quiet_rows(p, mv), p, 1, 0)
         b = p.xyxy
         at = (b[:, 0] <= m) | (b[:, 1] <= m) | (b[:, 2] >= width - m) | (b[:, 3] >= height - m)
         prev = np.zeros(n, dtype=bool)

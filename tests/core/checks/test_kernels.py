@@ -11,10 +11,36 @@ from itertools import pairwise
 import numpy as np
 import pytest
 
-from cvat_extension.core._kernels import match_same_frame
-from cvat_extension.core.checks._common import best_match_same_frame, group_median, prepare, window_motion
+from cvat_extension.core._kernels import match_frames
+from cvat_extension.core.checks._common import (
+    Prepared,
+    WindowMotion,
+    best_match_same_frame,
+    group_median,
+    prepare,
+    window_motion_kept,
+)
 from cvat_extension.synthetic.inject import inject_errors, make_detections
 from cvat_extension.synthetic.scene import SceneConfig, make_scene
+
+
+
+def window_motion(p: Prepared, half: int, weight: np.ndarray, rows: np.ndarray) -> WindowMotion:
+    """Every fit at ``rows`` (no ``keep`` filter)."""
+    wm, _ = window_motion_kept(p, half, weight, rows)
+    return wm
+
+
+def match_same_frame(a_frame: np.ndarray, a_xyxy: np.ndarray, b_frame: np.ndarray, b_xyxy: np.ndarray,
+                     b_ok: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``_kernels.match_frames`` over all frames, into new arrays: ``(best_a, best_b)``."""
+    best_a = np.zeros(len(a_frame), np.float32)
+    best_b = np.zeros(len(b_frame), np.float32)
+    if len(a_frame) and len(b_frame):
+        f_lo = int(min(a_frame.min(), b_frame.min()))
+        f_hi = int(max(a_frame.max(), b_frame.max())) + 1
+        match_frames(a_frame, a_xyxy, b_frame, b_xyxy, b_ok, f_lo, f_hi, best_a, best_b)
+    return best_a, best_b
 
 
 def _ref_group_slots(keys: np.ndarray, tid: np.ndarray, nkeys: int) -> tuple[np.ndarray, np.ndarray]:
@@ -136,7 +162,7 @@ def test_window_fits_equal_numpy_formulation(scene):
     weight = (rng.random(len(p.frame)) > 0.05).astype(np.float64)  # some rows left out
     rows = np.flatnonzero(rng.random(len(p.frame)) < 0.5)
     for half in (2, 5):
-        got = window_motion(p, half, weight, rows=rows)
+        got = window_motion(p, half, weight, rows)
         ref = _ref_window_motion(p, half, weight, rows)
         for name, r in zip(("valid", "pos_before", "pos_after", "vel_before", "vel_after", "size",
                             "jump", "turn"), ref):
