@@ -187,32 +187,26 @@ class CvatApi:
 
     def get_frame(self, task_id: int, frame: int, *, quality: str = "original") -> bytes:
         """One frame's encoded image bytes (``GET /api/tasks/{id}/data?type=frame``)."""
-
-        def go() -> bytes:
-            resp = self.api.tasks_api.retrieve_data(
-                task_id, type="frame", number=frame, quality=quality,
-                _parse_response=False, _request_timeout=self.timeout_s,
-            )
-            if isinstance(resp, tuple):
-                resp = resp[1]
-            return bytes(resp.data)
-
-        return self.call("tasks.frame", go)
+        return self._task_data(task_id, "frame", frame, quality)
 
     def get_chunk(self, task_id: int, number: int, *, quality: str = "original") -> bytes:
         """One data chunk's bytes (``GET /api/tasks/{id}/data?type=chunk``): a zip of the
         chunk's images for image tasks, an mp4 for video tasks (``data_original_chunk_type``)."""
+        return self._task_data(task_id, "chunk", number, quality)
+
+    def _task_data(self, task_id: int, kind: str, number: int, quality: str) -> bytes:
+        """Raw bytes of ``GET /api/tasks/{id}/data?type=<kind>&number=`` (op ``tasks.<kind>``)."""
 
         def go() -> bytes:
             resp = self.api.tasks_api.retrieve_data(
-                task_id, type="chunk", number=number, quality=quality,
+                task_id, type=kind, number=number, quality=quality,
                 _parse_response=False, _request_timeout=self.timeout_s,
             )
             if isinstance(resp, tuple):
                 resp = resp[1]
             return bytes(resp.data)
 
-        return self.call("tasks.chunk", go)
+        return self.call(f"tasks.{kind}", go)
 
     def list_job_issues(self, job_id: int) -> list[dict[str, Any]]:
         """``GET /api/issues?job_id=``, all pages."""

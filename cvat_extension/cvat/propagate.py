@@ -804,8 +804,6 @@ def run_propagate(
         InputError: unknown tracks or labels, an unsupported ``write``.
         CvatSyncError: CVAT kept failing (journaled writes resume on the next run).
     """
-    from cvat_extension.cvat.sync import _issue_plan, _stage_change
-
     check_write_mode(write)
     tol = cfg.merge.thin_tolerance_px if tolerance_px is None else float(tolerance_px)
     summary = PropagateSummary(run_id=RUN_PREFIX + uuid.uuid4().hex[:12], dry_run=dry_run)
@@ -838,23 +836,22 @@ def run_propagate(
         snap = read_task(api, task_id)  # issues refer to the written tracks and dates
     if not push_review:
         return summary
-    _push(api, store, cfg, snap, done.review_items, summary, dry_run=dry_run,
-          issue_plan=_issue_plan, stage_change=_stage_change)
+    _push(api, store, cfg, snap, done.review_items, summary, dry_run=dry_run)
     return summary
 
 
 def _push(api: Any, store: Any, cfg: Any, snap: Any, items: Sequence[ReviewItem], summary: PropagateSummary,
-          *, dry_run: bool, issue_plan: Any, stage_change: Any) -> None:
+          *, dry_run: bool) -> None:
     """Issues per job through ``review_push``, then the job's stage per ``sync.review``."""
     from cvat_extension.cvat.config import OnFindings
-    from cvat_extension.cvat.review_push import push_issues
+    from cvat_extension.cvat.review_push import plan_issue, push_issues, stage_change
 
     per_job: dict[int, list[Any]] = {}
     jobs = {j.id: j for j in snap.jobs}
     for item in items:
         job = snap.job_of_frame(item.frame)
         if job is not None:
-            per_job.setdefault(job.id, []).append(issue_plan(snap, job, item))
+            per_job.setdefault(job.id, []).append(plan_issue(snap, job, item))
     reviewer_id = None
     if per_job and cfg.review.reviewer and cfg.review.on_findings is OnFindings.REVIEW:
         reviewer_id = api.find_user_id(cfg.review.reviewer)

@@ -30,22 +30,30 @@ import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from cvat_extension.core.findings import ReviewItem
 from cvat_extension.core.tracks import Tracks
 from cvat_extension.cvat.connection import CvatTransientError
+from cvat_extension.cvat.config import OnFindings
 from cvat_extension.cvat.state_store import IssueRecord, StateStore
+
+if TYPE_CHECKING:
+    from cvat_extension.cvat.annotations import TaskSnapshot
+    from cvat_extension.cvat.config import SyncConfig
+    from cvat_extension.cvat.jobs import JobInfo
 
 __all__ = [
     "IssuePlan",
     "fingerprint",
     "issue_message",
+    "plan_issue",
     "push_issues",
     "region_hash",
     "rename_track_ids",
+    "stage_change",
 ]
 
 logger = logging.getLogger(__name__)
@@ -149,6 +157,49 @@ class PushResult:
     def open_count(self) -> int:
         """Issues of the pushed items that are open after the push."""
         return len(self.created) + len(self.still_open) + len(self.adopted)
+
+
+def plan_issue(snap: TaskSnapshot, job: JobInfo, item: ReviewItem,
+                names: Mapping[int, int] | None = None) -> IssuePlan:
+    """One issue for ``item`` on ``job``; ``names`` maps object ids to the job's own ids."""
+    if names is None:
+        names = {}
+        for sid in item.track_ids:
+            piece = snap.piece_in_job(int(sid), job.id)
+            if piece is not None:
+                names[int(sid)] = int(piece)
+    pieces = [int(names.get(int(sid), int(sid))) for sid in item.track_ids]
+    box = item.box
+    if box is None:
+        rows = snap.dense[(snap.dense.frame == item.frame) & np.isin(snap.dense.track_id, list(item.track_ids))
+                          & ~snap.dense.outside]
+        box = tuple(float(v) for v in rows.xyxy[0]) if len(rows) else None  # type: ignore[assignment]
+    if box is None:
+        box = (0.0, 0.0, float(snap.info.width or 1), float(snap.info.height or 1))
+    fp = fingerprint(item)
+    return IssuePlan(
+        job_id=job.id, frame=int(item.frame), position=[float(v) for v in box],
+        message=issue_message(item, pieces, fp, renamed=names), fingerprint=fp,
+        region=region_hash(snap.dense, item.track_ids, item.frames), item=item,
+    )
+
+
+def stage_change(cfg: SyncConfig, job: JobInfo, open_items: int) -> dict[str, Any] | None:
+    """The stage/state change ``sync.review`` asks for ``job`` with ``open_items`` open issues
+    (``None``: leave the job as it is)."""
+    if open_items:
+        if cfg.review.on_findings is OnFindings.REVIEW:
+            if job.stage == "validation" and job.state == "new":
+                return None
+            return {"stage": "validation", "state": "new"}
+        if cfg.review.on_findings is OnFindings.REJECT:
+            if job.stage == "annotation" and job.state == "rejected":
+                return None
+            return {"stage": "annotation", "state": "rejected"}
+        return None
+    if cfg.review.clean_to_acceptance and not (job.stage == "acceptance" and job.state == "completed"):
+        return {"stage": "acceptance", "state": "completed"}
+    return None
 
 
 def push_issues(

@@ -62,10 +62,9 @@ from cvat_extension.cvat.jobs import JobInfo, list_finished_jobs
 from cvat_extension.cvat.leases import JobLease, LeaseLostError
 from cvat_extension.cvat.review_push import (
     IssuePlan,
-    fingerprint,
-    issue_message,
+    plan_issue,
     push_issues,
-    region_hash,
+    stage_change,
 )
 from cvat_extension.cvat.state_store import JobRecord, StateStore, task_lease_key
 from cvat_extension.cvat.writeback import (
@@ -461,7 +460,7 @@ def _sync_task(
     for job in todo:
         if job.id in job_items:
             names = _job_track_ids(api, snap, job, job_items[job.id], raws)
-            plans[job.id] = [_issue_plan(snap, job, item, names) for item in job_items[job.id]]
+            plans[job.id] = [plan_issue(snap, job, item, names) for item in job_items[job.id]]
     summary.items += sum(len(p) for p in plans.values())
 
     reviewer_id = None
@@ -525,7 +524,7 @@ def _finish_job(
             summary.planned.append(
                 f"job {job.id}: issue at frame {p.frame} {[round(v, 1) for v in p.position]}: {p.message}"
             )
-    change = _stage_change(cfg, job, result.open_count)
+    change = stage_change(cfg, job, result.open_count)
     final: Mapping[str, Any] | None = None
     if change:
         if reviewer_id is not None and change.get("stage") == "validation":
@@ -551,22 +550,6 @@ def _finish_job(
         content_hash=_job_hash(snap, job), processed_at=time.time(), findings=job_findings,
         stage=str((final or {}).get("stage", job.stage)), state=str((final or {}).get("state", job.state)),
     ))
-
-
-def _stage_change(cfg: SyncConfig, job: JobInfo, open_items: int) -> dict[str, Any] | None:
-    if open_items:
-        if cfg.review.on_findings is OnFindings.REVIEW:
-            if job.stage == "validation" and job.state == "new":
-                return None
-            return {"stage": "validation", "state": "new"}
-        if cfg.review.on_findings is OnFindings.REJECT:
-            if job.stage == "annotation" and job.state == "rejected":
-                return None
-            return {"stage": "annotation", "state": "rejected"}
-        return None
-    if cfg.review.clean_to_acceptance and not (job.stage == "acceptance" and job.state == "completed"):
-        return {"stage": "acceptance", "state": "completed"}
-    return None
 
 
 def _jobs_overlap(snap: TaskSnapshot) -> bool:
@@ -607,31 +590,6 @@ def _job_track_ids(api: Any, snap: TaskSnapshot, job: JobInfo, items: Sequence[R
     if missing:
         out.update(match_job_pieces(snap, job, raw, missing))
     return out
-
-
-def _issue_plan(snap: TaskSnapshot, job: JobInfo, item: ReviewItem,
-                names: Mapping[int, int] | None = None) -> IssuePlan:
-    """One issue for ``item`` on ``job``; ``names`` maps object ids to the job's own ids."""
-    if names is None:
-        names = {}
-        for sid in item.track_ids:
-            piece = snap.piece_in_job(int(sid), job.id)
-            if piece is not None:
-                names[int(sid)] = int(piece)
-    pieces = [int(names.get(int(sid), int(sid))) for sid in item.track_ids]
-    box = item.box
-    if box is None:
-        rows = snap.dense[(snap.dense.frame == item.frame) & np.isin(snap.dense.track_id, list(item.track_ids))
-                          & ~snap.dense.outside]
-        box = tuple(float(v) for v in rows.xyxy[0]) if len(rows) else None  # type: ignore[assignment]
-    if box is None:
-        box = (0.0, 0.0, float(snap.info.width or 1), float(snap.info.height or 1))
-    fp = fingerprint(item)
-    return IssuePlan(
-        job_id=job.id, frame=int(item.frame), position=[float(v) for v in box],
-        message=issue_message(item, pieces, fp, renamed=names), fingerprint=fp,
-        region=region_hash(snap.dense, item.track_ids, item.frames), item=item,
-    )
 
 
 def _fragment_finding(snap: TaskSnapshot, m: Any, reason: str) -> Finding:
