@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from cvat_extension.core.findings import Finding
+from cvat_extension.core.findings import Finding, frame_label
 from cvat_extension.core.geometry import iou_xyxy_pairwise
 from cvat_extension.core.masks import mask_iou_pairwise, masks_to_xyxy
 from cvat_extension.errors import ConfigError, InputError
@@ -243,12 +243,15 @@ def select_bidirectional(
     )
 
 
-def disagreement_findings(selection: BidirectionalSelection, track_id: int) -> list[Finding]:
+def disagreement_findings(
+    selection: BidirectionalSelection, track_id: int, *, frame_base: int = 0
+) -> list[Finding]:
     """One :class:`Finding` per run of consecutive flagged frames, sorted by frame.
 
-    The finding's box is the chosen box on its first frame (or the other direction's box
-    when nothing was chosen), its score is ``1 - min IoU`` over the run, so a run where
-    the directions do not overlap at all ranks first.
+    The finding's box is the chosen box on its first frame (None when neither direction
+    saw the object there); its score is ``1 - min IoU`` over the run, so a run where the
+    directions do not overlap at all ranks first. Messages number frames as the user's
+    file does (``frame_base``, 1 for MOT); ``Finding.frames`` stay internal.
     """
     d = selection.disagree
     if not d.any():
@@ -263,7 +266,8 @@ def disagreement_findings(selection: BidirectionalSelection, track_id: int) -> l
         box_row = selection.xyxy[s]
         box = None if not np.isfinite(box_row).all() else tuple(float(v) for v in box_row)
         f0, f1 = int(selection.frames[s]), int(selection.frames[e])
-        where = f"frame {f0}" if f0 == f1 else f"frames {f0}-{f1}"
+        a, b = frame_label(f0, frame_base), frame_label(f1, frame_base)
+        where = f"frame {a}" if f0 == f1 else f"frames {a}-{b}"
         out.append(
             Finding(
                 kind=FINDING_KIND,

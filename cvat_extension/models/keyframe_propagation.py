@@ -154,6 +154,7 @@ def propagate_keyframes(
     stop_frame: int,
     config: PropagationConfig | None = None,
     progress: Callable[[int, int], None] | None = None,
+    frame_base: int = 0,
 ) -> KeyframePropagation:
     """Propagate every track between its keyframes; see the module docstring.
 
@@ -165,6 +166,7 @@ def propagate_keyframes(
         stop_frame: last frame of the task, for the CVAT expansion of the output.
         config: agreement threshold and selection weights.
         progress: called with ``(segments done, segments total)``.
+        frame_base: added to frames in finding messages (1 when the user's file is MOT).
 
     Raises:
         InputError: rotated boxes (SAM2 takes axis-aligned box prompts), or a frame source
@@ -212,7 +214,7 @@ def propagate_keyframes(
             if sel.masks is not None:
                 size = sel.masks.shape[1:]
                 _keep_masks(rle[tid], sel.frames, sel.masks, sel.choice != NONE)
-            findings.extend(disagreement_findings(sel, tid))
+            findings.extend(disagreement_findings(sel, tid, frame_base=frame_base))
             n_prop += k1 - k0 - 1
             n_flag += int(sel.disagree[inner].sum())
         if progress is not None:

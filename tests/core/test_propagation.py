@@ -69,6 +69,9 @@ def test_forward_drifts_backward_is_chosen_and_drift_frames_flagged() -> None:
     assert f.score == pytest.approx(1.0)
     assert f.box == tuple(truth[frames == 14][0])
     assert "track 7 at frames 14-19" in f.message
+    # A MOT user (frames from 1) reads the same run in their own numbering.
+    mot = disagreement_findings(sel, track_id=7, frame_base=1)[0]
+    assert mot.frames == (14, 19) and "track 7 at frames 15-20" in mot.message
 
 
 def test_one_direction_loses_object_is_flagged_both_lost_is_outside() -> None:
