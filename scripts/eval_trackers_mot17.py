@@ -30,6 +30,7 @@ from scipy.optimize import linear_sum_assignment
 
 from cvat_extension.core.geometry import iou_xyxy_batch
 from cvat_extension.core.tracks import Tracks
+from cvat_extension.io.mot import read_mot, read_mot_detections
 from cvat_extension.metrics.trackeval_adapter import evaluate_tracks
 from cvat_extension.models.mot_tracker import track_sequence
 from cvat_extension.models.tracker_config import TrackerConfig
@@ -38,31 +39,13 @@ SEQUENCES = {"MOT17-02": 600, "MOT17-04": 1050}
 DISTRACTOR_CLASSES = (2, 7, 8, 12)
 
 
-def load_detections(path: Path) -> Tracks:
-    """MOT ``det.txt`` (frame from 1, x, y, w, h, conf) → per-detection Tracks, frames from 0."""
-    d = np.loadtxt(path, delimiter=",", ndmin=2)
-    xyxy = np.column_stack([d[:, 2], d[:, 3], d[:, 2] + d[:, 4], d[:, 3] + d[:, 5]])
-    return Tracks.from_columns(
-        frame=d[:, 0].astype(np.int64) - 1,
-        track_id=np.arange(len(d)),
-        xyxy=xyxy,
-        score=np.clip(d[:, 6], 0.0, 1.0),
-        labels=("pedestrian",),
-    )
-
-
 def load_gt(path: Path) -> tuple[Tracks, Tracks]:
     """Ground truth split into (scored pedestrians, distractors), frames from 0."""
-    g = np.loadtxt(path, delimiter=",", ndmin=2)
-    xyxy = np.column_stack([g[:, 2], g[:, 3], g[:, 2] + g[:, 4], g[:, 3] + g[:, 5]])
-
-    def part(mask: np.ndarray) -> Tracks:
-        return Tracks.from_columns(frame=g[mask, 0].astype(np.int64) - 1, track_id=g[mask, 1],
-                                   xyxy=xyxy[mask], labels=("pedestrian",))
-
-    scored = (g[:, 6] != 0) & (g[:, 7] == 1)
-    distract = np.isin(g[:, 7], DISTRACTOR_CLASSES)
-    return part(scored), part(distract)
+    gt, _info = read_mot(path)
+    cls = np.asarray(gt.data["mot_class"])
+    scored = (gt.score != 0) & (cls == 1)
+    distract = np.isin(cls, DISTRACTOR_CLASSES)
+    return gt[scored], gt[distract]
 
 
 def remove_distractor_matches(pred: Tracks, gt: Tracks, distractors: Tracks) -> Tracks:
@@ -125,7 +108,7 @@ def evaluate(data: Path) -> list[dict[str, object]]:
     """Score every (sequence, tracker, variant) and return one row each."""
     rows: list[dict[str, object]] = []
     for seq, n in SEQUENCES.items():
-        dets = load_detections(data / "MOT17-mini" / "train" / f"{seq}-FRCNN" / "det" / "det.txt")
+        dets = read_mot_detections(data / "MOT17-mini" / "train" / f"{seq}-FRCNN" / "det" / "det.txt")
         gt, distractors = load_gt(data / "motgt" / seq / "gt.txt")
         for kind in ("bytetrack", "botsort"):
             base = TrackerConfig(tracker_type=kind)

@@ -516,7 +516,7 @@ def _parse_shapes(shapes: list[Any], ctx: _Ctx, code_of: Mapping[int, int], name
         rows["occluded"].append(bool(shape.get("occluded", False)))
         rows["rotation"].append(_num(shape.get("rotation", 0.0) or 0.0, ctx, where, "rotation"))
         rows["score"].append(_num(shape.get("score", 1.0) if shape.get("score") is not None else 1.0, ctx, where, "score"))
-        rows["source"].append(_SOURCE_CODE.get(str(shape.get("source", "manual")), 0))
+        rows["source"].append(_SOURCE_CODE.get(str(shape.get("source", "manual")), _SOURCE_CODE[Source.MANUAL.value]))
         rows["z_order"].append(int(_num(shape.get("z_order", 0) or 0, ctx, where, "z_order", integer=True)))
     return Tracks.from_columns(
         frame=np.asarray(rows["frame"], dtype=np.int64),

@@ -22,11 +22,13 @@ from typing import IO
 import numpy as np
 
 from cvat_extension.core.geometry import xywh_to_xyxy, xyxy_to_xywh
-from cvat_extension.core.tracks import SequenceInfo, Tracks
+from cvat_extension.core.tracks import SOURCES, SequenceInfo, Source, Tracks
 from cvat_extension.errors import AnnotationFormatError
 from cvat_extension.io._atomic import write_atomic
 
-__all__ = ["MOT_CLASS_NAMES", "read_mot", "write_mot"]
+__all__ = ["MOT_CLASS_NAMES", "read_mot", "read_mot_detections", "write_mot"]
+
+_AUTO_SOURCE = SOURCES.index(Source.AUTO)
 
 #: MOT17/MOT20 ground-truth class ids (1-based) and their names.
 MOT_CLASS_NAMES: tuple[str, ...] = (
@@ -103,12 +105,12 @@ def _parse_rows(text: str, path: Path) -> tuple[np.ndarray, np.ndarray]:
     return out, np.asarray(keep, dtype=np.int64) + 1
 
 
-def read_mot(path: str | Path) -> tuple[Tracks, SequenceInfo]:
-    """Read a MOT CSV file into dense tracks (0-based frames) and its sequence info.
+def _read_rows(path: str | Path) -> tuple[Path, np.ndarray, np.ndarray]:
+    """Parse and validate what every MOT file shares: (path, values (n, 9), line numbers).
 
     Raises:
-        AnnotationFormatError: a malformed line, NaN/infinite value, negative size, frame
-            below 1, non-integer frame or id, or a duplicate (frame, id); names file and line.
+        AnnotationFormatError: unreadable file, malformed line, NaN/infinite value, frame
+            below 1 or not an integer, negative size; names file and line.
     """
     p = Path(path)
     try:
@@ -116,16 +118,47 @@ def read_mot(path: str | Path) -> tuple[Tracks, SequenceInfo]:
     except (OSError, UnicodeDecodeError) as exc:
         raise AnnotationFormatError(f"cannot read: {exc}", path=p) from exc
     vals, line_no = _parse_rows(text, p)
+    _fail_at(~np.isfinite(vals).all(axis=1), "NaN or infinite value", p, line_no)
+    _fail_at(vals[:, 0] != np.round(vals[:, 0]), "frame must be an integer", p, line_no)
+    _fail_at(vals[:, 0] < 1, "frame must be >= 1 (MOT frames start at 1)", p, line_no)
+    _fail_at((vals[:, 4] < 0) | (vals[:, 5] < 0), "negative box width or height", p, line_no)
+    return p, vals, line_no
 
-    def fail_at(mask: np.ndarray, msg: str) -> None:
-        if mask.any():
-            i = int(np.flatnonzero(mask)[0])
-            raise AnnotationFormatError(msg.format(row=vals[i].tolist()), path=p, line=int(line_no[i]))
 
-    fail_at(~np.isfinite(vals).all(axis=1), "NaN or infinite value")
-    fail_at((vals[:, 0] != np.round(vals[:, 0])) | (vals[:, 1] != np.round(vals[:, 1])), "frame and id must be integers")
-    fail_at(vals[:, 0] < 1, "frame must be >= 1 (MOT frames start at 1)")
-    fail_at((vals[:, 4] < 0) | (vals[:, 5] < 0), "negative box width or height")
+def _fail_at(mask: np.ndarray, msg: str, path: Path, line_no: np.ndarray) -> None:
+    if mask.any():
+        raise AnnotationFormatError(msg, path=path, line=int(line_no[int(np.flatnonzero(mask)[0])]))
+
+
+def read_mot_detections(path: str | Path) -> Tracks:
+    """Read a MOT detection file (``det.txt``) into Tracks: ``track_id`` -1, 0-based frames.
+
+    Detection files repeat ids (usually -1) within a frame, which :func:`read_mot` rejects
+    as duplicate boxes; scores are column 7 (clipped to 0..1) and the source is ``auto``.
+
+    Raises:
+        AnnotationFormatError: as :func:`read_mot`, minus the id rules.
+    """
+    _p, vals, _lines = _read_rows(path)
+    return Tracks.from_columns(
+        frame=vals[:, 0].astype(np.int64) - 1,
+        track_id=np.full(len(vals), -1),
+        xyxy=xywh_to_xyxy(vals[:, 2:6]),
+        score=np.clip(vals[:, 6], 0.0, 1.0),
+        source=np.full(len(vals), _AUTO_SOURCE),
+        labels=("person",),
+    )
+
+
+def read_mot(path: str | Path) -> tuple[Tracks, SequenceInfo]:
+    """Read a MOT CSV file into dense tracks (0-based frames) and its sequence info.
+
+    Raises:
+        AnnotationFormatError: a malformed line, NaN/infinite value, negative size, frame
+            below 1, non-integer frame or id, or a duplicate (frame, id); names file and line.
+    """
+    p, vals, line_no = _read_rows(path)
+    _fail_at(vals[:, 1] != np.round(vals[:, 1]), "id must be an integer", p, line_no)
     frame = vals[:, 0].astype(np.int64) - 1
     tid = vals[:, 1].astype(np.int64)
     if len(frame) > 1:

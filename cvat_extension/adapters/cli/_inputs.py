@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from cvat_extension.core.tracks import Tracks
-from cvat_extension.errors import AnnotationFormatError, ConfigError, InputError
+from cvat_extension.errors import ConfigError, InputError
 
 __all__ = [
     "ImageFolderFrames",
@@ -81,53 +81,23 @@ class ImageFolderFrames:
 def load_detections(path: str | Path) -> Tracks:
     """Detections as Tracks with ``track_id`` -1 and 0-based frames.
 
-    MOT detection files (``frame,id,x,y,w,h,conf,...``, frames from 1, id usually -1) are
-    read here because they repeat ids within a frame, which track readers reject; CVAT XML
-    or JSON files go through the track readers.
+    MOT detection files (``frame,id,x,y,w,h,conf,...``, frames from 1, id usually -1) go
+    through :func:`~cvat_extension.io.mot.read_mot_detections` because they repeat ids
+    within a frame, which track readers reject; CVAT XML or JSON files go through the track
+    readers.
 
     Raises:
         AnnotationFormatError: a malformed row (file and line named).
     """
     p = Path(path)
     from cvat_extension.io.formats import Format, detect_format, read_tracks
+    from cvat_extension.io.mot import read_mot_detections
 
     if detect_format(p) is not Format.MOT:
         loaded = read_tracks(p)
         vis = loaded.tracks.visible()
         return vis.with_columns(track_id=np.full(len(vis), -1, dtype=np.int64))
-    rows: list[list[float]] = []
-    try:
-        text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise AnnotationFormatError(f"cannot read: {exc}", path=p) from exc
-    for n, line in enumerate(text.splitlines(), start=1):
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        parts = line.replace(" ", "").split(",")
-        if len(parts) < 7:
-            raise AnnotationFormatError(
-                f"expected at least 7 values (frame,id,x,y,w,h,conf), got {len(parts)}", path=p, line=n
-            )
-        try:
-            vals = [float(v) for v in parts[:7]]
-        except ValueError:
-            raise AnnotationFormatError(f"non-numeric value in {line!r}", path=p, line=n) from None
-        if not all(np.isfinite(vals)) or vals[4] < 0 or vals[5] < 0:
-            raise AnnotationFormatError("NaN or negative box size", path=p, line=n)
-        if vals[0] < 1 or not float(vals[0]).is_integer():
-            raise AnnotationFormatError(f"frame must be an integer >= 1, got {parts[0]}", path=p, line=n)
-        rows.append(vals)
-    arr = np.asarray(rows, dtype=np.float64).reshape(-1, 7)
-    xyxy = np.c_[arr[:, 2], arr[:, 3], arr[:, 2] + arr[:, 4], arr[:, 3] + arr[:, 5]]
-    return Tracks.from_columns(
-        frame=arr[:, 0].astype(np.int64) - 1,
-        track_id=np.full(len(arr), -1),
-        xyxy=xyxy,
-        score=np.clip(arr[:, 6], 0, 1),
-        source=np.full(len(arr), 1),
-        labels=("person",),
-    )
+    return read_mot_detections(p)
 
 
 def load_yaml(path: str | Path) -> Mapping[str, Any]:
