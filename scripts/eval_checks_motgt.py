@@ -44,12 +44,7 @@ def load_gt(seq_dir: Path) -> tuple[Tracks, SequenceInfo]:
     tracks, info = read_mot(path)
     keep = (tracks.score != 0) & (tracks.data["mot_class"] == 1)
     tracks = tracks[keep].with_columns(score=np.ones(int(keep.sum()), np.float32))
-    ini = seq_dir / "seqinfo.ini"
-    if ini.exists() and not info.width:
-        kv = dict(line.split("=", 1) for line in ini.read_text().splitlines() if "=" in line)
-        info = SequenceInfo(num_frames=int(kv["seqLength"]), width=int(kv["imWidth"]),
-                            height=int(kv["imHeight"]), frame_base=1, name=seq_dir.name)
-    return tracks, info
+    return tracks, info  # read_mot reads the seqinfo.ini beside gt.txt
 
 
 def naive_iou_frames(t: Tracks, num_frames: int) -> float:
