@@ -108,7 +108,7 @@ class CvatApi:
             self.calls[op] += 1
             try:
                 return fn()
-            except Exception as exc:  # noqa: BLE001 - classified just below
+            except Exception as exc:
                 if not is_transient(exc):
                     if isinstance(exc, ApiException):
                         raise CvatSyncError(f"CVAT {op}: {_describe(exc)}") from exc
@@ -339,7 +339,7 @@ def connect(cfg: CvatConfig, retry: RetryConfig | None = None) -> CvatApi:
             api.call("auth.login", lambda: client.login(PasswordCredentials(*creds)))
     except CvatSyncError:
         raise
-    except Exception as exc:  # noqa: BLE001 - the SDK raises many types on a bad URL/login
+    except Exception as exc:
         raise CvatSyncError(f"CVAT login at {cfg.url} failed: {_describe(exc)}") from exc
     if cfg.org is not None:
         client.organization_slug = cfg.org

@@ -507,7 +507,6 @@ class _JobWrite:
 
     plan: Any
     rows: list[Any] = field(default_factory=list)
-    creates: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _plans(api: Any, done: TaskPropagation, tolerance_px: float, summary: PropagateSummary,
@@ -558,7 +557,7 @@ def _plans(api: Any, done: TaskPropagation, tolerance_px: float, summary: Propag
                                    updated_date=job.updated_date, merges=(), replaced_tracks=list(replaced.values()))
             if creates:
                 plan.ops.append({"action": "create", "payload": {"tags": [], "shapes": [], "tracks": creates}})
-            out.append(_JobWrite(plan, rows, creates))
+            out.append(_JobWrite(plan, rows))
     return out
 
 
@@ -844,7 +843,7 @@ def _push(api: Any, store: Any, cfg: Any, snap: Any, items: Sequence[ReviewItem]
           *, dry_run: bool) -> None:
     """Issues per job through ``review_push``, then the job's stage per ``sync.review``."""
     from cvat_extension.cvat.config import OnFindings
-    from cvat_extension.cvat.review_push import plan_issue, push_issues, stage_change
+    from cvat_extension.cvat.review_push import plan_issue, push_issues, stage_change, tally_push
 
     per_job: dict[int, list[Any]] = {}
     jobs = {j.id: j for j in snap.jobs}
@@ -858,16 +857,12 @@ def _push(api: Any, store: Any, cfg: Any, snap: Any, items: Sequence[ReviewItem]
     for job_id, plans in sorted(per_job.items()):
         job = jobs[job_id]
         result = push_issues(api, store, job_id, plans, job_issue_count=job.issue_count, dry_run=dry_run)
-        summary.issues_opened += len(result.created)
-        summary.issues_still_open += len(result.still_open) + len(result.adopted)
-        summary.issues_resolved_respected += len(result.respected_resolved)
+        tally_push(summary, result)
         if dry_run:
             summary.planned.extend(f"job {job_id}: issue at frame {p.frame}: {p.message}" for p in plans)
-        change = stage_change(cfg, job, result.open_count) if result.open_count else None
+        change = stage_change(cfg, job, result.open_count, reviewer_id=reviewer_id) if result.open_count else None
         if not change:
             continue
-        if reviewer_id is not None and change.get("stage") == "validation":
-            change["assignee"] = reviewer_id
         summary.stage_changes.append({"job": job_id, **change})
         if dry_run:
             summary.planned.append(f"job {job_id}: set {change}")

@@ -36,8 +36,8 @@ import numpy as np
 
 from cvat_extension.core.findings import ReviewItem
 from cvat_extension.core.tracks import Tracks
-from cvat_extension.cvat.connection import CvatTransientError
 from cvat_extension.cvat.config import OnFindings
+from cvat_extension.cvat.connection import CvatTransientError
 from cvat_extension.cvat.state_store import IssueRecord, StateStore
 
 if TYPE_CHECKING:
@@ -54,6 +54,7 @@ __all__ = [
     "region_hash",
     "rename_track_ids",
     "stage_change",
+    "tally_push",
 ]
 
 logger = logging.getLogger(__name__)
@@ -184,9 +185,17 @@ def plan_issue(snap: TaskSnapshot, job: JobInfo, item: ReviewItem,
     )
 
 
-def stage_change(cfg: SyncConfig, job: JobInfo, open_items: int) -> dict[str, Any] | None:
+def stage_change(cfg: SyncConfig, job: JobInfo, open_items: int, *,
+                 reviewer_id: int | None = None) -> dict[str, Any] | None:
     """The stage/state change ``sync.review`` asks for ``job`` with ``open_items`` open issues
-    (``None``: leave the job as it is)."""
+    (``None``: leave the job as it is); a move to validation is assigned to ``reviewer_id``."""
+    change = _stage_change(cfg, job, open_items)
+    if change and reviewer_id is not None and change.get("stage") == "validation":
+        change["assignee"] = reviewer_id
+    return change
+
+
+def _stage_change(cfg: SyncConfig, job: JobInfo, open_items: int) -> dict[str, Any] | None:
     if open_items:
         if cfg.review.on_findings is OnFindings.REVIEW:
             if job.stage == "validation" and job.state == "new":
@@ -200,6 +209,13 @@ def stage_change(cfg: SyncConfig, job: JobInfo, open_items: int) -> dict[str, An
     if cfg.review.clean_to_acceptance and not (job.stage == "acceptance" and job.state == "completed"):
         return {"stage": "acceptance", "state": "completed"}
     return None
+
+
+def tally_push(summary: Any, result: PushResult) -> None:
+    """Add one job's push to a run summary's ``issues_*`` counters (sync and propagate)."""
+    summary.issues_opened += len(result.created)
+    summary.issues_still_open += len(result.still_open) + len(result.adopted)
+    summary.issues_resolved_respected += len(result.respected_resolved)
 
 
 def push_issues(

@@ -52,8 +52,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from cvat_extension.core.findings import Finding, ReviewItem
 from cvat_extension.cvat.annotations import FrameCache, TaskSnapshot, read_task
 from cvat_extension.cvat.config import OnFindings, SyncConfig
@@ -65,6 +63,7 @@ from cvat_extension.cvat.review_push import (
     plan_issue,
     push_issues,
     stage_change,
+    tally_push,
 )
 from cvat_extension.cvat.state_store import JobRecord, StateStore, task_lease_key
 from cvat_extension.cvat.writeback import (
@@ -516,19 +515,15 @@ def _finish_job(
     if lease is not None:
         lease.ensure(job.id, "the issue push")
     result = push_issues(api, store, job.id, plans, job_issue_count=job.issue_count, dry_run=dry_run)
-    summary.issues_opened += len(result.created)
-    summary.issues_still_open += len(result.still_open) + len(result.adopted)
-    summary.issues_resolved_respected += len(result.respected_resolved)
+    tally_push(summary, result)
     if dry_run:
         for p in plans:
             summary.planned.append(
                 f"job {job.id}: issue at frame {p.frame} {[round(v, 1) for v in p.position]}: {p.message}"
             )
-    change = stage_change(cfg, job, result.open_count)
+    change = stage_change(cfg, job, result.open_count, reviewer_id=reviewer_id)
     final: Mapping[str, Any] | None = None
     if change:
-        if reviewer_id is not None and change.get("stage") == "validation":
-            change["assignee"] = reviewer_id
         if dry_run:
             summary.stage_changes.append({"job": job.id, **change})
             summary.planned.append(f"job {job.id}: set {change}")

@@ -92,7 +92,7 @@ class WebhookServer:
                 self.end_headers()
                 self.wfile.write(data)
 
-            def do_POST(self) -> None:  # noqa: N802 - http.server naming
+            def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 if length > MAX_BODY_BYTES:
                     outer.rejected += 1
@@ -134,7 +134,7 @@ class WebhookServer:
                     return
                 self._sync_job(job_id)
                 self.synced += 1
-            except Exception:  # noqa: BLE001 - one failed sync must not stop the receiver
+            except Exception:
                 logger.exception("webhook: sync of job %s failed", job_id)
             finally:
                 self._queue.task_done()
