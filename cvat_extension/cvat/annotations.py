@@ -24,7 +24,7 @@ import numpy as np
 from cvat_extension.core.tracks import SequenceInfo, Tracks
 from cvat_extension.cvat.jobs import JobInfo
 
-__all__ = ["FrameCache", "TaskSnapshot", "match_job_pieces", "read_task"]
+__all__ = ["FrameCache", "TaskSnapshot", "job_annotations_by_id", "match_job_pieces", "read_task"]
 
 logger = logging.getLogger(__name__)
 

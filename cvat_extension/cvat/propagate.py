@@ -513,6 +513,7 @@ def _plans(api: Any, done: TaskPropagation, tolerance_px: float, summary: Propag
            *, masks: bool = False) -> list[_JobWrite]:
     """One write per job whose tracks change: box pieces updated; with ``masks`` a mask track
     per object (updated when the job has one already, created otherwise)."""
+    from cvat_extension.cvat.annotations import job_annotations_by_id
     from cvat_extension.cvat.writeback import plan_job_writes
 
     snap, dense = done.snapshot, done.result.tracks
@@ -528,7 +529,7 @@ def _plans(api: Any, done: TaskPropagation, tolerance_px: float, summary: Propag
         if not touched:
             continue
         raw = api.get_job_annotations(job.id)
-        tracks = {int(t["id"]): t for t in raw.get("tracks") or [] if t.get("id") is not None}
+        tracks = job_annotations_by_id(raw)
         replaced: dict[int, dict[str, Any]] = {}
         rows: list[Any] = []
         creates: list[dict[str, Any]] = []

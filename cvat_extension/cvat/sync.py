@@ -53,7 +53,12 @@ from pathlib import Path
 from typing import Any
 
 from cvat_extension.core.findings import Finding, ReviewItem
-from cvat_extension.cvat.annotations import FrameCache, TaskSnapshot, read_task
+from cvat_extension.cvat.annotations import (
+    FrameCache,
+    TaskSnapshot,
+    job_annotations_by_id,
+    read_task,
+)
 from cvat_extension.cvat.config import OnFindings, SyncConfig
 from cvat_extension.cvat.content import content_hash
 from cvat_extension.cvat.jobs import JobInfo, list_finished_jobs
@@ -576,7 +581,7 @@ def _job_track_ids(api: Any, snap: TaskSnapshot, job: JobInfo, items: Sequence[R
     raw = raws.get(job.id)
     if raw is None:
         raw = raws[job.id] = api.get_job_annotations(job.id)
-    stored = {int(t["id"]) for t in raw.get("tracks") or [] if t.get("id") is not None}
+    stored = set(job_annotations_by_id(raw))
     for sid in objects:
         mine = [p for p in snap.pieces_of(sid) if p in stored]
         if mine:
@@ -608,7 +613,7 @@ def _resolve_job_pieces(snap: TaskSnapshot, job: JobInfo, job_raw: Any,
     """Fill the piece ids the task-level read does not show (later jobs' copies, overlap)."""
     from cvat_extension.cvat.annotations import match_job_pieces
 
-    stored = {int(t["id"]) for t in job_raw.get("tracks") or [] if t.get("id") is not None}
+    stored = set(job_annotations_by_id(job_raw))
     for mm in merges:
         # A task-level id is the earliest piece's; with overlap it may belong to another job.
         for k in ("into", "from"):
