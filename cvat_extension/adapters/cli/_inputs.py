@@ -24,6 +24,7 @@ __all__ = [
     "load_detections",
     "load_yaml",
     "merge_config",
+    "nonnegative_int",
     "positive_int",
     "score",
     "write_json",
@@ -147,15 +148,24 @@ def score(text: str) -> float:
     return v
 
 
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 0."""
+def _int_at_least(text: str, low: int) -> int:
     try:
         v = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {v}")
+    if v < low:
+        raise argparse.ArgumentTypeError(f"expected an integer >= {low}, got {v}")
     return v
+
+
+def nonnegative_int(text: str) -> int:
+    """argparse type: an integer >= 0 (counts, gaps)."""
+    return _int_at_least(text, 0)
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1 (CVAT ids, sizes)."""
+    return _int_at_least(text, 1)
 
 
 def write_json(path: str | Path, payload: Any) -> None:

@@ -16,15 +16,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
-    return value
+from cvat_extension.adapters.cli._inputs import positive_int
 
 
 def _fraction(text: str) -> float:
@@ -45,7 +37,7 @@ def register(subparsers: Any) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("task_id", nargs="?", type=_positive_int, help="CVAT task id (omit with --video/--frames)")
+    p.add_argument("task_id", nargs="?", type=positive_int, help="CVAT task id (omit with --video/--frames)")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--video", type=Path, help="offline: a video file")
     src.add_argument("--frames", type=Path, help="offline: a folder of images (name order)")
@@ -56,7 +48,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--reid-weights", type=Path, help="BoT-SORT appearance weights (local file)")
     p.add_argument("--conf", type=_fraction, default=0.1,
                    help="detector confidence floor (default 0.1: ByteTrack uses low-score boxes too)")
-    p.add_argument("--imgsz", type=_positive_int, default=640, help="detector input size (default 640)")
+    p.add_argument("--imgsz", type=positive_int, default=640, help="detector input size (default 640)")
     p.add_argument("--device", default="auto", help="auto (CUDA when present) | cpu | cuda:0")
     p.add_argument("--tolerance", type=float, default=1.0, help="keyframe thinning tolerance in px (default 1)")
     p.add_argument("--url", default=None, help="CVAT URL (default: sync.cvat.url of serverless.yaml, else localhost:8080)")

@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from cvat_extension.adapters.cli._inputs import positive_int
+from cvat_extension.adapters.cli._inputs import nonnegative_int
 
 
 def register(subparsers: Any) -> None:
@@ -27,7 +27,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("input", help="tracks: MOT CSV, CVAT for video XML or CVAT JSON")
     p.add_argument("--out", required=True, metavar="OUTPUT", help="merged tracks, in the input's format")
     p.add_argument("--json", metavar="MERGES", help="write the merges as JSON")
-    p.add_argument("--max-gap", type=positive_int, default=None, metavar="N",
+    p.add_argument("--max-gap", type=nonnegative_int, default=None, metavar="N",
                    help="most missing frames between two pieces (default 30)")
     p.add_argument("--frames", metavar="DIR", help="folder of the sequence's images (appearance gate)")
     p.add_argument("--config", metavar="YAML", help="settings file; its merge: section is used")

@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from cvat_extension.adapters.cli.cmd_sync import _positive_int
+from cvat_extension.adapters.cli._inputs import positive_int
 
 
 def register(subparsers: Any) -> None:
@@ -23,7 +23,7 @@ def register(subparsers: Any) -> None:
         "restore", help="put a job's annotations back from a sync backup",
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--job", type=_positive_int, required=True, metavar="ID", help="CVAT job id")
+    p.add_argument("--job", type=positive_int, required=True, metavar="ID", help="CVAT job id")
     p.add_argument("--backup", metavar="FILE", help="backup file (default: the job's oldest backup in the state store)")
     p.add_argument("--config", default="serverless.yaml", metavar="YAML",
                    help="file with the sync: section (default serverless.yaml)")

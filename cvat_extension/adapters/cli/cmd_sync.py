@@ -19,15 +19,7 @@ import sys
 import time
 from typing import Any
 
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from exc
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
+from cvat_extension.adapters.cli._inputs import positive_int
 
 
 def register(subparsers: Any) -> None:
@@ -39,8 +31,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--config", default="serverless.yaml", metavar="YAML",
                    help="file with the sync: section (default serverless.yaml)")
     p.add_argument("--once", action="store_true", help="one pass, then exit (for cron/systemd)")
-    p.add_argument("--task", type=_positive_int, metavar="ID", help="only this task's finished jobs")
-    p.add_argument("--job", type=_positive_int, metavar="ID", help="only this job (if finished)")
+    p.add_argument("--task", type=positive_int, metavar="ID", help="only this task's finished jobs")
+    p.add_argument("--job", type=positive_int, metavar="ID", help="only this job (if finished)")
     p.add_argument("--dry-run", action="store_true",
                    help="print what would change (merges, issues, stages); write nothing")
     p.add_argument("--thin-keyframes", action="store_true", default=None,
