@@ -337,13 +337,15 @@ def _sync_task(
         todo = [JobInfo.from_json(api.get_job(j.id)) if j.id in resumed else j for j in todo]
     if not todo:
         return
-    todo_ids = {j.id for j in todo}
 
     # 2. Read, stitch, propose merges.
     snap = read_task(api, task_id)
     todo = _keep_leases(lease, task_id, todo, "the merge plan (after the read)", summary)
     if not todo:
         return
+    # After the lease check: a job another worker took over is not ours to merge in, so a
+    # merge that needs it is refused for every holder instead of written to only some.
+    todo_ids = {j.id for j in todo}
     merge_cfg = MergeConfig(**dict(cfg.merge.options))
     extra_findings: list[Finding] = []
     by_job: dict[int, list[dict[str, Any]]] = {}
