@@ -143,3 +143,38 @@ def test_repository_manifest_loads_every_function() -> None:
     assert "yolo-detector" in gw.runtimes
     for runtime in gw.runtimes.values():
         assert runtime.config["metadata"]["annotations"]["type"] in {"detector", "reid", "tracker", "interactor"}
+
+
+def _manifest(tmp_path: Path) -> Path:
+    path = tmp_path / "serverless.yaml"
+    path.write_text(
+        "functions:\n"
+        "  yolo-detector:\n"
+        f"    path: {REPO / 'functions' / 'yolo-detector'}\n"
+        f"    weights: {{env: YOLO_WEIGHTS, local: {_weights()}}}\n"
+        "  bytetrack:\n"
+        f"    path: {REPO / 'functions' / 'bytetrack'}\n",
+        encoding="utf-8",
+    )
+    return path
+
+
+@pytest.mark.slow
+def test_print_spec_prints_the_models_labels(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from cvat_extension.adapters.cli.main import main
+
+    assert main(["serve-functions", "--manifest", str(_manifest(tmp_path)), "--print-spec", "yolo-detector"]) == 0
+    out = capsys.readouterr().out
+    spec = json.loads(out[out.index("["):])
+    person = spec[0]
+    assert person["name"] == "person" and person["type"] == "skeleton"
+    assert "nose" in [s["name"] for s in person["sublabels"]]
+
+
+def test_print_spec_of_a_function_without_labels_is_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from cvat_extension.adapters.cli.main import main
+
+    assert main(["serve-functions", "--manifest", str(_manifest(tmp_path)), "--print-spec", "bytetrack"]) == 2
+    assert "bytetrack: this function does not generate a label spec" in capsys.readouterr().err

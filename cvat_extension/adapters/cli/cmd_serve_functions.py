@@ -50,9 +50,7 @@ def run(args: argparse.Namespace) -> int:
     only = [args.print_spec] if args.print_spec else args.only
     gateway = FunctionGateway.from_manifest(args.manifest, only=only)
     if args.print_spec:
-        runtime = gateway.runtimes[args.print_spec]
-        runtime._load()
-        function = getattr(runtime._context.user_data, "function", None)
+        function = getattr(gateway.runtimes[args.print_spec].user_data(), "function", None)
         if function is None or not hasattr(function, "spec"):
             raise ConfigError(f"{args.print_spec}: this function does not generate a label spec")
         print(json.dumps(function.spec(), indent=2))

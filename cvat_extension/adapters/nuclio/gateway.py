@@ -134,6 +134,13 @@ class FunctionRuntime:
             "status": {"state": "ready", "httpPort": port},
         }
 
+    def user_data(self) -> Any:
+        """What ``init_context`` left in ``context.user_data``, loading the handler first."""
+        with self._lock:
+            if self._module is None:
+                self._load()
+        return self._context.user_data
+
     def _load(self) -> None:
         nuclio_sdk = require("nuclio_sdk", extra="models")
         handler_spec = str((self.config.get("spec") or {}).get("handler", "main:handler"))
