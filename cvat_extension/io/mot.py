@@ -16,6 +16,7 @@ from __future__ import annotations
 import configparser
 import io
 import math
+from dataclasses import replace
 from pathlib import Path
 from typing import IO
 
@@ -62,6 +63,7 @@ def _seqinfo(path: Path) -> SequenceInfo:
                     height=int(s.get("imHeight", 0)),
                     frame_base=1,
                     name=s.get("name", ""),
+                    fps=float(s.get("frameRate", 0) or 0),
                 )
             except (configparser.Error, KeyError, ValueError) as exc:
                 raise AnnotationFormatError(f"invalid seqinfo.ini: {exc}", path=ini) from exc
@@ -188,7 +190,7 @@ def read_mot(path: str | Path) -> tuple[Tracks, SequenceInfo]:
     )
     info = _seqinfo(p)
     if not info.num_frames and len(frame):
-        info = SequenceInfo(num_frames=int(frame.max()) + 1, frame_base=1, name=info.name)
+        info = replace(info, num_frames=int(frame.max()) + 1)
     return tracks, info
 
 

@@ -148,6 +148,17 @@ def score(text: str) -> float:
     return v
 
 
+def fps_value(text: str) -> float:
+    """argparse type: a frame rate in annotated frames per second (> 0, at most 1000)."""
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected frames per second, got {text!r}") from None
+    if not 0 < v <= 1000:
+        raise argparse.ArgumentTypeError(f"expected frames per second in (0, 1000], got {text}")
+    return v
+
+
 def _int_at_least(text: str, low: int) -> int:
     try:
         v = int(text)
