@@ -13,9 +13,10 @@ CVAT's own merge does. ``--json`` lists the merges as ``{"into", "from", "gap", 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from typing import Any
 
-from cvat_extension.adapters.cli._inputs import nonnegative_int
+from cvat_extension.adapters.cli._inputs import fps_value, nonnegative_int
 
 
 def register(subparsers: Any) -> None:
@@ -30,6 +31,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--max-gap", type=nonnegative_int, default=None, metavar="N",
                    help="most missing frames between two pieces (default 30)")
     p.add_argument("--frames", metavar="DIR", help="folder of the sequence's images (appearance gate)")
+    p.add_argument("--fps", type=fps_value, default=None, metavar="FPS",
+                   help="annotated frames per second (default: seqinfo.ini frameRate, else 30); "
+                        "per-frame thresholds scale with the time between annotated frames")
     p.add_argument("--config", metavar="YAML", help="settings file; its merge: section is used")
     p.set_defaults(func=run)
 
@@ -61,8 +65,10 @@ def run(args: argparse.Namespace) -> int:
     if Path(args.out).resolve() == Path(args.input).resolve():
         raise InputError(f"{args.out}: --out must differ from the input (the input is kept as is)")
     loaded = read_tracks(args.input)
+    if args.fps is not None:
+        loaded = dataclasses.replace(loaded, info=dataclasses.replace(loaded.info, fps=args.fps))
     frames = ImageFolderFrames(args.frames) if args.frames else None
-    result = merge_fragments(loaded.tracks, config=config, frames=frames)
+    result = merge_fragments(loaded.tracks, config=config, frames=frames, info=loaded.info)
     info = loaded.info
     merged = result.tracks
     if loaded.format is Format.MOT:
@@ -86,10 +92,14 @@ def run(args: argparse.Namespace) -> int:
                                piece_map=loaded.piece_map, path=loaded.path)
             write_tracks(args.out, out, fmt=loaded.format)
     if args.json:
-        write_json(args.json, {"merges": [m.to_json() for m in result.merges]})
+        write_json(args.json, {"merges": [m.to_json() for m in result.merges],
+                               "review": [m.to_json() for m in result.review]})
     before, after = len(loaded.tracks.ids), len(merged.ids)
     print(f"{args.input} -> {args.out} ({loaded.format.value}): {len(result.merges)} merges, "
           f"{before} -> {after} tracks")
     for m in result.merges:
         print(f"  track {m.from_} -> {m.into}: gap {m.gap_frames} frames, score {m.score:.2f}")
+    for m in result.review:
+        why = m.reason or f"score below {config.min_score}"
+        print(f"  left for review: track {m.from_} after {m.previous} (score {m.score:.2f}): {why}")
     return 0
