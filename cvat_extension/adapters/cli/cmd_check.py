@@ -11,9 +11,10 @@ Exit codes: 0 done, 1 a finding scored at least ``--fail-on``, 2 bad input or se
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from typing import Any
 
-from cvat_extension.adapters.cli._inputs import fraction, score
+from cvat_extension.adapters.cli._inputs import fps_value, fraction, score
 
 
 def register(subparsers: Any) -> None:
@@ -31,6 +32,9 @@ def register(subparsers: Any) -> None:
                    help="share of frames a reviewer looks at (default 0.03)")
     p.add_argument("--fail-on", type=score, default=None, metavar="SCORE",
                    help="exit 1 if any finding scores at least SCORE (for CI gates)")
+    p.add_argument("--fps", type=fps_value, default=None, metavar="FPS",
+                   help="annotated frames per second (default: seqinfo.ini frameRate, else 30); "
+                        "per-frame thresholds scale with the time between annotated frames")
     p.add_argument("--config", metavar="YAML", help="check thresholds: {check: {setting: value}}, plus merge:")
     p.set_defaults(func=run)
 
@@ -54,6 +58,8 @@ def run(args: argparse.Namespace) -> int:
         checks_cfg, merge_map = check_config(load_yaml(args.config))
         merge_cfg = merge_config(merge_map)
     loaded = read_tracks(args.input)
+    if args.fps is not None:
+        loaded = dataclasses.replace(loaded, info=dataclasses.replace(loaded.info, fps=args.fps))
     frames = ImageFolderFrames(args.frames) if args.frames else None
     detections = load_detections(args.detections) if args.detections else None
     result = run_qa(loaded.tracks, loaded.info, checks_config=checks_cfg, merge_config=merge_cfg,
@@ -68,12 +74,17 @@ def run(args: argparse.Namespace) -> int:
 
         index = write_report(args.report, tracks=loaded.tracks, info=loaded.info,
                              items=result.review, merges=result.candidates, frames=frames,
+                             summary={"estimated errors covered by the review":
+                                      f"{100 * result.summary['review_covers_fraction']:.0f}%"},
                              title=f"Track review: {loaded.info.name or args.input}")
         print(f"report: {index}")
     s = result.summary
     print(f"{args.input}: {s['tracks']} tracks, {s['frames']} frames, {s['findings']} findings "
           f"({', '.join(f'{k} {v}' for k, v in s['findings_by_kind'].items()) or 'none'}), "
           f"{s['merges_proposed']} merges proposed, {s['review_items']} review items")
+    print(f"  the review items hold {100 * s['review_covers_fraction']:.0f}% of the estimated errors "
+          f"({s['estimated_errors_in_review']:.1f} of {s['estimated_errors']:.1f}) within a "
+          f"{100 * args.budget:g}% frame budget")
     for n, it in enumerate(result.review[:10], start=1):
         first, last = it.frames[0] + base, it.frames[1] + base
         where = f"frame {first}" if first == last else f"frames {first}-{last}"
