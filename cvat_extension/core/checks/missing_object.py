@@ -12,7 +12,7 @@ full, not a missed object: such objects stay hints (score x 0.3).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 from scipy.sparse import coo_matrix
@@ -28,7 +28,6 @@ from cvat_extension.core.checks._common import (
     prepare,
 )
 from cvat_extension.core.findings import Finding, frame_label
-from cvat_extension.core.timebase import frames_for
 from cvat_extension.core.tracks import SequenceInfo, Tracks
 
 __all__ = ["MissingObjectConfig", "check_missing_object"]
@@ -62,10 +61,10 @@ class MissingObjectConfig:
     min_box_size_px: float = 0.0
 
     def for_time_scale(self, scale: float) -> MissingObjectConfig:
-        """These thresholds for frames ``scale`` reference intervals apart: the detection runs
-        are counted in seconds."""
-        return replace(self, min_frames=frames_for(self.min_frames, scale),
-                       full_score_frames=frames_for(self.full_score_frames, scale, 2))
+        """Unchanged at any frame rate: the evidence for a missed object is how many
+        annotated frames the detector sees it on, not for how long (on 10 fps ground truth,
+        counting seconds turned every lone false detection into a finding)."""
+        return self
 
     def __post_init__(self) -> None:
         check_range("MissingObjectConfig", "min_det_score", self.min_det_score, 0, 1)
