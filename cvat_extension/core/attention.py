@@ -147,10 +147,10 @@ def _candidates(tracks: Tracks, width: int, height: int, cfg: AttentionConfig) -
         on = np.flatnonzero((tracks.frame == f) & vis)
         if len(on) < 2:
             continue
-        boxes = xyxy[on]
-        w = np.clip(np.minimum(boxes[:, None, 2], boxes[None, :, 2]) - np.maximum(boxes[:, None, 0], boxes[None, :, 0]), 0, None)
-        hh = np.clip(np.minimum(boxes[:, None, 3], boxes[None, :, 3]) - np.maximum(boxes[:, None, 1], boxes[None, :, 1]), 0, None)
-        inter = w * hh
+        b = xyxy[on]
+        w = np.minimum(b[:, None, 2], b[None, :, 2]) - np.maximum(b[:, None, 0], b[None, :, 0])
+        hh = np.minimum(b[:, None, 3], b[None, :, 3]) - np.maximum(b[:, None, 1], b[None, :, 1])
+        inter = np.clip(w, 0, None) * np.clip(hh, 0, None)
         np.fill_diagonal(inter, 0.0)
         own = area[on][:, None]
         covered = np.divide(inter, own, out=np.zeros_like(inter), where=own > 0).max(axis=1)
@@ -199,7 +199,8 @@ def select_planted_misses(
             # One miss per frame; misses of one track at least two frames apart, so a
             # visible box stays between them and each shows as a one-frame gap.
             f, t = int(tracks.frame[r]), int(tracks.track_id[r])
-            return all(int(tracks.frame[c]) != f and (int(tracks.track_id[c]) != t or abs(int(tracks.frame[c]) - f) >= 2)
+            return all(int(tracks.frame[c]) != f
+                       and (int(tracks.track_id[c]) != t or abs(int(tracks.frame[c]) - f) >= 2)
                        for c in chosen)
 
         def prefer_new_tracks(pool: npt.NDArray[np.int64]) -> list[int]:

@@ -116,22 +116,21 @@ class AttentionStore:
         now = time.time()
 
         def work(cur: Any) -> None:
-            cur.execute(store._sql("SELECT 1 FROM attention_plans WHERE task_id = :task_id"),
-                        {"task_id": task_id})
-            if cur.fetchone() is not None:
-                return
+            # One statement decides who records the plan, also between two workers at once.
             cur.execute(store._sql(
                 "INSERT INTO attention_plans (task_id, seed, settings, created_at) "
-                "VALUES (:task_id, :seed, :settings, :now)"),
+                "VALUES (:task_id, :seed, :settings, :now) ON CONFLICT (task_id) DO NOTHING RETURNING task_id"),
                 {"task_id": task_id, "seed": int(seed), "settings": json.dumps(settings), "now": now})
+            if cur.fetchone() is None:
+                return
             for i in range(len(planted)):
                 x1, y1, x2, y2 = (float(v) for v in planted.xyxy[i])
                 cur.execute(store._sql(
                     "INSERT INTO attention_misses (task_id, job_id, frame, track_id, label, x1, y1, x2, y2) "
-                    "VALUES (:task_id, :job_id, :frame, :track_id, :label, :x1, :y1, :x2, :y2)"),
+                    "VALUES (:task_id, :job_id, :frame, :track_id, :label, :left, :top, :right, :bottom)"),
                     {"task_id": task_id, "job_id": int(planted.job_id[i]), "frame": int(planted.frame[i]),
                      "track_id": int(planted.track_id[i]), "label": planted.label[i],
-                     "x1": x1, "y1": y1, "x2": x2, "y2": y2})
+                     "left": x1, "top": y1, "right": x2, "bottom": y2})  # letters only: Postgres placeholders
 
         store._transact(work)
 

@@ -207,3 +207,30 @@ def test_sync_measures_and_flags_when_enabled(sync_env: Any, cvat_client: Any) -
     assert "(50%)" in cvat_client.comments.list(issue_id=flag.id)[0].message
     # The annotator is remembered although sync handed the job to the reviewer.
     assert AttentionStore(store).annotators()[job1].assignee == "carol"
+
+
+def test_flag_as_comment_on_the_jobs_open_review_issue(sync_env: Any, cvat_client: Any) -> None:
+    from dataclasses import replace
+
+    from cvat_extension.core.attention import PlantedMisses
+    from cvat_extension.cvat.attention import measure_jobs
+    from cvat_extension.cvat.attention_config import FlagMode
+    from cvat_extension.cvat.sync import run_sync
+
+    standin, task_id, jobs, make_cfg, make_api, store, _ = sync_env
+    job1 = jobs[0]
+    cfg = make_cfg(review={"on_findings": "none"})
+    api = make_api(cfg)
+    assert run_sync(api, store, cfg).ok  # opens review issues on job 1 (swap, ghost)
+    review = [i for i in cvat_client.issues.list() if i.job == job1]
+    assert review
+    planted = PlantedMisses(job_id=np.full(2, job1), frame=np.array([2, 4]), track_id=np.arange(2),
+                            label=("car",) * 2, xyxy=np.array([[500, 20, 560, 90]] * 2, float))
+    attention = AttentionStore(store)
+    attention.record_plan(task_id, planted, seed=0, settings={})
+    settings = replace(AttentionSettings(), flag=FlagMode.COMMENT)
+    (result,) = measure_jobs(api, attention, settings, [api.get_job(job1)])
+    assert result.restored == 0 and attention.result(job1).flag_issue_id == min(i.id for i in review)
+    assert len([i for i in cvat_client.issues.list() if i.job == job1]) == len(review)  # no new issue
+    texts = [c.message for c in cvat_client.comments.list(issue_id=min(i.id for i in review))]
+    assert any("restored 0 of 2" in t and "(0%)" in t for t in texts)
