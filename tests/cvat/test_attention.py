@@ -1,8 +1,9 @@
 """Attention checks end to end through the CVAT stand-in: plant at annotate, measure, flag, report.
 
-The annotate path is the real one (``annotate_task`` with a ByteTrack tracker over frames
-served by the stand-in); only the detector is a fake that reads the frame number from the
-stand-in's generated frames, so the boxes are known exactly.
+The annotate path is the real one (``annotate_task`` over frames served by the stand-in, with
+ByteTrack in the 3-of-5 scenario); the detector is a fake that reads the frame number from the
+stand-in's generated frames, so the boxes are known exactly. The killed-run test uses a light
+tracker so that its child process starts fast (``attention_helpers.py``).
 """
 
 from __future__ import annotations
@@ -14,35 +15,18 @@ from typing import Any
 import numpy as np
 import pytest
 
+from cvat.attention_helpers import annotate_url
 from cvat_extension.adapters.cli.main import main
-from cvat_extension.core.attention import AttentionConfig, restored_mask
+from cvat_extension.core.attention import restored_mask
 from cvat_extension.core.geometry import iou_xyxy_batch
-from cvat_extension.cvat.attention import ATTENTION_TAG, MissPlanter, annotated_boxes
+from cvat_extension.cvat.attention import ATTENTION_TAG, annotated_boxes
 from cvat_extension.cvat.attention_config import AttentionSettings
 from cvat_extension.cvat.attention_store import AttentionStore
 from cvat_extension.cvat.config import CvatConfig, RetryConfig
 from cvat_extension.cvat.connection import connect
 from cvat_extension.cvat.state_store import SQLiteStateStore
-from cvat_extension.errors import CvatSyncError
-
-pytest.importorskip("boxmot")
 
 N_FRAMES, SEGMENT, SIZE = 40, 20, (640, 480)
-_INV37 = pow(37, -1, 256)  # the stand-in paints frame f with red = 37 f mod 256
-
-
-class FrameDetector:
-    """Three people walking right, well apart, detected with confidence 0.9 on every frame."""
-
-    labels = ("person",)
-
-    def detect(self, image: np.ndarray) -> Any:
-        from types import SimpleNamespace
-
-        f = (int(image[0, 0, 0]) * _INV37) % 256
-        xyxy = np.array([[20 + 2 * f, 40, 100 + 2 * f, 200], [250 + 2 * f, 60, 330 + 2 * f, 220],
-                         [400 - 2 * f, 280, 480 - 2 * f, 440]], np.float32)
-        return SimpleNamespace(xyxy=xyxy, score=np.full(3, 0.9, np.float32), class_id=np.zeros(3, int))
 
 
 def _api(standin: Any) -> Any:
@@ -52,13 +36,12 @@ def _api(standin: Any) -> Any:
 
 
 def _annotate(standin: Any, task_id: int, store: Any, ckpt: Path) -> dict[str, int]:
-    from cvat_extension.cvat.annotate import Checkpoint, annotate_task
+    """The real tracker (ByteTrack through boxmot) behind the planting hook."""
+    pytest.importorskip("boxmot")
     from cvat_extension.models.mot_tracker import MotTracker
     from cvat_extension.models.tracker_config import TrackerConfig
 
-    planter = MissPlanter(store, AttentionSettings(plant=AttentionConfig(per_job=5)))
-    return annotate_task(_api(standin), task_id, FrameDetector(), MotTracker(TrackerConfig()),
-                         checkpoint=Checkpoint(ckpt, "attention-test"), plant=planter)
+    return annotate_url(standin.url, task_id, store, ckpt, MotTracker(TrackerConfig()))
 
 
 @pytest.fixture
@@ -154,21 +137,37 @@ def test_three_of_five_restored_shows_60_percent_in_report_and_cvat(
     assert len(cvat_client.issues.list()) == n_issues
 
 
-def test_planted_misses_survive_a_run_dying_mid_upload(cvat_standin: Any, task: int, tmp_path: Path) -> None:
+def test_planted_misses_survive_a_run_killed_mid_upload(cvat_standin: Any, task: int, tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
     job1, job2 = cvat_standin.job_ids(task)
-    cvat_standin.inject_fault("PATCH", rf"/api/jobs/{job2}/annotations", status=500, times=10)
-    store = SQLiteStateStore(tmp_path / "state.sqlite")
-    with pytest.raises(CvatSyncError):
-        _annotate(cvat_standin, task, store, tmp_path / "a.ckpt")
-    store.close()
+    # The upload of job 2 hangs on the server; the annotating process is SIGKILLed meanwhile.
+    fault = cvat_standin.inject_fault("PATCH", rf"/api/jobs/{job2}/annotations", status="timeout", delay_s=30)
+    repo = Path(__file__).resolve().parents[2]
+    code = ("import sys; from pathlib import Path; from cvat.attention_helpers import annotate_url; "
+            "from cvat_extension.cvat.state_store import SQLiteStateStore; "
+            f"annotate_url({cvat_standin.url!r}, {task}, SQLiteStateStore(Path(sys.argv[1])), Path(sys.argv[2]))")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(repo), str(repo / "tests")]))
+    proc = subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "state.sqlite"), str(tmp_path / "a.ckpt")],
+                            env=env, cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.time() + 60
+    while fault.seen < 1 and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    assert fault.seen == 1, proc.communicate(timeout=5)[0].decode()[-2000:]
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+    cvat_standin.clear_faults()
     # The run died after job 1 was uploaded: the record is in the store, job 2 has nothing.
     reopened = SQLiteStateStore(tmp_path / "state.sqlite")
     first = AttentionStore(reopened).misses(task)
     assert len(first) == 10
-    assert not cvat_standin.job_annotations(job2)["tracks"]
-    cvat_standin.clear_faults()
+    assert cvat_standin.job_annotations(job1)["tracks"] and not cvat_standin.job_annotations(job2)["tracks"]
     patches_before = cvat_standin.calls("PATCH", rf"/api/jobs/{job1}/annotations")
-    _annotate(cvat_standin, task, reopened, tmp_path / "a.ckpt")
+    annotate_url(cvat_standin.url, task, reopened, tmp_path / "a.ckpt")  # same (light) tracker as the child
     assert cvat_standin.calls("PATCH", rf"/api/jobs/{job1}/annotations") == patches_before  # not uploaded twice
     again = AttentionStore(reopened).misses(task)
     np.testing.assert_array_equal(again.frame, first.frame)
@@ -234,3 +233,12 @@ def test_flag_as_comment_on_the_jobs_open_review_issue(sync_env: Any, cvat_clien
     assert len([i for i in cvat_client.issues.list() if i.job == job1]) == len(review)  # no new issue
     texts = [c.message for c in cvat_client.comments.list(issue_id=min(i.id for i in review))]
     assert any("restored 0 of 2" in t and "(0%)" in t for t in texts)
+
+
+def test_attention_checks_need_a_cvat_task(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(["annotate", "--frames", ".", "--out", "a.txt", "--weights", "x.pt", "--attention-checks", "2"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--attention-checks needs a CVAT task" in err[0]
+    assert not (tmp_path / ".cvat-track").exists()  # nothing written
