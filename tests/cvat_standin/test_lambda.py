@@ -149,6 +149,10 @@ def test_detector_interactive_and_batch_with_late_validation(cvat_standin: Any, 
     bad = _run_request(cvat_client, cvat_standin, function="yolo-detector", task=bedroom_task,
                        mapping={"person": {"name": "dog"}})
     assert bad.status == "failed" and 'Invalid mapping. Unknown db label "dog"' in bad.exc_info
+    # So is a threshold the function refuses: CVAT's worker fails with the HTTP status line only.
+    too_high = _run_request(cvat_client, cvat_standin, function="yolo-detector", task=bedroom_task, threshold=5.0)
+    assert too_high.status == "failed" and "400 Client Error: Bad Request for url:" in too_high.exc_info
+    assert not cvat_client.tasks.retrieve(bedroom_task).get_annotations().shapes  # nothing written
     # The real one writes per-frame shapes on every frame of the task.
     done = _run_request(cvat_client, cvat_standin, function="yolo-detector", task=bedroom_task, cleanup=True,
                         threshold=0.3)
