@@ -179,11 +179,16 @@ def measure_jobs(api: Any, attention: AttentionStore, settings: AttentionSetting
             result = attention.result(job_id) or result
         done.append(result)
     if flag and settings.flag is not FlagMode.NONE:
-        totals = assignee_totals(attention.results())
-        for result in done:
-            if result.rate < settings.min_restored and result.flag_issue_id is None:
-                job = next(j for j in jobs if int(j["id"]) == result.job_id)
-                issue_id = flag_job(api, job, result, totals.get(result.assignee, (0, 0)), settings)
+        # Every measured job of ``jobs`` below the bar without a flag yet, not only those
+        # measured now: a run that died (or met a CVAT error) between measuring and flagging
+        # leaves its flag to the next run.
+        everything = attention.results()
+        totals = assignee_totals(everything)
+        by_id = {int(j["id"]): j for j in jobs}
+        for result in everything:
+            if result.job_id in by_id and result.flag_issue_id is None and result.rate < settings.min_restored:
+                issue_id = flag_job(api, by_id[result.job_id], result, totals.get(result.assignee, (0, 0)),
+                                    settings)
                 attention.set_flag_issue(result.job_id, issue_id)
     return done
 
