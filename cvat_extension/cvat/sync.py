@@ -245,6 +245,9 @@ def run_sync(
             store.release_job(task_lease_key(tid), worker)
         if todo:
             try:
+                if cfg.attention.enabled and not dry_run:  # before our writes: the annotator's pass
+                    from cvat_extension.cvat.attention import sync_attention
+                    sync_attention(api, store, cfg.attention, [job.id for job in todo])
                 _sync_task(api, store, cfg, tid, todo, summary, dry_run=dry_run, thin=thin,
                            report=report, lease=lease)
             except ConfigError:

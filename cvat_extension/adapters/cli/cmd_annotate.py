@@ -16,7 +16,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from cvat_extension.adapters.cli._inputs import positive_int
+from cvat_extension.adapters.cli._inputs import nonnegative_int, positive_int
 
 
 def _fraction(text: str) -> float:
@@ -54,6 +54,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--url", default=None, help="CVAT URL (default: sync.cvat.url of serverless.yaml, else localhost:8080)")
     p.add_argument("--checkpoint", type=Path, help="resume file (default .cvat-track/annotate-<source>.ckpt)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--attention-checks", type=nonnegative_int, default=0, metavar="N",
+                   help="CVAT task: withhold N clearly visible boxes per job as attention checks, recorded "
+                        "in the state store (measure with `cvat-track attention`; default 0: none)")
     p.set_defaults(func=run)
 
 
@@ -74,6 +77,8 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("annotate: --out FILE (.txt MOT or .xml CVAT) is needed with --video/--frames")
     if offline and args.out.suffix.lower() not in (".txt", ".csv", ".xml"):
         raise InputError(f"--out {args.out}: expected a .txt/.csv (MOT) or .xml (CVAT for video) file")
+    if offline and args.attention_checks:
+        raise InputError("annotate: --attention-checks needs a CVAT task (they are measured on its jobs)")
     overrides: dict[str, Any] = {}
     if args.reid_weights is not None:
         overrides.update(with_reid=True, model=args.reid_weights)
@@ -156,8 +161,11 @@ def _cvat(args: argparse.Namespace, detector: Any, tracker: Any, checkpoint: Any
     url = args.url or _url_from_manifest() or "http://localhost:8080"
     api = connect(CvatConfig(url=url))
     start = checkpoint.progress.next_frame
+    from cvat_extension.cvat.attention import planter_from_manifest
+
     return annotate_task(api, args.task_id, detector, tracker, checkpoint=checkpoint, tolerance_px=args.tolerance,
-                         on_frame=bar.step, on_start=lambda total: bar.start(total, start))
+                         on_frame=bar.step, on_start=lambda total: bar.start(total, start),
+                         plant=planter_from_manifest(args.attention_checks))
 
 
 def _url_from_manifest() -> str | None:

@@ -34,6 +34,7 @@ COMMANDS: tuple[str, ...] = (
     "restore",
     "annotate",
     "propagate",
+    "attention",
     "serve_functions",
 )
 
