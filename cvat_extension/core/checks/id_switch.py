@@ -356,26 +356,29 @@ def _near_other(p: Prepared, rows: np.ndarray, half: int, max_sizes: float) -> n
     """Per row in ``rows``: another track's box centre within ``max_sizes`` object sizes of
     this row's on some frame within ``half`` frames (image coordinates).
 
-    Only the frames around the rows are sorted, so the cost follows the candidates, not
-    the task.
+    Only the rows on frames around ``rows`` are sorted and paired (one ``searchsorted``
+    range per row, all pairs at once), so the cost follows the candidates, not the task.
     """
+    if not len(rows):
+        return np.zeros(0, dtype=bool)
     frames = p.frame[rows]
     near_frames = np.unique((frames[:, None] + np.arange(-half, half + 1)[None, :]).ravel())
     pool = np.flatnonzero(np.isin(p.frame, near_frames))
     pool = pool[np.argsort(p.frame[pool], kind="stable")]
-    pf = p.frame[pool]
-    cx = 0.5 * (p.xyxy[pool, 0] + p.xyxy[pool, 2])
-    cy = 0.5 * (p.xyxy[pool, 1] + p.xyxy[pool, 3])
+    lo = np.searchsorted(p.frame[pool], frames - half, side="left")
+    hi = np.searchsorted(p.frame[pool], frames + half, side="right")
+    cnt = hi - lo
+    which = np.repeat(np.arange(len(rows)), cnt)
+    off = np.arange(int(cnt.sum())) - np.repeat(np.cumsum(cnt) - cnt, cnt)
+    other = pool[np.repeat(lo, cnt) + off]
+    mine = rows[which]
+    box_m, box_o = p.xyxy[mine], p.xyxy[other]
+    dx = 0.5 * ((box_o[:, 0] + box_o[:, 2]) - (box_m[:, 0] + box_m[:, 2]))
+    dy = 0.5 * ((box_o[:, 1] + box_o[:, 3]) - (box_m[:, 1] + box_m[:, 3]))
+    size = np.sqrt(np.clip((box_m[:, 2] - box_m[:, 0]) * (box_m[:, 3] - box_m[:, 1]), 1e-12, None))
+    close = (np.hypot(dx, dy) < max_sizes * size) & (p.tid[other] != p.tid[mine])
     out = np.zeros(len(rows), dtype=bool)
-    for n, i in enumerate(rows.tolist()):
-        a, b = np.searchsorted(pf, [p.frame[i] - half, p.frame[i] + half + 1])
-        other = p.tid[pool[a:b]] != p.tid[i]
-        if not other.any():
-            continue
-        x, y = 0.5 * (p.xyxy[i, 0] + p.xyxy[i, 2]), 0.5 * (p.xyxy[i, 1] + p.xyxy[i, 3])
-        size = max(float(np.sqrt(max((p.xyxy[i, 2] - p.xyxy[i, 0]) * (p.xyxy[i, 3] - p.xyxy[i, 1]), 0.0))), 1e-6)
-        d = np.hypot(cx[a:b][other] - x, cy[a:b][other] - y)
-        out[n] = bool(d.min() < max_sizes * size)
+    out[which[close]] = True
     return out
 
 
@@ -398,27 +401,28 @@ def _drifts(p: Prepared, wm: _Fits, used: np.ndarray, quiet: np.ndarray, config:
                           & (wm.jump >= config.drift_min_jump_ratio))
     if not len(cand):
         return []
-    # A box can only drift onto another object if one is there: keep boundaries with
-    # another track's box within one object size during the window around them.
-    cand = cand[_near_other(p, g[cand], half, 1.0)]
-    if not len(cand):
-        return []
-    explained = np.flatnonzero(used)
-    out: list[Finding] = []
+    # One representative per cluster (same track, boundaries within a window): the largest.
     gc = g[cand]
     grp = np.concatenate([[True], (np.diff(gc) > half) | (np.diff(p.tid[gc]) != 0)])
     gid = np.cumsum(grp) - 1
     o = np.lexsort((-wm.jump[cand], gid))
-    firsts = o[np.concatenate([[True], gid[o][1:] != gid[o][:-1]])]
-    ex_key = p.tid[g[explained]].astype(np.float64) * 1e7 + p.frame[g[explained]]
-    ex_key.sort()
-    for q in cand[firsts]:
+    reps = cand[o[np.concatenate([[True], gid[o][1:] != gid[o][:-1]])]]
+    # Not next to a reported swap or jump (the same event).
+    explained = g[np.flatnonzero(used)]
+    ex_key = np.sort(p.tid[explained].astype(np.float64) * 1e7 + p.frame[explained])
+    key = p.tid[g[reps]].astype(np.float64) * 1e7 + p.frame[g[reps]]
+    lo = np.searchsorted(ex_key, key - 2 * half, side="left")
+    hi = np.searchsorted(ex_key, key + 2 * half, side="left")
+    reps = reps[hi == lo]
+    if not len(reps):
+        return []
+    # A box can only drift onto another object if one is there: keep boundaries with
+    # another track's box within one object size on the boundary's frames (k - 1 .. k + 1).
+    reps = reps[_near_other(p, g[reps], 1, 1.0)]
+    out: list[Finding] = []
+    for q in reps:
         i = int(g[q])
         t, k = int(p.tid[i]), int(p.frame[i])
-        key = t * 1e7 + k
-        lo, hi = np.searchsorted(ex_key, [key - 2 * half, key + 2 * half], side="left")
-        if hi > lo:
-            continue  # next to a reported swap or jump: the same event
         jr = float(wm.jump[q])
         score = 0.2 + 0.25 * float(np.clip((jr - config.drift_min_jump_ratio)
                                            / max(config.min_jump_ratio - config.drift_min_jump_ratio, 1e-6), 0, 1))
