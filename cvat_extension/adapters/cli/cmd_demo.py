@@ -238,6 +238,7 @@ def run(args: argparse.Namespace) -> int:
         "injected_errors": len(scene.truth),
         "recall": round(recall, 4) if judged else None,
         "precision": round(precision, 4) if judged else None,
+        "precision_measured_against": "injected errors and ground truth" if judged else None,
         "recall_in_review_plan": round(recall_review, 4) if judged else None,
         "splits_relinked": f"{relinked}/{len(splits)}",
         "recall_by_kind": {k: f"{a}/{b}" for k, (a, b) in per_kind.items()},
@@ -251,7 +252,8 @@ def run(args: argparse.Namespace) -> int:
                            for e in scene.truth]
     payload["merges"] = [m.to_json() for m in qa.merges]
     write_json(out / "findings.json", payload)
-    shown = ({"recall": f"{100 * recall:.0f}%", "precision": f"{100 * precision:.0f}%",
+    shown = ({"recall (of injected errors)": f"{100 * recall:.0f}%",
+              "precision (vs ground truth)": f"{100 * precision:.0f}%",
               "splits re-linked": f"{relinked}/{len(splits)}"} if judged else
              {"tracks": str(len(scene.tracks.ids)), "findings": str(len(qa.findings)),
               "merges proposed": str(len(qa.merges))})
@@ -260,7 +262,7 @@ def run(args: argparse.Namespace) -> int:
             f"{100 * metrics['before_merge']['idf1']:.1f} → {100 * metrics['after_merge']['idf1']:.1f}")
     index = write_report(out / "report", tracks=scene.tracks, info=info, items=qa.review,
                          merges=qa.candidates, merged_tracks=merged, frames=scene.frames,
-                         summary=shown, title=f"cvat-track demo: {scene.name}")
+                         summary=shown, findings=qa.findings, title=f"cvat-track demo: {scene.name}")
     elapsed = time.perf_counter() - t0
 
     print(f"{scene.name}: {info.num_frames} frames, {len(scene.tracks.ids)} tracks, "
@@ -276,6 +278,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"recall {100 * recall:.1f}%  precision {100 * precision:.1f}%  "
           f"({len(qa.findings)} findings; {len(qa.review)} review items cover "
           f"{100 * recall_review:.0f}% of the errors within a {100 * qa.summary['review_budget_fraction']:.0f}% frame budget)")
+    print(f"  recall: share of the {len(scene.truth)} injected errors that some finding names; "
+          f"precision: share of the {len(qa.findings)} findings that name an injected error or an "
+          "object the ground truth has but the annotation lacks (measured against ground truth)")
     print(f"splits re-linked by merge: {relinked}/{len(splits)}, merges proposed: {len(qa.merges)}")
     if metrics:
         b, a = metrics["before_merge"], metrics["after_merge"]
