@@ -43,3 +43,24 @@ def test_verbose_after_the_subcommand(tmp_path, capsys):
     assert main(["check", str(src), "-v"]) == 0
     assert main(["-v", "check", str(src), "-vv"]) == 0
     assert "30 frames" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["annotate", "--frames", "d", "--weights", "w"], {"imgsz": 640, "checkpoint": None}),
+        (["annotate", "--frames", "d", "--weights", "w", "--image-size", "320", "--resume-file", "r"],
+         {"imgsz": 320, "checkpoint": "r"}),
+        (["annotate", "--frames", "d", "--weights", "w", "--imgsz", "320", "--checkpoint", "r"],
+         {"imgsz": 320, "checkpoint": "r"}),
+        (["propagate", "--weights", "s.pt", "--to", "mot", "--track", "3", "7", "--track", "9"],
+         {"checkpoint": "s.pt", "out_format": "mot", "track": [3, 7, 9]}),
+        (["propagate", "--checkpoint", "s.pt", "--out-format", "mot", "--labels", "a", "--labels", "b"],
+         {"checkpoint": "s.pt", "out_format": "mot", "labels": ["a", "b"]}),
+        (["propagate"], {"checkpoint": None, "out_format": None, "track": [], "labels": []}),
+    ],
+)
+def test_renamed_options_keep_their_old_spelling(argv, expected):
+    args = build_parser().parse_args(argv)
+    assert {k: (str(v) if k == "checkpoint" and v is not None else v)
+            for k, v in vars(args).items() if k in expected} == expected
