@@ -76,8 +76,9 @@ def test_fail_on_and_clean_input(scene, tmp_path):
     assert doc["summary"]["merges_proposed"] == 0
     s = doc["summary"]
     assert s["confident_score"] == 0.5
-    assert 0 <= s["flagged_fraction"] <= s["flagged_fraction_any_score"] <= 1
-    assert s["flagged_frames"] <= s["flagged_frames_any_score"]
+    assert 0 <= s["fraction_with_confident_findings"] <= s["fraction_with_any_finding"] <= 1
+    assert s["frames_with_confident_findings"] <= s["frames_with_any_finding"]
+    assert s["confident_findings"] + s["hint_findings"] == s["findings"]
 
 
 def test_report_frames_and_detections(scene, tmp_path):

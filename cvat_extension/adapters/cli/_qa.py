@@ -28,7 +28,8 @@ __all__ = ["CONFIDENT_SCORE", "REVIEW_MIN_MERGE_SCORE", "QaResult", "run_qa"]
 #: Fragment links down to this score become review findings (merge applies ``min_score``).
 REVIEW_MIN_MERGE_SCORE = 0.05
 
-#: Findings at or above this score count as confident in the summary's ``flagged_fraction``.
+#: Findings at or above this score count as confident in the summary
+#: (``fraction_with_confident_findings``).
 #: Below it are hints (a frozen box without detections scores 0.3, a short track at the
 #: border 0.2..0.4): they go to the review plan ranked low, but counting them would say that
 #: every frame of clean ground truth is flagged.
@@ -122,11 +123,16 @@ def run_qa(
         "boxes": int((~tracks.outside).sum()),
         "findings": len(findings),
         "findings_by_kind": dict(sorted(Counter(f.kind for f in findings).items())),
+        # Confident findings (score >= confident_score) and hints are counted apart: "0 frames
+        # flagged" next to "every frame has a finding" read as a contradiction when both were
+        # called flagged_*.
         "confident_score": CONFIDENT_SCORE,
-        "flagged_frames": int(confident.sum()),
-        "flagged_fraction": round(float(confident.mean()), 4) if num_frames else 0.0,
-        "flagged_frames_any_score": int(flagged.sum()),
-        "flagged_fraction_any_score": round(float(flagged.mean()), 4) if num_frames else 0.0,
+        "confident_findings": sum(f.score >= CONFIDENT_SCORE for f in findings),
+        "hint_findings": sum(f.score < CONFIDENT_SCORE for f in findings),
+        "frames_with_confident_findings": int(confident.sum()),
+        "fraction_with_confident_findings": round(float(confident.mean()), 4) if num_frames else 0.0,
+        "frames_with_any_finding": int(flagged.sum()),
+        "fraction_with_any_finding": round(float(flagged.mean()), 4) if num_frames else 0.0,
         "merges_proposed": len(merges),
         "fragment_candidates": len(candidates),
         "review_items": len(review),
