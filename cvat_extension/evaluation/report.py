@@ -1,0 +1,123 @@
+"""The per-sequence table of the real-error evaluation, with TUNE and HOLDOUT totals.
+
+Totals pool counts (events hit / events, true / confident findings, covered / randomly
+covered events, merges), average AP and reviewer gains over rows, and divide clean-GT
+findings by the frames of the block's sequences.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = ["HEADER", "format_table", "totals"]
+
+HEADER = ("sequence        trk  frames  IDF1  MOTA | events jmp/sw/frg/fpr/sft/mis | jump R.5 Rany | "
+          "Pconf   AP | cov x rand | IDF1+ queue/rand/oracle @5% | sync merges n P wrong R | clean /100f")
+
+
+def _pct(x: float | None) -> str:
+    return "   -" if x is None else f"{100 * x:4.0f}"
+
+
+def _frac(pair: Sequence[int]) -> float | None:
+    return pair[0] / pair[1] if pair[1] else None
+
+
+def _row_line(r: dict[str, Any], clean: dict[str, Any] | None) -> str:
+    ev = r["events"]
+    sc = r["scoring"]
+    cov = r["coverage"]
+    rv = r["reviewer"]
+    mg = r["merges"]["applied_by_sync"]
+    ratio = cov["ratio_vs_random"]
+    events = "/".join(str(ev[k]) for k in ("id_jump", "gt_switch", "fragment", "fp_run",
+                                              "short_false_track", "missed_run"))
+    trk = "bt" if r["tracker"] == "bytetrack" else "bs"
+    clean_s = f"{clean['per_100_frames']:5.2f}" if clean is not None else "     "
+    return (f"{r['sequence']:15} {trk:3} {r['frames']:6d} {100 * r['idf1']:5.1f} {100 * r['mota']:5.1f} | "
+            f"{events:>29} | {_pct(_frac(sc['recall_confident']['id_jump']))}% "
+            f"{_pct(_frac(sc['recall_any']['id_jump']))}% | {_pct(sc['precision_confident'])}% "
+            f"{_pct(sc['ap'])}% | {('%5.2f' % ratio) if ratio is not None else '    -'}x    | "
+            f"{rv['queue']:+6.2f} {rv['random']:+6.2f} {rv['oracle']:+6.2f}          | "
+            f"{mg['merges']:4d} {_pct(mg['precision'])}% {mg['wrong_person']:3d} {_pct(mg['recall'])}% | {clean_s}")
+
+
+def totals(sequences: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Pooled measures over the rows (and clean-GT results) of ``sequences``."""
+    rows = [r for s in sequences for r in s["rows"]]
+    out: dict[str, Any] = {"rows": len(rows), "sequences": len(sequences)}
+
+    def pool(get: Any) -> list[int]:
+        a = b = 0
+        for r in rows:
+            x, y = get(r)
+            a, b = a + x, b + y
+        return [a, b]
+
+    out["id_jump_recall_confident"] = pool(lambda r: r["scoring"]["recall_confident"]["id_jump"])
+    out["id_jump_recall_any"] = pool(lambda r: r["scoring"]["recall_any"]["id_jump"])
+    kinds = rows[0]["events"].keys() if rows else []
+    out["events"] = {k: sum(r["events"][k] for r in rows) for k in kinds}
+    out["recall_confident"] = {k: pool(lambda r, k=k: r["scoring"]["recall_confident"][k]) for k in kinds}
+    out["recall_any"] = {k: pool(lambda r, k=k: r["scoring"]["recall_any"][k]) for k in kinds}
+    out["precision_confident"] = pool(lambda r: (r["scoring"]["confident_true"], r["scoring"]["confident_findings"]))
+    out["ap_mean"] = sum(r["scoring"]["ap"] for r in rows) / len(rows) if rows else None
+    cov = sum(r["coverage"]["covered"] for r in rows)
+    rnd = sum(r["coverage"]["covered_random"] for r in rows)
+    out["coverage"] = {"covered": cov, "covered_random": rnd, "events": sum(r["coverage"]["events"] for r in rows),
+                       "ratio_vs_random": cov / rnd if rnd else None}
+    out["reviewer_mean_points"] = {k: (sum(r["reviewer"][k] for r in rows) / len(rows) if rows else None)
+                                   for k in ("queue", "queue_item_tracks", "random", "oracle")}
+    for key in ("candidates", "proposed", "applied_by_sync"):
+        ms = [r["merges"][key] for r in rows]
+        n = sum(m["merges"] for m in ms)
+        out[f"merges_{key}"] = {
+            "merges": n, "correct": sum(m["correct"] for m in ms),
+            "wrong_person": sum(m["wrong_person"] for m in ms),
+            "precision": sum(m["correct"] for m in ms) / n if n else None,
+            "fragments": sum(m["fragments"] for m in ms),
+            "recall": (sum(m["fragments_linked"] for m in ms) / sum(m["fragments"] for m in ms))
+            if sum(m["fragments"] for m in ms) else None,
+        }
+    frames = sum(s["frames"] for s in sequences)
+    conf = sum(s["clean_gt"]["confident"] for s in sequences)
+    by_kind: dict[str, int] = {}
+    for s in sequences:
+        for k, v in s["clean_gt"]["by_kind"].items():
+            by_kind[k] = by_kind.get(k, 0) + v
+    out["clean_gt"] = {"frames": frames, "confident": conf,
+                       "per_100_frames": 100 * conf / frames if frames else None, "by_kind": by_kind}
+    return out
+
+
+def _total_line(name: str, t: dict[str, Any]) -> str:
+    cov = t["coverage"]["ratio_vs_random"]
+    rv = t["reviewer_mean_points"]
+    mg = t["merges_applied_by_sync"]
+    ev = "/".join(str(v) for v in t["events"].values())
+    clean = t["clean_gt"]["per_100_frames"]
+    return (f"{name:15} {'':3} {t['clean_gt']['frames']:6d} {'':5} {'':5} | {ev:>29} | "
+            f"{_pct(_frac(t['id_jump_recall_confident']))}% {_pct(_frac(t['id_jump_recall_any']))}% | "
+            f"{_pct(_frac(t['precision_confident']))}% {_pct(t['ap_mean'])}% | "
+            f"{('%5.2f' % cov) if cov is not None else '    -'}x    | "
+            f"{rv['queue'] or 0:+6.2f} {rv['random'] or 0:+6.2f} {rv['oracle'] or 0:+6.2f}          | "
+            f"{mg['merges']:4d} {_pct(mg['precision'])}% {mg['wrong_person']:3d} {_pct(mg['recall'])}% | "
+            f"{clean if clean is not None else 0:5.2f}")
+
+
+def format_table(blocks: dict[str, Sequence[dict[str, Any]]]) -> str:
+    """The table: one block per split with its rows and a total line."""
+    lines = [HEADER, "-" * len(HEADER)]
+    for name, seqs in blocks.items():
+        if not seqs:
+            continue
+        lines.append(f"[{name}]")
+        for s in seqs:
+            for k, r in enumerate(s["rows"]):
+                lines.append(_row_line(r, s["clean_gt"] if k == 0 else None))
+            if not s["rows"]:
+                lines.append(f"{s['sequence']:15} (no tracker rows) clean /100f {s['clean_gt']['per_100_frames']:5.2f}")
+        lines.append(_total_line(f"TOTAL {name}", totals(seqs)))
+        lines.append("")
+    return "\n".join(lines)
