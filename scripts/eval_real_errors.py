@@ -33,31 +33,16 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _one(job: tuple[str, str, tuple[str, ...] | None, int | None, str | None]) -> dict[str, Any]:
-    import logging
-
     from cvat_extension.evaluation.run import evaluate_sequence
     from cvat_extension.evaluation.sequences import SEQUENCES
 
-    logging.getLogger("boxmot").setLevel(logging.WARNING)
     data, name, trackers, quick, cache = job
     return evaluate_sequence(Path(data), SEQUENCES[name], trackers=trackers, quick=quick,
                              cache=Path(cache) if cache else None)
 
 
-def _silence_boxmot() -> None:
-    """boxmot logs its settings at INFO through loguru on every tracker it builds."""
-    try:
-        from loguru import logger
-
-        logger.remove()
-        logger.add(sys.stderr, level="WARNING")
-    except ImportError:  # pragma: no cover - loguru comes with boxmot
-        pass
-
-
 def _init_worker() -> None:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    _silence_boxmot()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -97,7 +82,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.jobs < 1:
         print("error: --jobs must be >= 1", file=sys.stderr)
         return 2
-    _silence_boxmot()
     cache = None if args.no_cache else str(args.cache)
     jobs = [(str(args.data), n, trackers, args.quick, cache) for n in names]
     t0 = time.perf_counter()
@@ -115,11 +99,12 @@ def main(argv: list[str] | None = None) -> int:
     print(format_table(blocks))
     print("columns: events = id jumps / GT-side switches / fragment pairs / false-positive runs / short false "
           "tracks / missed runs; jump R.5, Rany = identity-jump recall at score >= 0.5 and any score; Pconf = "
-          "precision of findings scoring >= 0.5; AP over ranked findings; cov x rand = events the default review "
-          "plan covers / events random frames of the same cost cover; IDF1+ = IDF1 points a simulated reviewer "
+          "precision of findings scoring >= 0.5; AP over ranked findings; cov/rand = events the default review "
+          "plan covers / events random frames of the same cost cover (item: the item's tracks on its frames; "
+          "frame: every track on its frames, as random frames); IDF1+ = IDF1 points a simulated reviewer "
           "gains at 5% of frames (queue, random frames, oracle); sync merges = merges sync applies (count, "
-          "precision, wrong-person, recall of fragment pairs); clean /100f = confident findings per 100 frames on "
-          "the clean human ground truth.")
+          "precision, wrong-person, recall of fragment pairs); clean/100f = confident findings per 100 frames on "
+          "the clean human ground truth, with the detections (check --detections) and without (sync).")
     print(f"runtime: {seconds:.0f} s ({args.jobs} job{'s' if args.jobs > 1 else ''})")
     if args.json:
         doc = {"sequences": results, "totals": {k: totals(v) for k, v in blocks.items() if v},

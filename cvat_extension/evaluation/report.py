@@ -13,7 +13,12 @@ from typing import Any
 __all__ = ["HEADER", "format_table", "totals"]
 
 HEADER = ("sequence        trk  frames  IDF1  MOTA | events jmp/sw/frg/fpr/sft/mis | jump R.5 Rany | "
-          "Pconf   AP | cov x rand | IDF1+ queue/rand/oracle @5% | sync merges n P wrong R | clean /100f")
+          "Pconf   AP | cov/rand item frame | IDF1+ queue/rand/oracle @5% | sync merges n P wrong R | "
+          "clean/100f det nodet")
+
+
+def _ratio(x: float | None) -> str:
+    return "    -" if x is None else f"{x:5.2f}"
 
 
 def _pct(x: float | None) -> str:
@@ -24,21 +29,21 @@ def _frac(pair: Sequence[int]) -> float | None:
     return pair[0] / pair[1] if pair[1] else None
 
 
-def _row_line(r: dict[str, Any], clean: dict[str, Any] | None) -> str:
+def _row_line(r: dict[str, Any], seq: dict[str, Any] | None) -> str:
     ev = r["events"]
     sc = r["scoring"]
     cov = r["coverage"]
     rv = r["reviewer"]
     mg = r["merges"]["applied_by_sync"]
-    ratio = cov["ratio_vs_random"]
     events = "/".join(str(ev[k]) for k in ("id_jump", "gt_switch", "fragment", "fp_run",
                                               "short_false_track", "missed_run"))
     trk = "bt" if r["tracker"] == "bytetrack" else "bs"
-    clean_s = f"{clean['per_100_frames']:5.2f}" if clean is not None else "     "
+    clean_s = "" if seq is None else (f"{seq['clean_gt']['per_100_frames']:5.2f} "
+                                      f"{seq['clean_gt_no_detections']['per_100_frames']:5.2f}")
     return (f"{r['sequence']:15} {trk:3} {r['frames']:6d} {100 * r['idf1']:5.1f} {100 * r['mota']:5.1f} | "
             f"{events:>29} | {_pct(_frac(sc['recall_confident']['id_jump']))}% "
             f"{_pct(_frac(sc['recall_any']['id_jump']))}% | {_pct(sc['precision_confident'])}% "
-            f"{_pct(sc['ap'])}% | {('%5.2f' % ratio) if ratio is not None else '    -'}x    | "
+            f"{_pct(sc['ap'])}% | {_ratio(cov['ratio_vs_random'])}x {_ratio(cov['frames_ratio_vs_random'])}x | "
             f"{rv['queue']:+6.2f} {rv['random']:+6.2f} {rv['oracle']:+6.2f}          | "
             f"{mg['merges']:4d} {_pct(mg['precision'])}% {mg['wrong_person']:3d} {_pct(mg['recall'])}% | {clean_s}")
 
@@ -65,8 +70,11 @@ def totals(sequences: Sequence[dict[str, Any]]) -> dict[str, Any]:
     out["ap_mean"] = sum(r["scoring"]["ap"] for r in rows) / len(rows) if rows else None
     cov = sum(r["coverage"]["covered"] for r in rows)
     rnd = sum(r["coverage"]["covered_random"] for r in rows)
-    out["coverage"] = {"covered": cov, "covered_random": rnd, "events": sum(r["coverage"]["events"] for r in rows),
-                       "ratio_vs_random": cov / rnd if rnd else None}
+    covf = sum(r["coverage"]["covered_frames_only"] for r in rows)
+    out["coverage"] = {"covered": cov, "covered_frames_only": covf, "covered_random": rnd,
+                       "events": sum(r["coverage"]["events"] for r in rows),
+                       "ratio_vs_random": cov / rnd if rnd else None,
+                       "frames_ratio_vs_random": covf / rnd if rnd else None}
     out["reviewer_mean_points"] = {k: (sum(r["reviewer"][k] for r in rows) / len(rows) if rows else None)
                                    for k in ("queue", "queue_item_tracks", "random", "oracle")}
     for key in ("candidates", "proposed", "applied_by_sync"):
@@ -80,30 +88,48 @@ def totals(sequences: Sequence[dict[str, Any]]) -> dict[str, Any]:
             "recall": (sum(m["fragments_linked"] for m in ms) / sum(m["fragments"] for m in ms))
             if sum(m["fragments"] for m in ms) else None,
         }
+    checks: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        for kind, c in r["scoring"]["by_check"].items():
+            d = checks.setdefault(kind, {"findings": 0, "confident": 0, "confident_true": 0,
+                                         "recall_confident": {k: [0, 0] for k in kinds}})
+            d["findings"] += c["findings"]
+            d["confident"] += c["confident"]
+            d["confident_true"] += c["confident_true"]
+            for k in kinds:
+                hit, of = c["recall_confident"][k]
+                d["recall_confident"][k][0] += hit
+    for d in checks.values():
+        for k in kinds:
+            d["recall_confident"][k][1] = out["events"][k]
+        d["precision_confident"] = d["confident_true"] / d["confident"] if d["confident"] else None
+    out["by_check"] = dict(sorted(checks.items()))
     frames = sum(s["frames"] for s in sequences)
-    conf = sum(s["clean_gt"]["confident"] for s in sequences)
-    by_kind: dict[str, int] = {}
-    for s in sequences:
-        for k, v in s["clean_gt"]["by_kind"].items():
-            by_kind[k] = by_kind.get(k, 0) + v
-    out["clean_gt"] = {"frames": frames, "confident": conf,
-                       "per_100_frames": 100 * conf / frames if frames else None, "by_kind": by_kind}
+    for key in ("clean_gt", "clean_gt_no_detections"):
+        conf = sum(s[key]["confident"] for s in sequences)
+        by_kind: dict[str, int] = {}
+        for s in sequences:
+            for k, v in s[key]["by_kind"].items():
+                by_kind[k] = by_kind.get(k, 0) + v
+        out[key] = {"frames": frames, "confident": conf,
+                    "per_100_frames": 100 * conf / frames if frames else None, "by_kind": by_kind}
     return out
 
 
 def _total_line(name: str, t: dict[str, Any]) -> str:
-    cov = t["coverage"]["ratio_vs_random"]
+    cov = t["coverage"]
     rv = t["reviewer_mean_points"]
     mg = t["merges_applied_by_sync"]
     ev = "/".join(str(v) for v in t["events"].values())
-    clean = t["clean_gt"]["per_100_frames"]
+    clean = t["clean_gt"]["per_100_frames"] or 0.0
+    clean_nd = t["clean_gt_no_detections"]["per_100_frames"] or 0.0
     return (f"{name:15} {'':3} {t['clean_gt']['frames']:6d} {'':5} {'':5} | {ev:>29} | "
             f"{_pct(_frac(t['id_jump_recall_confident']))}% {_pct(_frac(t['id_jump_recall_any']))}% | "
             f"{_pct(_frac(t['precision_confident']))}% {_pct(t['ap_mean'])}% | "
-            f"{('%5.2f' % cov) if cov is not None else '    -'}x    | "
+            f"{_ratio(cov['ratio_vs_random'])}x {_ratio(cov['frames_ratio_vs_random'])}x | "
             f"{rv['queue'] or 0:+6.2f} {rv['random'] or 0:+6.2f} {rv['oracle'] or 0:+6.2f}          | "
             f"{mg['merges']:4d} {_pct(mg['precision'])}% {mg['wrong_person']:3d} {_pct(mg['recall'])}% | "
-            f"{clean if clean is not None else 0:5.2f}")
+            f"{clean:5.2f} {clean_nd:5.2f}")
 
 
 def format_table(blocks: dict[str, Sequence[dict[str, Any]]]) -> str:
@@ -115,9 +141,21 @@ def format_table(blocks: dict[str, Sequence[dict[str, Any]]]) -> str:
         lines.append(f"[{name}]")
         for s in seqs:
             for k, r in enumerate(s["rows"]):
-                lines.append(_row_line(r, s["clean_gt"] if k == 0 else None))
+                lines.append(_row_line(r, s if k == 0 else None))
             if not s["rows"]:
-                lines.append(f"{s['sequence']:15} (no tracker rows) clean /100f {s['clean_gt']['per_100_frames']:5.2f}")
-        lines.append(_total_line(f"TOTAL {name}", totals(seqs)))
+                lines.append(f"{s['sequence']:15} (no tracker rows) clean/100f "
+                             f"{s['clean_gt']['per_100_frames']:5.2f} {s['clean_gt_no_detections']['per_100_frames']:5.2f}")
+        t = totals(seqs)
+        lines.append(_total_line(f"TOTAL {name}", t))
+        lines.append(f"  by check ({name}): findings, confident, precision of confident, recall at >= 0.5 of "
+                     "jmp/sw/frg/fpr/sft/mis")
+        for kind, d in t["by_check"].items():
+            rec = " ".join(_pct(_frac(v)) for v in d["recall_confident"].values())
+            lines.append(f"    {kind:16} {d['findings']:6d} {d['confident']:6d} {_pct(d['precision_confident'])}% | {rec}")
+        for key, what in (("clean_gt", "with detections"), ("clean_gt_no_detections", "without detections")):
+            c = t[key]
+            kinds_s = ", ".join(f"{k} {v}" for k, v in sorted(c["by_kind"].items(), key=lambda kv: -kv[1]))
+            lines.append(f"  clean GT {what}: {c['confident']} confident findings in {c['frames']} frames "
+                         f"({kinds_s or 'none'})")
         lines.append("")
     return "\n".join(lines)

@@ -6,10 +6,12 @@ frames it shows are therefore ``{first, frame, last}`` and its cost is that char
 
 **Coverage.** An event is covered when a shown frame lies within :data:`TOLERANCE` frames of
 where it can be seen (:meth:`ErrorEvent.spans`: either side of a change of identity, any
-frame of a false or missed run) and the item names one of its predicted tracks (or, for an event without tracks, any
-item). The baseline draws as many random frames as the items cost (20 draws); a random
-frame covers every event within the tolerance, whatever the tracks. Reported: both
-coverages, their ratio and the share of frames the items cost.
+frame of a false or missed run) and the item names one of its predicted tracks (or, for an
+event without tracks, any item). The baseline draws as many random frames as the items
+cost (:data:`COVERAGE_DRAWS` draws); a random frame covers every event within the tolerance,
+whatever the tracks. Reported: both coverages, their ratio (``ratio_vs_random``), the share
+of frames the items cost, and the ratio when the items' frames are judged like random ones,
+every track on them (``frames_ratio_vs_random``: is the queue looking at the right frames?).
 
 **Simulated reviewer.** Given a set of frames to look at, the reviewer fixes every box on
 each of them and on the :data:`TOLERANCE` frames either side: a box matched to a person gets
@@ -66,6 +68,7 @@ def coverage(items: Sequence[ReviewItem], events: Sequence[ErrorEvent], num_fram
     """Share of events the items cover vs random frames of the same cost."""
     cost = 0
     covered = np.zeros(len(events), dtype=bool)
+    all_shown: list[int] = []
     spans = np.array([e.spans() for e in events], dtype=np.int64).reshape(-1, 2, 2)
 
     def seen(shown: np.ndarray) -> np.ndarray:
@@ -75,6 +78,7 @@ def coverage(items: Sequence[ReviewItem], events: Sequence[ErrorEvent], num_fram
     for it in items:
         shown, c = item_frames(it)
         cost += c
+        all_shown.extend(shown)
         ids = set(it.track_ids)
         mine = np.array([not e.pred_ids or bool(ids & set(e.pred_ids)) for e in events], dtype=bool)
         if mine.any():
@@ -87,11 +91,13 @@ def coverage(items: Sequence[ReviewItem], events: Sequence[ErrorEvent], num_fram
         rand.append(int(seen(frames).sum()))
     ne = len(events)
     q = int(covered.sum())
+    qf = int(seen(np.unique(np.asarray(all_shown, dtype=np.int64))).sum()) if ne else 0
     r = float(np.mean(rand)) if rand else 0.0
-    return {"events": ne, "covered": q, "covered_random": r, "cost_frames": cost,
-            "frames_share": cost / num_frames if num_frames else 0.0,
+    return {"events": ne, "covered": q, "covered_frames_only": qf, "covered_random": r,
+            "cost_frames": cost, "frames_share": cost / num_frames if num_frames else 0.0,
             "coverage": q / ne if ne else None, "coverage_random": r / ne if ne else None,
-            "ratio_vs_random": (q / r) if r > 0 else None}
+            "ratio_vs_random": (q / r) if r > 0 else None,
+            "frames_ratio_vs_random": (qf / r) if r > 0 else None}
 
 
 class _Reviewer:

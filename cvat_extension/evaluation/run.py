@@ -119,8 +119,11 @@ def evaluate_tracker(seq: Sequence, kind: str, dets: Tracks, cache: Path | None)
     }
 
 
-def evaluate_clean_gt(seq: Sequence, dets: Tracks) -> dict[str, Any]:
-    """Confident findings of the QA on the clean human ground truth (all false alarms)."""
+def evaluate_clean_gt(seq: Sequence, dets: Tracks | None) -> dict[str, Any]:
+    """Confident findings of the QA on the clean human ground truth (all false alarms).
+
+    With ``dets`` as ``check --detections`` runs; without, as ``sync`` and plain ``check`` do.
+    """
     from cvat_extension.adapters.cli._qa import run_qa
 
     t0 = time.perf_counter()
@@ -139,4 +142,5 @@ def evaluate_sequence(data_dir: Path, spec: SequenceSpec, *, trackers: tuple[str
     kinds = [k for k in spec.trackers if trackers is None or k in trackers]
     rows = [evaluate_tracker(seq, k, dets, cache) for k in kinds]
     return {"sequence": spec.name, "split": spec.split, "frames": seq.num_frames, "fps": seq.fps,
-            "rows": rows, "clean_gt": evaluate_clean_gt(seq, dets)}
+            "rows": rows, "clean_gt": evaluate_clean_gt(seq, dets),
+            "clean_gt_no_detections": evaluate_clean_gt(seq, None)}

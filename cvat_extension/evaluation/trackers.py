@@ -48,8 +48,12 @@ def run_tracker(kind: str, dets: Tracks, *, num_frames: int, fps: float, name: s
             return Tracks.from_columns(frame=z["frame"], track_id=z["track_id"], xyxy=z["xyxy"],
                                        score=z["score"], source=np.full(len(z["frame"]), _AUTO),
                                        labels=("pedestrian",)), True
+    import logging
+
     from cvat_extension.models.mot_tracker import track_sequence
 
+    # boxmot logs every tracker's settings at INFO; 16 sequences of that drown the table.
+    logging.getLogger("boxmot").setLevel(logging.WARNING)
     out = track_sequence(dets, None, config, num_frames=num_frames)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
