@@ -7,7 +7,7 @@ findings by the frames of the block's sequences.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 __all__ = ["HEADER", "format_table", "totals"]
@@ -132,7 +132,7 @@ def _total_line(name: str, t: dict[str, Any]) -> str:
             f"{clean:5.2f} {clean_nd:5.2f}")
 
 
-def format_table(blocks: dict[str, Sequence[dict[str, Any]]]) -> str:
+def format_table(blocks: Mapping[str, Sequence[dict[str, Any]]]) -> str:
     """The table: one block per split with its rows and a total line."""
     lines = [HEADER, "-" * len(HEADER)]
     for name, seqs in blocks.items():

@@ -169,7 +169,7 @@ class _Reviewer:
                 if tracks is None or fixes.get(t, set()) is None:
                     fixes[t] = None
                 else:
-                    fixes[t] = set(fixes.get(t) or set()) | tracks  # type: ignore[operator]
+                    fixes[t] = set(fixes.get(t) or set()) | tracks
         return fixes
 
     def oracle_centres(self, budget: int) -> list[int]:

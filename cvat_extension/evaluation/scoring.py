@@ -61,12 +61,12 @@ def hit_matrix(findings: Sequence[Finding], events: Sequence[ErrorEvent],
         if f.track_ids:
             hits[i] = near & np.isin(e_ids, f.track_ids).any(axis=1)
         elif f.box is not None:
-            for j in np.flatnonzero(near & trackless):
-                e = events[j]
-                assert e.boxes is not None
-                k = int(np.clip(f.frames[0] - e.frames[0], 0, len(e.boxes) - 1))
-                iou = iou_xyxy_batch(np.asarray(f.box, dtype=float)[None], e.boxes[k][None])[0, 0]
-                hits[i, j] = iou >= MISSED_IOU
+            for col in np.flatnonzero(near & trackless).tolist():
+                ev = events[col]
+                assert ev.boxes is not None
+                k = int(np.clip(f.frames[0] - ev.frames[0], 0, len(ev.boxes) - 1))
+                iou = iou_xyxy_batch(np.asarray(f.box, dtype=float)[None], ev.boxes[k][None])[0, 0]
+                hits[i, col] = iou >= MISSED_IOU
     return hits
 
 
@@ -77,7 +77,7 @@ def average_precision(scores: np.ndarray, hits: np.ndarray) -> float:
         return 0.0
     order = np.argsort(-scores, kind="stable")
     s, h = scores[order], hits[order]
-    true = h.any(axis=1)
+    true = np.asarray(h.any(axis=1))
     covered = np.zeros(ne, dtype=bool)
     ap, prev_r, k = 0.0, 0.0, 0
     n_true = 0
@@ -113,7 +113,7 @@ def score_findings(findings: Sequence[Finding], events: Sequence[ErrorEvent]) ->
     anyf = np.ones(len(findings), dtype=bool)
     ev_kind = np.array([e.kind for e in events])
     f_kind = np.array([f.kind for f in findings])
-    true = hits.any(axis=1) if len(events) else np.zeros(len(findings), dtype=bool)
+    true = np.asarray(hits.any(axis=1)) if len(events) else np.zeros(len(findings), dtype=bool)
     out: dict[str, Any] = {
         "events": {k: int((ev_kind == k).sum()) for k in EVENT_KINDS},
         "findings": len(findings),

@@ -38,9 +38,9 @@ def run_tracker(kind: str, dets: Tracks, *, num_frames: int, fps: float, name: s
     """Our tracker ``kind`` on ``dets``; returns (tracks, whether it came from the cache)."""
     from importlib.metadata import version
 
-    from cvat_extension.models.tracker_config import TrackerConfig
+    from cvat_extension.models.tracker_config import TrackerConfig, TrackerType
 
-    config = TrackerConfig(tracker_type=kind, frame_rate=max(1, int(round(fps))))
+    config = TrackerConfig(tracker_type=TrackerType(kind), frame_rate=max(1, int(round(fps))))
     key = _key(dets, num_frames, repr(config), version("boxmot"))
     path = cache / f"{name}.{kind}.{key}.npz" if cache is not None else None
     if path is not None and path.is_file():

@@ -179,9 +179,9 @@ def preprocess_mot(
     g_cls = np.asarray(gt_class)[vis].astype(int)
     g_con = np.asarray(gt_consider)[vis].astype(float)
     p = pred.visible()
-    for what, t in (("ground truth", g), ("prediction", p)):
-        if len(t) and int(t.frame.min()) < 0:
-            raise InputError(f"{what}: frame numbers must be >= 0, got {int(t.frame.min())}")
+    for what, side in (("ground truth", g), ("prediction", p)):
+        if len(side) and int(side.frame.min()) < 0:
+            raise InputError(f"{what}: frame numbers must be >= 0, got {int(side.frame.min())}")
     bad = np.setdiff1d(np.unique(g_cls), ds.valid_class_numbers)
     if len(bad):
         raise InputError(f"ground truth: MOT class {int(bad[0])} is not a MOTChallenge class "

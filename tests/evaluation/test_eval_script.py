@@ -21,7 +21,7 @@ def _script():
 
 def test_quick_run_end_to_end(shared_data, tmp_path, capsys):
     out = tmp_path / "e.json"
-    argv = ["--data", str(shared_data), "--quick", "60", "--sequences", "MOT17-09,MOT17-10-sub3",
+    argv = ["--data", str(shared_data), "--quick", "40", "--sequences", "MOT17-09,MOT17-10-sub3",
             "--cache", str(tmp_path / "cache"), "--json", str(out)]
     assert _script().main(argv) == 0
     text = capsys.readouterr().out
@@ -30,7 +30,7 @@ def test_quick_run_end_to_end(shared_data, tmp_path, capsys):
     seqs = {s["sequence"]: s for s in doc["sequences"]}
     assert set(seqs) == {"MOT17-09", "MOT17-10-sub3"}
     row = seqs["MOT17-10-sub3"]["rows"][0]
-    assert row["frames"] == 60 and row["fps"] == 10.0 and row["tracker"] == "bytetrack"
+    assert row["frames"] == 40 and row["fps"] == 10.0 and row["tracker"] == "bytetrack"
     assert row["clear"]["TP"] > 0 and sum(row["events"].values()) > 0
     assert set(row["reviewer"]) >= {"queue", "random", "oracle"}
     assert doc["totals"]["HOLDOUT"]["rows"] == 1
