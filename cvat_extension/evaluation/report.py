@@ -67,6 +67,15 @@ def totals(sequences: Sequence[dict[str, Any]]) -> dict[str, Any]:
     out["recall_confident"] = {k: pool(lambda r, k=k: r["scoring"]["recall_confident"][k]) for k in kinds}
     out["recall_any"] = {k: pool(lambda r, k=k: r["scoring"]["recall_any"][k]) for k in kinds}
     out["precision_confident"] = pool(lambda r: (r["scoring"]["confident_true"], r["scoring"]["confident_findings"]))
+    chance = [r["chance"] for r in rows if r.get("chance", {}).get("precision_confident") is not None]
+    weights = [r["scoring"]["confident_findings"] for r in rows
+               if r.get("chance", {}).get("precision_confident") is not None]
+    out["chance_precision_confident"] = (sum(c["precision_confident"] * w for c, w in zip(chance, weights))
+                                         / sum(weights)) if sum(weights) else None
+    jr = [(r["chance"]["id_jump_recall_confident"], r["events"]["id_jump"]) for r in rows
+          if r.get("chance", {}).get("id_jump_recall_confident") is not None]
+    out["chance_id_jump_recall_confident"] = (sum(a * b for a, b in jr) / sum(b for _a, b in jr)
+                                              if jr and sum(b for _a, b in jr) else None)
     out["ap_mean"] = sum(r["scoring"]["ap"] for r in rows) / len(rows) if rows else None
     cov = sum(r["coverage"]["covered"] for r in rows)
     rnd = sum(r["coverage"]["covered_random"] for r in rows)
@@ -147,6 +156,9 @@ def format_table(blocks: Mapping[str, Sequence[dict[str, Any]]]) -> str:
                              f"{s['clean_gt']['per_100_frames']:5.2f} {s['clean_gt_no_detections']['per_100_frames']:5.2f}")
         t = totals(seqs)
         lines.append(_total_line(f"TOTAL {name}", t))
+        lines.append(f"  chance level (confident findings moved to random frames of their tracks): precision "
+                     f"{_pct(t['chance_precision_confident'])}%, identity-jump recall "
+                     f"{_pct(t['chance_id_jump_recall_confident'])}%")
         lines.append(f"  by check ({name}): findings, confident, precision of confident, recall at >= 0.5 of "
                      "jmp/sw/frg/fpr/sft/mis")
         for kind, d in t["by_check"].items():

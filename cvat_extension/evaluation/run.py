@@ -25,7 +25,7 @@ from cvat_extension.evaluation.events import EVENT_KINDS, find_events, match_tab
 from cvat_extension.evaluation.matching import assert_same_as_trackeval, clear_matches
 from cvat_extension.evaluation.merges import judge_merges, sync_merge_policy
 from cvat_extension.evaluation.review_value import coverage, reviewer_gains
-from cvat_extension.evaluation.scoring import CONFIDENT, score_findings
+from cvat_extension.evaluation.scoring import CONFIDENT, chance_level, score_findings
 from cvat_extension.evaluation.sequences import Sequence, SequenceSpec, load_sequence, sequence_info
 from cvat_extension.evaluation.simulate import simulate_detections
 from cvat_extension.evaluation.trackers import run_tracker
@@ -105,6 +105,8 @@ def evaluate_tracker(seq: Sequence, kind: str, dets: Tracks, cache: Path | None)
         "id_jump_categories": {c: sum(1 for e in events if e.kind == "id_jump" and e.detail["category"] == c)
                                for c in ("drift", "gap", "jump")},
         "scoring": score_findings(qa.findings, events),
+        "chance": chance_level(qa.findings, events, {t: (int(f.min()), int(f.max()))
+                                                     for t, f in tab.pred_all_frames.items()}),
         "coverage": coverage(qa.review, events, seq.num_frames),
         "reviewer": gains,
         "merges": {

@@ -20,6 +20,10 @@ Measures (``CONFIDENT`` = score ≥ 0.5, the summary's ``confident_score``):
   (several findings on one error all count as true: a reviewer fixes it once);
 - AP: findings ranked by score (ties as one step); after each step ``P`` = share of findings
   so far that hit an event, ``R`` = share of events hit so far; ``AP = Σ (R_k − R_{k−1}) P_k``.
+
+Where events are dense (low frame rates, crowds) a finding can hit one by chance.
+:func:`chance_level` measures that: the same confident findings, each moved to a random
+frame of its own track's lifetime, scored the same way.
 """
 
 from __future__ import annotations
@@ -33,7 +37,8 @@ from cvat_extension.core.findings import Finding
 from cvat_extension.core.geometry import iou_xyxy_batch
 from cvat_extension.evaluation.events import EVENT_KINDS, ErrorEvent
 
-__all__ = ["CONFIDENT", "MISSED_IOU", "TOLERANCE", "average_precision", "hit_matrix", "score_findings"]
+__all__ = ["CONFIDENT", "MISSED_IOU", "TOLERANCE", "average_precision", "chance_level", "hit_matrix",
+           "score_findings"]
 
 TOLERANCE = 5
 CONFIDENT = 0.5
@@ -140,3 +145,31 @@ def score_findings(findings: Sequence[Finding], events: Sequence[ErrorEvent]) ->
             "recall_any": {k: _recall(hits, mine, ev_kind == k) for k in EVENT_KINDS},
         }
     return out
+
+
+def chance_level(findings: Sequence[Finding], events: Sequence[ErrorEvent],
+                 lifetimes: dict[int, tuple[int, int]], *, seeds: int = 5) -> dict[str, float | None]:
+    """Precision and identity-jump recall of the confident findings moved to random frames.
+
+    Each finding keeps its tracks, kind and length; its first frame is drawn uniformly from
+    the lifetime (first, last visible frame) of its first track. Mean over ``seeds`` draws.
+    """
+    conf = [f for f in findings if f.score >= CONFIDENT and f.track_ids and f.track_ids[0] in lifetimes]
+    jumps = np.array([e.kind == "id_jump" for e in events], dtype=bool)
+    if not conf or not events:
+        return {"precision_confident": None, "id_jump_recall_confident": None}
+    prec, rec = [], []
+    for s in range(seeds):
+        rng = np.random.default_rng(7 + s)
+        moved = []
+        for f in conf:
+            a, b = lifetimes[f.track_ids[0]]
+            start = int(rng.integers(a, b + 1))
+            moved.append(Finding(f.kind, f.track_ids, (start, start + f.frames[1] - f.frames[0]), f.box,
+                                 f.score, f.message))
+        h = hit_matrix(moved, events)
+        prec.append(float(h.any(axis=1).mean()))
+        if jumps.any():
+            rec.append(float(h[:, jumps].any(axis=0).mean()))
+    return {"precision_confident": float(np.mean(prec)),
+            "id_jump_recall_confident": float(np.mean(rec)) if rec else None}

@@ -11,7 +11,7 @@ from cvat_extension.core.review import plan_review
 from cvat_extension.evaluation.events import ErrorEvent, find_events, match_table
 from cvat_extension.evaluation.matching import clear_matches
 from cvat_extension.evaluation.review_value import coverage, reviewer_gains
-from cvat_extension.evaluation.scoring import average_precision, hit_matrix, score_findings
+from cvat_extension.evaluation.scoring import average_precision, chance_level, hit_matrix, score_findings
 from cvat_extension.metrics.mot_preprocess import preprocess_mot
 
 EVENTS = [
@@ -54,6 +54,14 @@ def test_hand_computed_recall_precision_ap():
     assert s["by_check"]["id_switch"]["findings"] == 2
     assert s["by_check"]["id_switch"]["confident_true"] == 1
     assert average_precision(np.zeros(0), hit_matrix([], EVENTS)) == 0.0
+
+
+def test_chance_level_moves_findings_within_their_tracks():
+    # Track 1 lives on frames 0..11 only: anywhere in it, the jump at 10/11 is within 5 frames
+    # of a 1-frame finding starting at 5..11, so chance recall is 7/12 on average, roughly.
+    c = chance_level(FINDINGS, EVENTS, {1: (0, 11), 2: (0, 200), 5: (0, 200)}, seeds=50)
+    assert 0.4 < c["id_jump_recall_confident"] < 0.8
+    assert 0 <= c["precision_confident"] <= 1
 
 
 def test_coverage_of_items_vs_random():
