@@ -13,9 +13,9 @@ Precision = correct / all merges (unverifiable ones count against it). Recall = 
 ``fragment`` events (A, B) that a merge links exactly.
 
 Three sets are judged: ``candidates`` (every link ``check`` shows reviewers, score ≥ 0.05),
-``proposed`` (those at or above the merge's own ``MergeConfig.min_score``, what ``cvat-track
-merge`` applies) and ``applied_by_sync`` (proposed by ``sync``'s merge settings and scoring at
-least ``sync.merge.min_score``, both read from the defaults of ``cvat/config.py``).
+``proposed`` (what ``check``'s pipeline counts as merges, ``QaResult.merges``) and
+``applied_by_sync`` (what ``sync`` writes: ``propose_merges`` with ``sync.merge.options``, then
+``applicable_merges`` at ``sync.merge.min_score``, both from the defaults of ``cvat/config.py``).
 """
 
 from __future__ import annotations

@@ -4,9 +4,9 @@ For each tracker output: MOTChallenge preprocessing and CLEAR matches (asserted 
 TrackEval's counts), error events, then the product's QA exactly as ``cvat-track check``
 runs it (``adapters/cli/_qa.run_qa``: ``run_checks``, ``propose_merges``/``merge_findings``,
 ``plan_review`` with default settings, the tracker's detections given as ``--detections``),
-and ``sync``'s merge policy (``propose_merges`` with ``sync.merge.options`` and
-``sync.merge.min_score`` from ``cvat/config.py``). Rerunning after a change to the checks,
-the merge or the review plan measures the new code.
+and ``sync``'s merge policy (``propose_merges`` with ``sync.merge.options``, then
+``applicable_merges`` at ``sync.merge.min_score``, both from ``cvat/config.py``). Rerunning
+after a change to the checks, the merge or the review plan measures the new code.
 
 Per sequence also: the same QA on the clean human ground truth (false alarms).
 """
@@ -69,7 +69,7 @@ def _confident_per_100(findings: list[Any], num_frames: int) -> dict[str, Any]:
 def evaluate_tracker(seq: Sequence, kind: str, dets: Tracks, cache: Path | None) -> dict[str, Any]:
     """Every measure for one tracker output of one sequence (JSON-ready)."""
     from cvat_extension.adapters.cli._qa import run_qa
-    from cvat_extension.core.merge import MergeConfig, propose_merges
+    from cvat_extension.core.merge import MergeConfig, applicable_merges, propose_merges
     from cvat_extension.core.review import plan_review
 
     t0 = time.perf_counter()
@@ -92,7 +92,10 @@ def evaluate_tracker(seq: Sequence, kind: str, dets: Tracks, cache: Path | None)
     review_5 = plan_review(qa.findings, num_frames=seq.num_frames, budget_frames_fraction=REVIEW_FRACTION,
                            frame_base=info.frame_base)
     options, sync_min = sync_merge_policy()
-    sync_merges = [m for m in propose_merges(pred, config=MergeConfig(**options)) if m.score >= sync_min]
+    # As cvat/sync.py: propose with sync.merge.options, apply only the unambiguous links at or
+    # above sync.merge.min_score (chains re-rooted over them).
+    proposed = propose_merges(pred, config=MergeConfig(**options), info=info)
+    sync_merges = applicable_merges(proposed, sync_min)
     gt_dets = max(clear["TP"] + clear["FN"], 1)
     gains = reviewer_gains(data, matches, review_5, fraction=REVIEW_FRACTION)
     return {
