@@ -25,9 +25,9 @@ from cvat_extension.evaluation.events import EVENT_KINDS, find_events, match_tab
 from cvat_extension.evaluation.matching import assert_same_as_trackeval, clear_matches
 from cvat_extension.evaluation.merges import judge_merges, sync_merge_policy
 from cvat_extension.evaluation.review_value import coverage, reviewer_gains
-from cvat_extension.evaluation.scoring import CONFIDENT, chance_level, score_findings
+from cvat_extension.evaluation.scoring import CONFIDENT, chance_level, judgeable, score_findings
 from cvat_extension.evaluation.sequences import Sequence, SequenceSpec, load_sequence, sequence_info
-from cvat_extension.evaluation.simulate import simulate_detections
+from cvat_extension.evaluation.simulate import PERSON_CLASSES, simulate_detections
 from cvat_extension.evaluation.trackers import run_tracker
 from cvat_extension.metrics.mot_preprocess import preprocess_mot
 
@@ -96,6 +96,9 @@ def evaluate_tracker(seq: Sequence, kind: str, dets: Tracks, cache: Path | None)
     # above sync.merge.min_score (chains re-rooted over them).
     proposed = propose_merges(pred, config=MergeConfig(**options), info=info)
     sync_merges = applicable_merges(proposed, sync_min)
+    # Findings on boxes TrackEval ignores (distractors, ignore regions) are neither right nor
+    # wrong: no event can exist there.
+    judged = judgeable(qa.findings, tab, seq.gt[~((seq.gt_class == 1) & (seq.gt_consider != 0))])
     gt_dets = max(clear["TP"] + clear["FN"], 1)
     gains = reviewer_gains(data, matches, review_5, fraction=REVIEW_FRACTION)
     return {
@@ -107,8 +110,8 @@ def evaluate_tracker(seq: Sequence, kind: str, dets: Tracks, cache: Path | None)
         "events": {k: sum(1 for e in events if e.kind == k) for k in EVENT_KINDS},
         "id_jump_categories": {c: sum(1 for e in events if e.kind == "id_jump" and e.detail["category"] == c)
                                for c in ("drift", "gap", "jump")},
-        "scoring": score_findings(qa.findings, events),
-        "chance": chance_level(qa.findings, events, {t: (int(f.min()), int(f.max()))
+        "scoring": score_findings(judged, events),
+        "chance": chance_level(judged, events, {t: (int(f.min()), int(f.max()))
                                                      for t, f in tab.pred_all_frames.items()}),
         "coverage": coverage(qa.review, events, seq.num_frames),
         "reviewer": gains,
@@ -132,7 +135,11 @@ def evaluate_clean_gt(seq: Sequence, dets: Tracks | None) -> dict[str, Any]:
     from cvat_extension.adapters.cli._qa import run_qa
 
     t0 = time.perf_counter()
-    qa = run_qa(seq.scored_gt(), sequence_info(seq), detections=dets)
+    # The annotation as its annotators made it: every person-like box. Seated people,
+    # reflections and people on vehicles are annotated too (only not scored), and a person
+    # detector fires on them, so leaving them out would make their detections "missing".
+    annotated = seq.gt[np.isin(seq.gt_class, PERSON_CLASSES) & ~seq.gt.outside]
+    qa = run_qa(annotated, sequence_info(seq), detections=dets)
     out = _confident_per_100(qa.findings, seq.num_frames)
     out["merges_proposed"] = len(qa.merges)
     out["seconds"] = round(time.perf_counter() - t0, 2)

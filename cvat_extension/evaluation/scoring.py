@@ -21,6 +21,9 @@ Measures (``CONFIDENT`` = score ≥ 0.5, the summary's ``confident_score``):
 - AP: findings ranked by score (ties as one step); after each step ``P`` = share of findings
   so far that hit an event, ``R`` = share of events hit so far; ``AP = Σ (R_k − R_{k−1}) P_k``.
 
+Findings about boxes the MOTChallenge preprocessing removes (distractors, ignore regions)
+cannot be judged and are left out of all three (:func:`judgeable`).
+
 Where events are dense (low frame rates, crowds) a finding can hit one by chance.
 :func:`chance_level` measures that: the same confident findings, each moved to a random
 frame of its own track's lifetime, scored the same way.
@@ -35,14 +38,43 @@ import numpy as np
 
 from cvat_extension.core.findings import Finding
 from cvat_extension.core.geometry import iou_xyxy_batch
-from cvat_extension.evaluation.events import EVENT_KINDS, ErrorEvent
+from cvat_extension.core.tracks import Tracks
+from cvat_extension.evaluation.events import EVENT_KINDS, ErrorEvent, MatchTable
 
 __all__ = ["CONFIDENT", "MISSED_IOU", "TOLERANCE", "average_precision", "chance_level", "hit_matrix",
-           "score_findings"]
+           "judgeable", "score_findings"]
 
 TOLERANCE = 5
 CONFIDENT = 0.5
 MISSED_IOU = 0.3
+
+
+def judgeable(findings: Sequence[Finding], tab: MatchTable, unscored: Tracks,
+              tolerance: int = TOLERANCE) -> list[Finding]:
+    """The findings the events can judge.
+
+    MOTChallenge preprocessing removes predicted boxes on distractors and ignore regions (a
+    seated person, a reflection): no event can exist there, so a finding about a track with
+    no kept box within ``tolerance`` frames of it, or a trackless finding whose box lies on
+    an unscored ground-truth box (``unscored``, IoU >= 0.5), is neither right nor wrong and
+    is left out of precision, recall and AP. Without this, checks were charged with false
+    alarms on tracks the evaluation itself ignores.
+    """
+    kept = {int(t): tab.p_frame[tab.p_track == t] for t in np.unique(tab.p_track)}
+    out = []
+    for f in findings:
+        if not f.track_ids:
+            there = unscored[unscored.frame == f.frames[0]]
+            if f.box is not None and len(there) and \
+                    iou_xyxy_batch(np.asarray(f.box, dtype=float)[None], there.xyxy).max() >= 0.5:
+                continue
+            out.append(f)
+            continue
+        lo, hi = f.frames[0] - tolerance, f.frames[1] + tolerance
+        near = [kept[t] for t in f.track_ids if t in kept]
+        if any(((fr >= lo) & (fr <= hi)).any() for fr in near):
+            out.append(f)
+    return out
 
 
 def hit_matrix(findings: Sequence[Finding], events: Sequence[ErrorEvent],

@@ -93,3 +93,21 @@ def test_reviewer_oracle_beats_a_perfect_queue_which_beats_nothing():
     assert 0 <= g["random"] <= 100 - g["idf1"]
     # Nothing to review, nothing gained.
     assert reviewer_gains(seq, m, [], fraction=fraction)["queue"] == 0
+
+
+def test_findings_on_ignored_boxes_are_not_judged():
+    """Track 17 sits on a static person (class 7): TrackEval drops its boxes, so a finding
+    about it can be neither right nor wrong; a missing_object finding on that person too."""
+    from cvat_extension.evaluation.scoring import judgeable
+
+    gt, pred = ground_truth(), prediction()
+    cls = np.asarray(gt.data["mot_class"])
+    data = preprocess_mot(gt, cls, gt.score != 0, pred, num_frames=FRAMES)
+    tab = match_table(data, clear_matches(data), gt, pred)
+    unscored = gt[~((cls == 1) & (gt.score != 0))]
+    static = tuple(float(v) for v in unscored.xyxy[0])
+    on_ignored = [_f("ghost", (17,), (5, 30), 0.9),
+                  Finding("missing_object", (), (5, 8), static, 0.9, "")]
+    judged = [_f("ghost", (15,), (40, 45), 0.9), _f("id_switch", (11,), (30, 30), 0.9),
+              Finding("missing_object", (), (5, 8), (600.0, 400.0, 640.0, 500.0), 0.9, "")]
+    assert judgeable(on_ignored + judged, tab, unscored) == judged
