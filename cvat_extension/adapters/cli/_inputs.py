@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -136,37 +136,30 @@ def load_yaml(path: str | Path) -> Mapping[str, Any]:
     return data
 
 
-def fraction(text: str) -> float:
-    """argparse type: a number in (0, 1]."""
+def _number(text: str, what: str, ok: Callable[[float], bool]) -> float:
+    """Parse ``text`` as a float that ``ok`` accepts, else ArgumentTypeError naming ``what``."""
     try:
         v = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {text!r}") from None
-    if not 0 < v <= 1:
-        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {text}")
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+    if not ok(v):
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text}")
     return v
+
+
+def fraction(text: str) -> float:
+    """argparse type: a number in (0, 1]."""
+    return _number(text, "a number in (0, 1]", lambda v: 0 < v <= 1)
 
 
 def score(text: str) -> float:
     """argparse type: a number in [0, 1]."""
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a score in 0..1, got {text!r}") from None
-    if not 0 <= v <= 1:
-        raise argparse.ArgumentTypeError(f"expected a score in 0..1, got {text}")
-    return v
+    return _number(text, "a score in 0..1", lambda v: 0 <= v <= 1)
 
 
 def fps_value(text: str) -> float:
     """argparse type: a frame rate in annotated frames per second (> 0, at most 1000)."""
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected frames per second, got {text!r}") from None
-    if not 0 < v <= 1000:
-        raise argparse.ArgumentTypeError(f"expected frames per second in (0, 1000], got {text}")
-    return v
+    return _number(text, "frames per second in (0, 1000]", lambda v: 0 < v <= 1000)
 
 
 def _int_at_least(text: str, low: int) -> int:

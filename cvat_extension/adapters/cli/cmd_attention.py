@@ -27,17 +27,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from cvat_extension.adapters.cli._inputs import positive_int
-
-
-def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {value}")
-    return value
+from cvat_extension.adapters.cli._inputs import positive_int, score
 
 
 def register(subparsers: Any) -> None:
@@ -50,7 +40,7 @@ def register(subparsers: Any) -> None:
                    help="file with the sync: section (default serverless.yaml; defaults when absent)")
     p.add_argument("--url", help="CVAT URL (default: sync.cvat.url)")
     p.add_argument("--task", type=positive_int, action="append", metavar="ID", help="only this task (repeatable)")
-    p.add_argument("--min-restored", type=_fraction, help="attention bar (default sync.attention.min_restored, 0.7)")
+    p.add_argument("--min-restored", type=score, help="attention bar (default sync.attention.min_restored, 0.7)")
     p.add_argument("--flag", choices=("issue", "comment", "none"), help="how to flag in CVAT (default sync.attention.flag)")
     p.add_argument("--remeasure", action="store_true", help="measure jobs again (a flag is never raised twice)")
     p.add_argument("--period", choices=("day", "week", "month"), default="week", help="time buckets (default week)")
