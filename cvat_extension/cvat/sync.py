@@ -71,13 +71,20 @@ from cvat_extension.cvat.review_push import (
     tally_push,
 )
 from cvat_extension.cvat.state_store import JobRecord, StateStore, task_lease_key
+from cvat_extension.cvat.task_view import task_view_expectation
+from cvat_extension.cvat.task_write import (
+    PlanRolledBack,
+    TaskWritePlan,
+    execute_task_plan,
+    finish_task_plan,
+    resume_task_plan,
+)
 from cvat_extension.cvat.writeback import (
     JobWritePlan,
-    execute_plan,
     plan_job_writes,
     resume_journal,
 )
-from cvat_extension.errors import ConcurrentEditError, ConfigError, CvatTrackError
+from cvat_extension.errors import ConcurrentEditError, ConfigError, CvatSyncError, CvatTrackError
 
 __all__ = ["SyncSummary", "run_sync"]
 
@@ -312,15 +319,70 @@ def _sync_task(
     report: bool,
     lease: JobLease | None = None,
 ) -> None:
+    todo = list(todo)
+    extra: list[int] = []  # holders of an interrupted plan that are not finished work now
+    try:
+        _sync_task_steps(api, store, cfg, task_id, todo, summary, dry_run=dry_run, thin=thin,
+                         report=report, lease=lease, extra=extra)
+    finally:
+        if lease is not None:
+            for jid in extra:
+                store.release_job(jid, lease.worker)
+
+
+def _resume_plan(api: Any, store: StateStore, task_id: int, todo: list[JobInfo],
+                 summary: SyncSummary, lease: JobLease | None, extra: list[int]) -> Any:
+    """Roll an interrupted task-level plan forward or back (as a whole) before anything else.
+
+    Returns:
+        The plan record when it was written (its read-back check is still due), else None.
+
+    Raises:
+        CvatSyncError: CVAT failed, or a holder is held by another worker: the plan stays
+            pending and the task waits for the next run (nothing else is written to it).
+    """
+    rec = store.task_plan(task_id)
+    if rec is None or rec.status not in ("planned", "written"):
+        return None
+    holders = [int(j["job_id"]) for j in rec.doc["jobs"]]
+    mine = {j.id for j in todo}
+    for jid in holders:
+        if jid in mine or lease is None:
+            continue
+        if not _claim(store, jid, lease.worker, lease.lease_s, None):
+            raise CvatSyncError(f"task {task_id}: job {jid} of an interrupted write is held by "
+                                "another worker; the plan is resumed when it is free")
+        extra.append(jid)
+    try:
+        rec = resume_task_plan(api, store, rec, lease=lease)
+    except PlanRolledBack as exc:
+        summary.writes_resumed += len(holders)
+        summary.concurrent_edits.append(str(exc))
+        for job in [j for j in todo if j.id in exc.edited]:
+            todo.remove(job)  # edited meanwhile: checked again next run
+        return None
+    summary.writes_resumed += len(holders)
+    return rec
+
+
+def _sync_task_steps(
+    api: Any, store: StateStore, cfg: SyncConfig, task_id: int, todo: list[JobInfo],
+    summary: SyncSummary, *, dry_run: bool, thin: bool, report: bool, lease: JobLease | None,
+    extra: list[int],
+) -> None:
     from cvat_extension.core.merge import MergeConfig, propose_merges
 
-    todo = list(todo)
-    # 1. Interrupted writes first: they were planned on the state the backup holds.
+    # 1. Interrupted writes first: they were planned on the state the backup holds. A
+    #    task-level plan (several holders) is completed or rolled back as a whole.
+    written = None
     if not dry_run:
+        written = _resume_plan(api, store, task_id, todo, summary, lease, extra)
         resumed: set[int] = set()
+        if written is not None:
+            resumed.update(int(j["job_id"]) for j in written.doc["jobs"])
         for job in list(todo):
             journal = store.journal(job.id)
-            if journal is None or journal.status != "planned":
+            if journal is None or journal.status != "planned" or job.id in resumed:
                 continue
             try:
                 resume_journal(api, store, journal, lease=lease)
@@ -334,12 +396,22 @@ def _sync_task(
                 summary.leases_lost.append(str(exc))
                 todo.remove(job)
         # Our own writes moved updated_date: the pre-write check must compare with the new one.
+        resumed.update(extra)
         todo = [JobInfo.from_json(api.get_job(j.id)) if j.id in resumed else j for j in todo]
     if not todo:
         return
 
     # 2. Read, stitch, propose merges.
     snap = read_task(api, task_id)
+    extra_findings: list[Finding] = []
+    if written is not None:
+        # The read-back check of a plan a killed run wrote but could not check.
+        try:
+            finish_task_plan(api, store, written, snap.dense, lease=lease)
+            summary.merges_applied += sum(len(j["merges"]) for j in written.doc["jobs"])
+        except PlanRolledBack as exc:
+            summary.planned.append(str(exc))
+            snap = read_task(api, task_id)
     todo = _keep_leases(lease, task_id, todo, "the merge plan (after the read)", summary)
     if not todo:
         return
@@ -347,7 +419,7 @@ def _sync_task(
     # merge that needs it is refused for every holder instead of written to only some.
     todo_ids = {j.id for j in todo}
     merge_cfg = MergeConfig(**dict(cfg.merge.options))
-    extra_findings: list[Finding] = []
+    blocked = _blocked_merges(store, task_id)
     by_job: dict[int, list[dict[str, Any]]] = {}
     merge_of: dict[tuple[int, int, int], Any] = {}
     if cfg.merge.enabled and len(snap.dense):
@@ -357,10 +429,13 @@ def _sync_task(
             # frames is in two jobs, each storing its own copy of both pieces) must merge,
             # or the jobs disagree and CVAT's task-level read splits the object again.
             holders = [j for j in snap.jobs if j.holds(int(m.end_frame)) and j.holds(int(m.start_frame))]
+            key = (int(m.into), int(m.previous), int(m.from_))
             if m.score < cfg.merge.min_score:
                 reason = f"score {m.score:.2f} below sync.merge.min_score {cfg.merge.min_score}"
             elif not holders:
                 reason = "the pieces lie in different jobs (CVAT stores tracks per job)"
+            elif _key_text(key) in blocked:
+                reason = f"an earlier merge was undone: {blocked[_key_text(key)]}"
             else:
                 idle = [j.id for j in holders if j.id not in todo_ids]
                 if idle:
@@ -369,7 +444,6 @@ def _sync_task(
                 summary.merges_refused += 1
                 extra_findings.append(_fragment_finding(snap, m, reason))
                 continue
-            key = (int(m.into), int(m.previous), int(m.from_))
             for holder in holders:
                 into = snap.piece_in_job(m.into, holder.id) or snap.piece_in_job(m.previous, holder.id)
                 frm = snap.piece_in_job(m.from_, holder.id)
@@ -380,8 +454,9 @@ def _sync_task(
                 )
             merge_of[key] = m
 
-    # 3. Write merges (and thinning) job by job. A merge held by several jobs (overlap) is
-    #    planned in all of them first and dropped from all when any of them refuses it.
+    # 3. Write merges (and thinning). A merge held by several jobs (overlap) is planned in
+    #    all of them first and dropped from all when any of them refuses it; then every
+    #    job's writes form one task-level plan: all holders written, or none (task_write).
     wrote = False
     plans: dict[int, JobWritePlan] = {}
     raws: dict[int, Any] = {}
@@ -403,31 +478,34 @@ def _sync_task(
             summary.merges_refused += 1
             summary.planned.append(f"merge of object {key[2]} into {key[0]} refused: {why}")
             extra_findings.append(_fragment_finding(snap, merge_of[key], why))
-    for job in list(todo):
-        plan = plans.get(job.id)
-        if plan is None or plan.empty:
-            continue
+    job_plans = [plans[j.id] for j in todo if j.id in plans and not plans[j.id].empty]
+    for plan in job_plans:
         _describe_plan(summary, plan)
-        if dry_run:
-            summary.merges_applied += len(plan.merges)
-            continue
-        try:
-            execute_plan(api, store, plan, backup_dir=cfg.state.backup_dir, run_id=summary.run_id,
-                         lease=lease)
-        except ConcurrentEditError as exc:
-            summary.concurrent_edits.append(str(exc))
-            todo.remove(job)
-            continue
-        except LeaseLostError as exc:
-            summary.leases_lost.append(str(exc))
-            todo.remove(job)
-            continue
-        summary.merges_applied += len(plan.merges)
+    if dry_run:
+        summary.merges_applied += sum(len(p.merges) for p in job_plans)
+    elif job_plans:
+        keys = [k for k in merge_of if k not in refused_keys]
+        tplan = _task_plan(snap, task_id, job_plans, keys, cfg, thin=thin, blocked=blocked)
+        dropped = _write_task_plan(api, store, cfg, tplan, summary, lease)
         wrote = True
+        if dropped is None:
+            snap = read_task(api, task_id)  # findings and issues refer to the merged tracks
+            try:
+                rec = store.task_plan(task_id)
+                assert rec is not None  # execute_task_plan recorded it before writing
+                finish_task_plan(api, store, rec, snap.dense, lease=lease)
+                summary.merges_applied += sum(len(p.merges) for p in job_plans)
+            except PlanRolledBack as exc:
+                summary.planned.append(str(exc))
+                snap = read_task(api, task_id)
+                for key in keys:
+                    summary.merges_refused += 1
+                    extra_findings.append(_fragment_finding(snap, merge_of[key], str(exc)))
+        else:
+            todo = [j for j in todo if j.id not in dropped]
+            snap = read_task(api, task_id)
     if not todo:
         return
-    if wrote:
-        snap = read_task(api, task_id)  # findings and issues refer to the merged tracks
 
     # 4. Checks and review items.
     from cvat_extension.core.checks import ChecksConfig, run_checks
@@ -454,11 +532,11 @@ def _sync_task(
         if holder is not None and holder.id in todo_ids:
             summary.findings_by_kind[f.kind] += 1
 
-    plans: dict[int, list[IssuePlan]] = {j.id: [] for j in todo}
+    issue_plans: dict[int, list[IssuePlan]] = {j.id: [] for j in todo}
     job_items: dict[int, list[ReviewItem]] = {}
     for item in items:
         holder = snap.job_of_frame(item.frame)
-        if holder is None or holder.id not in plans:
+        if holder is None or holder.id not in issue_plans:
             continue  # its job is not finished work yet; pushed when it is
         job_items.setdefault(holder.id, []).append(item)
     if wrote:
@@ -466,17 +544,17 @@ def _sync_task(
     for job in todo:
         if job.id in job_items:
             names = _job_track_ids(api, snap, job, job_items[job.id], raws)
-            plans[job.id] = [plan_issue(snap, job, item, names) for item in job_items[job.id]]
-    summary.items += sum(len(p) for p in plans.values())
+            issue_plans[job.id] = [plan_issue(snap, job, item, names) for item in job_items[job.id]]
+    summary.items += sum(len(p) for p in issue_plans.values())
 
     reviewer_id = None
-    if cfg.review.reviewer and cfg.review.on_findings is OnFindings.REVIEW and any(plans.values()):
+    if cfg.review.reviewer and cfg.review.on_findings is OnFindings.REVIEW and any(issue_plans.values()):
         reviewer_id = api.find_user_id(cfg.review.reviewer)
 
     # 5. Issues, stage changes, processed marks: each write only while the job is still ours.
     for job in todo:
         try:
-            _finish_job(api, store, cfg, task_id, job, snap, items, plans[job.id], summary,
+            _finish_job(api, store, cfg, task_id, job, snap, items, issue_plans[job.id], summary,
                         dry_run=dry_run, thin=thin, merged=job.id in by_job,
                         reviewer_id=reviewer_id, lease=lease)
         except LeaseLostError as exc:
@@ -485,6 +563,60 @@ def _sync_task(
 
     if report and not dry_run:
         summary.reports.append(str(_write_report(api, cfg, snap, items)))
+
+
+def _key_text(key: Sequence[int]) -> str:
+    return ",".join(str(int(k)) for k in key)
+
+
+def _blocked_merges(store: StateStore, task_id: int) -> dict[str, str]:
+    """Merges (object keys) whose write CVAT's task-level read showed wrong and that were
+    rolled back: proposed again on the same task, they become review items instead."""
+    rec = store.task_plan(task_id)
+    return dict(rec.doc.get("blocked") or {}) if rec is not None else {}
+
+
+def _task_plan(snap: TaskSnapshot, task_id: int, job_plans: list[JobWritePlan],
+               keys: Sequence[tuple[int, int, int]], cfg: SyncConfig, *, thin: bool,
+               blocked: Mapping[str, str]) -> TaskWritePlan:
+    """The run's writes to one task as one plan, with what the task-level read must show."""
+    objects: dict[int, list[int]] = {}
+    for into, _previous, from_ in keys:
+        objects.setdefault(int(into), []).append(int(from_))
+    jobs = {j.id: j for j in snap.jobs}
+    lo = min(jobs[p.job_id].start_frame for p in job_plans)
+    hi = max(jobs[p.job_id].stop_frame for p in job_plans)
+    expect = task_view_expectation(snap.dense, objects, (lo, hi),
+                                   tolerance_px=cfg.merge.thin_tolerance_px if thin else 0.01)
+    return TaskWritePlan(task_id, job_plans, expect=expect, merge_keys=[list(k) for k in keys],
+                         blocked=dict(blocked))
+
+
+def _write_task_plan(api: Any, store: StateStore, cfg: SyncConfig, plan: TaskWritePlan,
+                     summary: SyncSummary, lease: JobLease | None) -> set[int] | None:
+    """Execute the plan; None when written, else the holders to leave for the next run.
+
+    Raises:
+        CvatSyncError: CVAT kept failing and the plan could not be rolled back either; it
+            stays pending and the next run resumes it.
+    """
+    holders = {p.job_id for p in plan.jobs}
+    try:
+        execute_task_plan(api, store, plan, backup_dir=cfg.state.backup_dir, run_id=summary.run_id,
+                          lease=lease)
+    except ConcurrentEditError as exc:
+        summary.concurrent_edits.append(str(exc))
+        return holders  # every holder is checked again next run, together
+    except LeaseLostError as exc:
+        summary.leases_lost.append(str(exc))
+        return holders
+    except CvatSyncError as exc:
+        rec = store.task_plan(plan.task_id)
+        if rec is not None and rec.status == "rolled_back":
+            summary.failures.append(f"task {plan.task_id}: {type(exc).__name__}: {exc}; rolled back")
+            return holders
+        raise
+    return None
 
 
 def _keep_leases(lease: JobLease | None, task_id: int, todo: list[JobInfo], step: str,
