@@ -59,6 +59,7 @@ from cvat_extension.cvat.annotations import (
     job_annotations_by_id,
     read_task,
 )
+from cvat_extension.cvat.backup import save_backup
 from cvat_extension.cvat.config import OnFindings, SyncConfig
 from cvat_extension.cvat.content import content_hash
 from cvat_extension.cvat.jobs import JobInfo, list_finished_jobs
@@ -556,7 +557,7 @@ def _sync_task_steps(
         try:
             _finish_job(api, store, cfg, task_id, job, snap, items, issue_plans[job.id], summary,
                         dry_run=dry_run, thin=thin, merged=job.id in by_job,
-                        reviewer_id=reviewer_id, lease=lease)
+                        reviewer_id=reviewer_id, lease=lease, raw=raws.get(job.id))
         except LeaseLostError as exc:
             summary.leases_lost.append(str(exc))
             summary.jobs_checked -= 1  # the worker that owns it now checks it
@@ -644,6 +645,7 @@ def _finish_job(
     api: Any, store: StateStore, cfg: SyncConfig, task_id: int, job: JobInfo,
     snap: TaskSnapshot, items: Sequence[ReviewItem], plans: list[IssuePlan], summary: SyncSummary,
     *, dry_run: bool, thin: bool, merged: bool, reviewer_id: int | None, lease: JobLease | None,
+    raw: Any | None = None,
 ) -> None:
     """Push the job's issues, change its stage, mark it processed (renewing before each).
 
@@ -653,6 +655,12 @@ def _finish_job(
     """
     if lease is not None:
         lease.ensure(job.id, "the issue push")
+    if not dry_run and (plans or stage_change(cfg, job, 0) is not None):
+        # Every write of any kind is preceded by a backup of the job (idempotent per
+        # content: a job merged this run already has one of its state before the merge).
+        save_backup(store, cfg.state.backup_dir, job_id=job.id, task_id=task_id,
+                    annotations=raw if raw is not None else api.get_job_annotations(job.id),
+                    updated_date=job.updated_date)
     result = push_issues(api, store, job.id, plans, job_issue_count=job.issue_count, dry_run=dry_run)
     tally_push(summary, result)
     if dry_run:

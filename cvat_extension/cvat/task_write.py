@@ -214,11 +214,11 @@ def _write_all(api: Any, store: StateStore, record: TaskPlanRecord, done: Mappin
             raise  # one holder cannot disagree with another: the next run resumes it
         try:
             roll_back_plan(api, store, record, reason=str(exc), lease=lease)
+        except PlanRolledBack:
+            pass
         except (CvatSyncError, LeaseLostError) as again:
             logger.warning("plan %s: rollback failed (%s); the next run resumes it", record.plan_id, again)
             raise exc from again
-        except PlanRolledBack:
-            pass
         raise
 
 
@@ -317,13 +317,13 @@ def put_back(api: Any, job_id: int, base: Mapping[str, Any], *,
 
 
 def roll_back_plan(api: Any, store: StateStore, record: TaskPlanRecord, *, reason: str,
-                   lease: JobLease | None = None, targets_only: bool = False) -> None:
+                   lease: JobLease | None = None, all_or_nothing: bool = False) -> None:
     """Put the objects the plan wrote back to their backup state in every holder.
 
     A holder whose written objects match neither the backup nor the backup plus a prefix of
     its operations was edited there by someone else: it is left as it is and named. With
-    ``targets_only`` nothing is written unless every holder is exactly at its target (after
-    the read-back check: an object edited since cannot be rolled back safely).
+    ``all_or_nothing`` such a holder stops the whole rollback (after the read-back check:
+    rolling back only the others would make the holders disagree).
 
     Raises:
         PlanRolledBack: always, once done, naming why.
@@ -337,7 +337,7 @@ def roll_back_plan(api: Any, store: StateStore, record: TaskPlanRecord, *, reaso
         states[jid] = (base, plan_progress(api.get_job_annotations(jid), base, j["ops"]))
     edited = [jid for jid, (_, k) in states.items() if k is None]
     ids = [int(j["job_id"]) for j in jobs]
-    if targets_only and (edited or any(states[int(j["job_id"])][1] != len(j["ops"]) for j in jobs)):
+    if all_or_nothing and edited:
         _close(store, record, "done", reason)
         raise PlanRolledBack(f"{reason}; left as it is: the tracks it wrote were edited since",
                              job_ids=ids, edited=edited or ids)
@@ -425,4 +425,4 @@ def finish_task_plan(api: Any, store: StateStore, record: TaskPlanRecord, dense:
     blocked.update({",".join(str(int(v)) for v in k): reason for k in record.doc.get("merge_keys", [])})
     record = TaskPlanRecord(record.task_id, record.plan_id, record.run_id, record.status,
                             {**record.doc, "blocked": blocked}, record.updated_at)
-    roll_back_plan(api, store, record, reason=reason, lease=lease, targets_only=True)
+    roll_back_plan(api, store, record, reason=reason, lease=lease, all_or_nothing=True)
