@@ -63,6 +63,7 @@ __all__ = [
     "same_finding",
     "stage_change",
     "tally_push",
+    "track_refs",
 ]
 
 logger = logging.getLogger(__name__)
@@ -116,8 +117,18 @@ def issue_message(item: ReviewItem, piece_ids: Sequence[int], fp: str, *,
             f"(score {item.score:.2f}). {details} [cvat-track {fp}]")
 
 
-_TRACK_REF = re.compile(r"\b(tracks? )(\d+)((?:(?:,| and| →) \d+)*)")
+#: "track 5", "tracks 3 and 5", "track 5 → 7"; not the "[cvat-track <fingerprint>]" tag.
+_TRACK_REF = re.compile(r"(?<![\w-])(tracks? )(\d+)((?:(?:,| and| →) \d+)*)")
 _NUMBER = re.compile(r"\d+")
+
+
+def track_refs(text: str) -> set[int]:
+    """Track ids ``text`` names (after ``track``/``tracks``; frames and scores are not ids).
+
+    >>> sorted(track_refs("id_switch: tracks 4, 12, frames 3-9 (score 0.80). track 12 → 7 [cvat-track 0123]"))
+    [4, 7, 12]
+    """
+    return {int(n) for m in _TRACK_REF.finditer(text) for n in _NUMBER.findall(m.group(2) + m.group(3))}
 
 
 def rename_track_ids(text: str, renamed: Mapping[int, int]) -> str:

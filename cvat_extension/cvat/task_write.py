@@ -44,8 +44,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cvat_extension.core.tracks import Tracks
-from cvat_extension.cvat.backup import load_job_backup, save_backup
-from cvat_extension.cvat.content import apply_ops, canonical, content_hash, loose_hash, strip_ids
+from cvat_extension.cvat.backup import load_job_backup, project, put_back, save_backup
+from cvat_extension.cvat.content import apply_ops, canonical, content_hash
 from cvat_extension.cvat.leases import JobLease, LeaseLostError
 from cvat_extension.cvat.state_store import JournalRecord, StateStore, TaskPlanRecord
 from cvat_extension.cvat.task_view import verify_task_view
@@ -58,7 +58,6 @@ __all__ = [
     "execute_task_plan",
     "finish_task_plan",
     "plan_progress",
-    "put_back",
     "resume_task_plan",
     "roll_back_plan",
 ]
@@ -240,80 +239,17 @@ def _touched(ops: Sequence[Mapping[str, Any]]) -> dict[str, set[Any]]:
     return ids
 
 
-def _project(doc: Mapping[str, Any], ids: Mapping[str, set[Any]]) -> dict[str, Any]:
-    return {k: [o for o in doc.get(k) or [] if o.get("id") in ids[k]] for k in _KINDS}
-
-
 def plan_progress(current: Mapping[str, Any], base: Mapping[str, Any],
                   ops: Sequence[Mapping[str, Any]]) -> int | None:
     """How many of ``ops`` the objects they write show in ``current`` (None: someone else
     changed those objects). Other objects of the job may have been edited meanwhile: PATCH
     is partial, so completing or undoing ``ops`` leaves such edits alone."""
     ids = _touched(ops)
-    target = canonical(_project(current, ids))
+    target = canonical(project(current, ids))
     for k in range(len(ops), -1, -1):
-        if canonical(_project(apply_ops(base, ops[:k]), ids)) == target:
+        if canonical(project(apply_ops(base, ops[:k]), ids)) == target:
             return k
     return None
-
-
-def _restore_ops(current: Mapping[str, Any], base: Mapping[str, Any],
-                 ids: Mapping[str, set[Any]] | None = None) -> list[dict[str, Any]]:
-    """PATCH operations that put ``base``'s objects back into ``current`` keeping their ids.
-
-    ``update`` with an id re-creates the object under that id (also one that was deleted);
-    objects ``base`` lacks are deleted. ``ids``: only these objects (None: all).
-    """
-    updates: dict[str, list[dict[str, Any]]] = {k: [] for k in _KINDS}
-    deletes: dict[str, list[dict[str, Any]]] = {k: [] for k in _KINDS}
-    for kind in _KINDS:
-        have = {o.get("id"): o for o in current.get(kind) or []
-                if ids is None or o.get("id") in ids[kind]}
-        want = {o.get("id"): o for o in base.get(kind) or []
-                if ids is None or o.get("id") in ids[kind]}
-        for oid, obj in want.items():
-            old = have.get(oid)
-            if old is None or canonical({kind: [old]}) != canonical({kind: [obj]}):
-                clean = dict(obj)
-                if kind == "tracks":
-                    clean["shapes"] = [{k: v for k, v in s.items() if k != "id"} for s in obj["shapes"]]
-                updates[kind].append(clean)
-        deletes[kind] = [dict(o) for oid, o in have.items() if oid not in want]
-    ops = []
-    if any(updates.values()):
-        ops.append({"action": "update", "payload": updates})
-    if any(deletes.values()):
-        ops.append({"action": "delete", "payload": deletes})
-    return ops
-
-
-def put_back(api: Any, job_id: int, base: Mapping[str, Any], *,
-             ids: Mapping[str, set[Any]] | None = None) -> bool:
-    """Put ``base``'s objects (all, or only ``ids``) back into the job; True when CVAT kept
-    their ids (else the job was replaced by a PUT of ``base``, only possible with all).
-
-    Raises:
-        CvatSyncError: the job still differs from ``base`` afterwards.
-    """
-    def same(doc: Mapping[str, Any]) -> bool:
-        if ids is None:
-            return content_hash(doc) == content_hash(base)
-        return canonical(_project(doc, ids)) == canonical(_project(base, ids))
-
-    current = api.get_job_annotations(job_id)
-    if same(current):
-        return True
-    for op in _restore_ops(current, base, ids):
-        api.patch_job_annotations(job_id, op["action"], op["payload"])
-    if same(api.get_job_annotations(job_id)):
-        return True
-    if ids is not None:
-        raise CvatSyncError(f"job {job_id}: CVAT did not keep the object ids when putting them back")
-    logger.warning("job %d: CVAT did not keep the ids on restore; replacing the job (PUT)", job_id)
-    api.put_job_annotations(job_id, strip_ids(base))
-    if loose_hash(api.get_job_annotations(job_id)) != loose_hash(base):
-        raise CvatSyncError(f"job {job_id}: differs from its backup after restoring it")
-    return False
 
 
 def roll_back_plan(api: Any, store: StateStore, record: TaskPlanRecord, *, reason: str,
