@@ -523,6 +523,10 @@ def _sync_task_steps(
         review_opts["budget_frames_fraction"] = min(1.0, cfg.review.frame_budget / snap.info.num_frames)
     items = plan_review(findings, num_frames=snap.info.num_frames, min_score=cfg.review.min_score,
                         **review_opts)
+    if cfg.review.min_items_per_job:
+        everything = plan_review(findings, num_frames=snap.info.num_frames, min_score=cfg.review.min_score,
+                                 **{**review_opts, "budget_frames_fraction": 1.0})
+        items = _with_floor(snap, items, everything, cfg.review.min_items_per_job)
     todo = _keep_leases(lease, task_id, todo, "the review push (after the checks)", summary)
     if not todo:
         return
@@ -564,6 +568,35 @@ def _sync_task_steps(
 
     if report and not dry_run:
         summary.reports.append(str(_write_report(api, cfg, snap, items)))
+
+
+def _with_floor(snap: TaskSnapshot, items: list[ReviewItem], everything: list[ReviewItem],
+                floor: int) -> list[ReviewItem]:
+    """``items`` (the frame budget's pick) plus, per job, the best of ``everything`` until
+    the job has ``floor`` items (``sync.review.min_items_per_job``).
+
+    The frame budget is a share of the task's frames, so on a short task it admits one item
+    and silences real findings; the floor is per job because each job is one person's work
+    and one reviewer's queue.
+    """
+    def key(it: ReviewItem) -> tuple[Any, ...]:
+        return (tuple(it.kinds), tuple(it.track_ids), tuple(it.frames))
+
+    chosen = {key(it) for it in items}
+    per_job: Counter[int] = Counter()
+    for it in items:
+        job = snap.job_of_frame(it.frame)
+        if job is not None:
+            per_job[job.id] += 1
+    out = list(items)
+    for it in everything:  # highest score first
+        job = snap.job_of_frame(it.frame)
+        if job is None or key(it) in chosen or per_job[job.id] >= floor:
+            continue
+        out.append(it)
+        chosen.add(key(it))
+        per_job[job.id] += 1
+    return out
 
 
 def _key_text(key: Sequence[int]) -> str:
