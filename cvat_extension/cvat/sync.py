@@ -62,6 +62,7 @@ from cvat_extension.cvat.annotations import (
 from cvat_extension.cvat.backup import save_backup
 from cvat_extension.cvat.config import OnFindings, SyncConfig
 from cvat_extension.cvat.content import content_hash
+from cvat_extension.cvat.holders import disagreeing_holders
 from cvat_extension.cvat.jobs import JobInfo, list_finished_jobs
 from cvat_extension.cvat.leases import JobLease, LeaseLostError
 from cvat_extension.cvat.review_push import (
@@ -518,6 +519,15 @@ def _sync_task_steps(
         findings.extend(extra_findings)
     else:
         findings.extend(f for f in extra_findings if set(f.track_ids) <= set(snap.dense.ids.tolist()))
+        raws = {}  # the job reads of step 3 predate our merges
+    if _jobs_overlap(snap):
+        # Repair check: holders whose copies of the shared frames disagree (an older
+        # version's crash, a human edit after our write) become review items.
+        mine = {j.id for j in todo}
+        near = {n.id for a, b in zip(snap.jobs, snap.jobs[1:]) if {a.id, b.id} & mine for n in (a, b)}
+        for jid in sorted(near - set(raws)):
+            raws[jid] = api.get_job_annotations(jid)
+        findings.extend(disagreeing_holders(snap, {j: raws[j] for j in near}))
     review_opts: dict[str, Any] = dict(cfg.review.options)
     if cfg.review.frame_budget and snap.info.num_frames:
         review_opts["budget_frames_fraction"] = min(1.0, cfg.review.frame_budget / snap.info.num_frames)
@@ -544,8 +554,6 @@ def _sync_task_steps(
         if holder is None or holder.id not in issue_plans:
             continue  # its job is not finished work yet; pushed when it is
         job_items.setdefault(holder.id, []).append(item)
-    if wrote:
-        raws = {}  # the job reads of step 3 predate our merges
     for job in todo:
         if job.id in job_items:
             names = _job_track_ids(api, snap, job, job_items[job.id], raws)

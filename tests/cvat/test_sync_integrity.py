@@ -332,3 +332,27 @@ def test_sigkill_between_the_holders_then_resume(env: Any, tmp_path: Path) -> No
         assert issue_headers(standin) == ref["issues"]
     finally:
         store.close()
+
+
+def test_holders_left_disagreeing_by_an_older_version_become_one_review_item(env: Any, tmp_path: Path) -> None:
+    """Repair: an older version died between the holders (job 2 merged, job 3 not) and kept
+    no task-level plan. The next run finds the jobs' copies cut differently and reports it
+    as a review item naming both versions, once."""
+    standin, task_id, jobs, cfg, make_api, reset, untouched, ref = env
+    store = reset()
+    with pytest.raises(Killed):
+        run_sync(FaultyApi(make_api(cfg), die_after=2), store, cfg, report=False)
+    assert task_views(standin, task_id) not in (untouched, ref["views"])
+    older = SQLiteStateStore(tmp_path / "older-version.sqlite")  # no plan to resume
+    try:
+        summary = run_sync(make_api(cfg), older, cfg, report=False)
+        assert summary.findings_by_kind["holders_disagree"] == 1, summary.to_json()
+        with standin.store.lock:
+            texts = [c.message for c in standin.store.comments.values() if "holders_disagree" in c.message]
+        assert len(texts) == 1
+        assert f"jobs {jobs[1]} and {jobs[2]} disagree" in texts[0] and "2 tracks" in texts[0], texts[0]
+        mark = len(standin.request_log)
+        again = run_sync(make_api(cfg), older, cfg, report=False)
+        assert again.issues_opened == 0 and writes(standin, mark) == []
+    finally:
+        older.close()
