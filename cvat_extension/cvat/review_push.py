@@ -4,7 +4,7 @@ Each :class:`ReviewItem` becomes **one** issue on the job holding ``item.frame``
 the item's box, whose message names the check(s), the CVAT track id(s) as the reviewer sees
 them in that job, and the frame range (not one issue per frame). With segment overlap the
 task-level read shows an object under its earliest piece's id only; the ids a later job
-stores come from that job's own read (``sync._job_track_ids``) and replace the task-level
+stores come from that job's own read (``sync_review.job_track_ids``) and replace the task-level
 ids in the whole message (:func:`rename_track_ids`).
 
 Idempotence rests on a fingerprint of each item (kinds, objects, frame range), stored with
