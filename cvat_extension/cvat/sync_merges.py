@@ -38,6 +38,7 @@ __all__ = [
 
 
 def key_text(key: Sequence[int]) -> str:
+    """A merge's object key ``(into, previous, from)`` as stored in a plan's ``blocked``."""
     return ",".join(str(int(k)) for k in key)
 
 
@@ -49,8 +50,8 @@ def blocked_merges(store: StateStore, task_id: int) -> dict[str, str]:
 
 
 def task_plan(snap: TaskSnapshot, task_id: int, job_plans: list[JobWritePlan],
-               keys: Sequence[tuple[int, int, int]], cfg: SyncConfig, *, thin: bool,
-               blocked: Mapping[str, str]) -> TaskWritePlan:
+              keys: Sequence[tuple[int, int, int]], cfg: SyncConfig, *, thin: bool,
+              blocked: Mapping[str, str]) -> TaskWritePlan:
     """The run's writes to one task as one plan, with what the task-level read must show."""
     objects: dict[int, list[int]] = {}
     for into, _previous, from_ in keys:
@@ -65,7 +66,7 @@ def task_plan(snap: TaskSnapshot, task_id: int, job_plans: list[JobWritePlan],
 
 
 def write_task_plan(api: Any, store: StateStore, cfg: SyncConfig, plan: TaskWritePlan,
-                     summary: SyncSummary, lease: JobLease | None) -> set[int] | None:
+                    summary: SyncSummary, lease: JobLease | None) -> set[int] | None:
     """Execute the plan; None when written, else the holders to leave for the next run.
 
     Raises:
@@ -92,6 +93,7 @@ def write_task_plan(api: Any, store: StateStore, cfg: SyncConfig, plan: TaskWrit
 
 
 def fragment_finding(snap: TaskSnapshot, m: Any, reason: str) -> Finding:
+    """The review item of a merge that is not applied, saying why (``reason``)."""
     rows = snap.dense.track(int(m.from_))
     rows = rows[~rows.outside]
     box = tuple(float(v) for v in rows.xyxy[0]) if len(rows) else None
@@ -108,7 +110,7 @@ def fragment_finding(snap: TaskSnapshot, m: Any, reason: str) -> Finding:
 
 
 def resolve_job_pieces(snap: TaskSnapshot, job: JobInfo, job_raw: Any,
-                        merges: list[dict[str, Any]]) -> None:
+                       merges: list[dict[str, Any]]) -> None:
     """Fill the piece ids the task-level read does not show (later jobs' copies, overlap)."""
     from cvat_extension.cvat.annotations import match_job_pieces
 
@@ -132,8 +134,8 @@ def resolve_job_pieces(snap: TaskSnapshot, job: JobInfo, job_raw: Any,
 
 
 def plan_job(snap: TaskSnapshot, cfg: SyncConfig, task_id: int, job: JobInfo, job_raw: Any,
-              merges: list[dict[str, Any]], refused: dict[tuple[int, int, int], str], *,
-              thin: bool) -> JobWritePlan:
+             merges: list[dict[str, Any]], refused: dict[tuple[int, int, int], str], *,
+             thin: bool) -> JobWritePlan:
     """Plan one job's writes without the merges refused anywhere; record new refusals."""
     replaced = thinned_tracks(snap, job, job_raw, cfg) if thin else []
     wanted = []
@@ -168,7 +170,7 @@ def describe_plan(summary: SyncSummary, plan: JobWritePlan) -> None:
 
 
 def thinned_tracks(snap: TaskSnapshot, job: JobInfo, job_raw: Mapping[str, Any],
-                    cfg: SyncConfig) -> list[dict[str, Any]]:
+                   cfg: SyncConfig) -> list[dict[str, Any]]:
     """Tracks of the job whose keyframes thinning reduces (PATCH update payloads)."""
     from cvat_extension.core.keyframes import expand_keyframes, thin_keyframes
     from cvat_extension.io.cvat_json import parse_labeled_data

@@ -30,7 +30,7 @@ __all__ = ["finish_job", "job_track_ids", "jobs_overlap", "with_floor", "write_r
 
 
 def with_floor(snap: TaskSnapshot, items: list[ReviewItem], everything: list[ReviewItem],
-                floor: int) -> list[ReviewItem]:
+               floor: int) -> list[ReviewItem]:
     """``items`` (the frame budget's pick) plus, per job, the best of ``everything`` until
     the job has ``floor`` items (``sync.review.min_items_per_job``).
 
@@ -117,7 +117,7 @@ def jobs_overlap(snap: TaskSnapshot) -> bool:
 
 
 def job_track_ids(api: Any, snap: TaskSnapshot, job: JobInfo, items: Sequence[ReviewItem],
-                   raws: dict[int, Any]) -> dict[int, int]:
+                  raws: dict[int, Any]) -> dict[int, int]:
     """Object id → the id of its track as ``job`` stores it (what its reviewer sees).
 
     Without overlap every piece of the task-level read lies in one job and the snapshot
