@@ -182,6 +182,10 @@ class ReviewConfig:
         clean_to_acceptance: move jobs without open items to ``stage=acceptance``.
         min_score: items below this score are not pushed (they stay in the report).
         frame_budget: max frames a reviewer is asked to look at per task (plan_review).
+        min_items_per_job: the budget's floor: each job gets at least this many of its
+            highest-scoring items (above ``min_score``) even when the frame budget is spent.
+            On a short task the frame budget (3 % by default) admits a single item; the
+            floor keeps real findings from being dropped there. 0 turns it off.
         options: extra keyword options passed to ``plan_review`` unchanged.
     """
 
@@ -190,6 +194,7 @@ class ReviewConfig:
     clean_to_acceptance: bool = False
     min_score: float = 0.0
     frame_budget: int | None = None
+    min_items_per_job: int = 3
     options: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -357,7 +362,8 @@ class SyncConfig:
         r = _section(root.get("review"), "sync.review")
         _check_keys(
             r,
-            {"on_findings", "reviewer", "clean_to_acceptance", "min_score", "frame_budget", "options"},
+            {"on_findings", "reviewer", "clean_to_acceptance", "min_score", "frame_budget",
+             "min_items_per_job", "options"},
             "sync.review",
         )
         try:
@@ -367,12 +373,16 @@ class SyncConfig:
         budget = r.get("frame_budget")
         if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int) or budget < 1):
             raise ConfigError(f"sync.review.frame_budget: expected a positive integer, got {budget!r}")
+        floor = r.get("min_items_per_job", 3)
+        if isinstance(floor, bool) or not isinstance(floor, int) or floor < 0:
+            raise ConfigError(f"sync.review.min_items_per_job: expected an integer >= 0, got {floor!r}")
         review = ReviewConfig(
             on_findings=on_findings,
             reviewer=_str(r, "reviewer", None, "sync.review"),
             clean_to_acceptance=_bool(r, "clean_to_acceptance", False, "sync.review"),
             min_score=_num(r, "min_score", 0.0, "sync.review"),
             frame_budget=budget,
+            min_items_per_job=floor,
             options=dict(_section(r.get("options"), "sync.review.options")),
         )
 

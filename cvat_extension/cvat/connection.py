@@ -309,6 +309,29 @@ class CvatApi:
         return self.call("issues.create", go, idempotent=False)
 
 
+    def update_issue(self, issue_id: int, **fields: Any) -> dict[str, Any]:
+        """``PATCH /api/issues/{id}`` (``resolved``, ``position``, ``assignee``): idempotent."""
+        from cvat_sdk import models
+
+        body = models.PatchedIssueWriteRequest(**fields)
+        return self._raw("issues.update", self.api.issues_api.partial_update, id=issue_id,
+                         patched_issue_write_request=body)
+
+    def create_comment(self, issue_id: int, message: str) -> dict[str, Any]:
+        """``POST /api/comments``; not retried (a lost answer may hide a created comment)."""
+        from cvat_sdk import models
+
+        body = models.CommentWriteRequest(issue=issue_id, message=message)
+
+        def go() -> Any:
+            resp = self.api.comments_api.create(
+                body, _parse_response=False, _request_timeout=self.timeout_s
+            )
+            return self._json(resp)
+
+        return self.call("comments.create", go, idempotent=False)
+
+
 def connect(cfg: CvatConfig, retry: RetryConfig | None = None) -> CvatApi:
     """Log in to CVAT with the credentials named in ``cfg`` and return a :class:`CvatApi`.
 

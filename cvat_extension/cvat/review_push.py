@@ -4,7 +4,7 @@ Each :class:`ReviewItem` becomes **one** issue on the job holding ``item.frame``
 the item's box, whose message names the check(s), the CVAT track id(s) as the reviewer sees
 them in that job, and the frame range (not one issue per frame). With segment overlap the
 task-level read shows an object under its earliest piece's id only; the ids a later job
-stores come from that job's own read (``sync._job_track_ids``) and replace the task-level
+stores come from that job's own read (``sync_review.job_track_ids``) and replace the task-level
 ids in the whole message (:func:`rename_track_ids`).
 
 Idempotence rests on a fingerprint of each item (kinds, objects, frame range), stored with
@@ -15,7 +15,13 @@ state store, and embedded in the issue's first comment as ``[cvat-track <fp>]``:
 - issue resolved (or deleted) by a reviewer and the region unchanged → not raised again;
 - region changed and the problem is still found → a new issue;
 - fingerprint unknown to the store but present in a comment of the job (the store was lost,
-  or the run died between the POST and the store write) → adopted, not duplicated.
+  or the run died between the POST and the store write) → adopted, not duplicated;
+- fingerprint unknown, but a known issue of the job is about the same finding: same check
+  kind(s), same objects, overlapping frames (give or take :data:`FRAME_SLACK`). A finding's
+  range and score shift a little between runs (a merge elsewhere changes the camera-motion
+  estimate, an annotator nudges a box): the issue is kept and **updated** with a comment
+  carrying the new range and tag, never duplicated; other open issues of ours about the same
+  finding are **closed** with a comment naming the one kept.
 
 Creating an issue is the only non-idempotent call of the loop, so a transient failure is
 followed by a reconcile (list the job's comments) before any retry.
@@ -46,6 +52,7 @@ if TYPE_CHECKING:
     from cvat_extension.cvat.jobs import JobInfo
 
 __all__ = [
+    "FRAME_SLACK",
     "IssuePlan",
     "fingerprint",
     "issue_message",
@@ -53,8 +60,10 @@ __all__ = [
     "push_issues",
     "region_hash",
     "rename_track_ids",
+    "same_finding",
     "stage_change",
     "tally_push",
+    "track_refs",
 ]
 
 logger = logging.getLogger(__name__)
@@ -108,8 +117,18 @@ def issue_message(item: ReviewItem, piece_ids: Sequence[int], fp: str, *,
             f"(score {item.score:.2f}). {details} [cvat-track {fp}]")
 
 
-_TRACK_REF = re.compile(r"\b(tracks? )(\d+)((?:(?:,| and| →) \d+)*)")
+#: "track 5", "tracks 3 and 5", "track 5 → 7"; not the "[cvat-track <fingerprint>]" tag.
+_TRACK_REF = re.compile(r"(?<![\w-])(tracks? )(\d+)((?:(?:,| and| →) \d+)*)")
 _NUMBER = re.compile(r"\d+")
+
+
+def track_refs(text: str) -> set[int]:
+    """Track ids ``text`` names (after ``track``/``tracks``; frames and scores are not ids).
+
+    >>> sorted(track_refs("id_switch: tracks 4, 12, frames 3-9 (score 0.80). track 12 → 7 [cvat-track 0123]"))
+    [4, 7, 12]
+    """
+    return {int(n) for m in _TRACK_REF.finditer(text) for n in _NUMBER.findall(m.group(2) + m.group(3))}
 
 
 def rename_track_ids(text: str, renamed: Mapping[int, int]) -> str:
@@ -255,12 +274,26 @@ def push_issues(
                         tagged.setdefault(m.group(1), int(c["issue"]))
         return tagged
 
+    claimed: set[int] = set()
+
+    def is_open(issue_id: int) -> bool:
+        issue = server.get(issue_id)
+        return issue is not None and not issue.get("resolved")
+
     for plan in plans:
         rec = known.get(plan.fingerprint)
+        if rec is None:
+            rec = _same_finding(known, plan, claimed, is_open)
+            if rec is not None:
+                _move(api, store, job_id, rec, plan, result, is_open(rec.issue_id), dry_run)
+                claimed.add(rec.issue_id)
+                _close_duplicates(api, store, known, rec, plan, claimed, is_open, server, dry_run)
+                continue
         if rec is not None:
-            issue = server.get(rec.issue_id)
-            if issue is not None and not issue.get("resolved"):
+            claimed.add(rec.issue_id)
+            if is_open(rec.issue_id):
                 result.still_open.append(rec.issue_id)
+                _close_duplicates(api, store, known, rec, plan, claimed, is_open, server, dry_run)
                 continue
             if rec.region_hash == plan.region:
                 result.respected_resolved.append(rec.issue_id)
@@ -268,9 +301,9 @@ def push_issues(
         elif server and plan.fingerprint in tags():
             issue_id = tags()[plan.fingerprint]
             issue = server.get(issue_id, {})
+            claimed.add(issue_id)
             if not dry_run:
-                store.record_issue(IssueRecord(job_id, plan.fingerprint, issue_id, plan.frame,
-                                               plan.region, time.time()))
+                store.record_issue(_record(job_id, plan, issue_id))
             if issue.get("resolved"):
                 result.respected_resolved.append(issue_id)
             else:
@@ -280,10 +313,72 @@ def push_issues(
             result.created.append(-1)
             continue
         issue_id = _create(api, job_id, plan, tags)
-        store.record_issue(IssueRecord(job_id, plan.fingerprint, issue_id, plan.frame,
-                                       plan.region, time.time()))
+        store.record_issue(_record(job_id, plan, issue_id))
+        claimed.add(issue_id)
         result.created.append(issue_id)
     return result
+
+
+#: Frames by which an item's range may move and still be the same finding.
+FRAME_SLACK = 5
+
+
+def _record(job_id: int, plan: IssuePlan, issue_id: int) -> IssueRecord:
+    item = plan.item
+    return IssueRecord(job_id, plan.fingerprint, issue_id, plan.frame, plan.region, time.time(),
+                       kinds=tuple(item.kinds), track_ids=tuple(sorted(int(t) for t in item.track_ids)),
+                       frames=(int(item.frames[0]), int(item.frames[1])))
+
+
+def same_finding(rec: IssueRecord, item: ReviewItem, *, slack: int = FRAME_SLACK) -> bool:
+    """True when ``rec`` (an issue we opened) is about the finding of ``item``: a shared
+    check kind, the same objects, and frame ranges that overlap (within ``slack``)."""
+    if not rec.kinds or not set(rec.kinds) & set(item.kinds):
+        return False
+    if tuple(sorted(rec.track_ids)) != tuple(sorted(int(t) for t in item.track_ids)):
+        return False
+    return rec.frames[0] <= item.frames[1] + slack and item.frames[0] <= rec.frames[1] + slack
+
+
+def _same_finding(known: Mapping[str, IssueRecord], plan: IssuePlan, claimed: set[int],
+                  is_open: Any) -> IssueRecord | None:
+    """The known issue about ``plan``'s finding (open ones first, then the most recent)."""
+    matches = [r for r in known.values() if r.issue_id not in claimed and same_finding(r, plan.item)]
+    if not matches:
+        return None
+    return max(matches, key=lambda r: (is_open(r.issue_id), r.created_at))
+
+
+def _move(api: Any, store: StateStore, job_id: int, rec: IssueRecord, plan: IssuePlan,
+          result: PushResult, still_open: bool, dry_run: bool) -> None:
+    """Keep ``rec``'s issue for ``plan`` (the same finding, moved a little)."""
+    if still_open:
+        result.still_open.append(rec.issue_id)
+    else:
+        result.respected_resolved.append(rec.issue_id)  # a reviewer closed this finding
+    if dry_run:
+        return
+    if still_open:
+        api.create_comment(rec.issue_id, f"Updated: {plan.message}")
+    store.record_issue(_record(job_id, plan, rec.issue_id))
+    store.forget_issue(job_id, rec.fingerprint)
+
+
+def _close_duplicates(api: Any, store: StateStore, known: Mapping[str, IssueRecord],
+                      kept: IssueRecord, plan: IssuePlan, claimed: set[int], is_open: Any,
+                      server: dict[int, Mapping[str, Any]], dry_run: bool) -> None:
+    """Resolve our other open issues about the same finding, each with a comment."""
+    for rec in known.values():
+        if rec.issue_id in claimed or not is_open(rec.issue_id) or not same_finding(rec, plan.item):
+            continue
+        claimed.add(rec.issue_id)
+        if dry_run:
+            continue
+        api.create_comment(rec.issue_id, f"Superseded by issue #{kept.issue_id} (the same finding; "
+                                         f"cvat-track keeps one issue per finding).")
+        api.update_issue(rec.issue_id, resolved=True)
+        server[rec.issue_id] = {**server.get(rec.issue_id, {}), "resolved": True}
+        logger.info("job %d: issue %d superseded by issue %d", rec.job_id, rec.issue_id, kept.issue_id)
 
 
 def _create(api: Any, job_id: int, plan: IssuePlan, tags: Any) -> int:

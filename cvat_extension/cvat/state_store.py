@@ -14,6 +14,10 @@ Per job the store keeps:
   extra copy);
 - a write journal: the planned write operations of a job and how many are done, so that a
   run killed between two writes can be resumed (or refused) by the next one;
+- a task-level write plan (``task_plans``): for writes that span several jobs, one record
+  naming every holder job, its backup, its operations and the content it must end with,
+  written before the first CVAT write, so a resume completes or rolls back the whole plan
+  (``task_write.py``);
 - a lease, so several workers can share one job queue through the same database;
 - the keyframes ``cvat-track propagate`` wrote (and the human keyframes at the ends of the
   gaps it filled), by job, track, frame and box hash: the write journal holds only a job's
@@ -78,6 +82,7 @@ __all__ = [
     "SQLiteStateStore",
     "SqlStateStore",
     "StateStore",
+    "TaskPlanRecord",
     "open_state_store",
     "redact_url",
     "task_lease_key",
@@ -100,7 +105,13 @@ class JobRecord:
 
 @dataclass(frozen=True, slots=True)
 class IssueRecord:
-    """A review item pushed as a CVAT issue."""
+    """A review item pushed as a CVAT issue.
+
+    ``kinds``, ``track_ids`` and ``frames`` are the item's identity: a later run whose
+    item has the same checks and objects and overlapping frames (its range moved a
+    little) matches this issue instead of opening another (``review_push.py``). Empty for
+    rows recorded before identities were kept (those match by fingerprint only).
+    """
 
     job_id: int
     fingerprint: str
@@ -108,6 +119,9 @@ class IssueRecord:
     frame: int
     region_hash: str
     created_at: float
+    kinds: tuple[str, ...] = ()
+    track_ids: tuple[int, ...] = ()
+    frames: tuple[int, int] = (-1, -1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +160,26 @@ class JournalRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class TaskPlanRecord:
+    """A write plan spanning the jobs of one task (``task_write.py``), latest per task.
+
+    ``status``: ``planned`` (writes may be in flight: a resume completes or rolls back all
+    of it), ``written`` (every job holds its target; the task-level read-back check is
+    pending), ``done``, ``rolled_back`` (every written job put back from its backup) or
+    ``aborted`` (nothing written). ``doc`` holds the jobs (``job_id``, ``base_hash``,
+    ``base_updated_date``, ``target_hash``, ``ops``, ``merges``), the read-back
+    expectation and, once finished, the reason.
+    """
+
+    task_id: int
+    plan_id: str
+    run_id: str
+    status: str
+    doc: dict[str, Any]
+    updated_at: float
+
+
+@dataclass(frozen=True, slots=True)
 class PropagatedKeyframe:
     """One keyframe ``propagate`` wrote (``kind="written"``) or relied on (``kind="anchor"``:
     a human keyframe at the end of a gap it filled, as it was then).
@@ -176,6 +210,7 @@ class StateStore(Protocol):
     def forget_job(self, job_id: int) -> None: ...
     def issues(self, job_id: int) -> dict[str, IssueRecord]: ...
     def record_issue(self, record: IssueRecord) -> None: ...
+    def forget_issue(self, job_id: int, fingerprint: str) -> None: ...
     def record_merges(self, job_id: int, merges: Sequence[Mapping[str, Any]]) -> None: ...
     def merges(self, job_id: int) -> list[dict[str, Any]]: ...
     def record_backup(self, record: BackupRecord, data: bytes | None = None) -> None: ...
@@ -185,6 +220,10 @@ class StateStore(Protocol):
     def advance_journal(self, job_id: int, ops_done: int) -> None: ...
     def finish_journal(self, job_id: int, status: str) -> None: ...
     def journal(self, job_id: int) -> JournalRecord | None: ...
+    def begin_task_plan(self, record: TaskPlanRecord) -> None: ...
+    def update_task_plan(self, task_id: int, plan_id: str, status: str,
+                         doc: Mapping[str, Any] | None = None) -> None: ...
+    def task_plan(self, task_id: int) -> TaskPlanRecord | None: ...
     def record_run(self, run_id: str, started_at: float, summary: Mapping[str, Any]) -> None: ...
     def record_propagated(self, job_id: int, run_id: str, rows: Sequence[PropagatedKeyframe]) -> None: ...
     def propagated(self, job_id: int) -> list[PropagatedKeyframe]: ...
@@ -202,7 +241,7 @@ _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS issues (
         job_id BIGINT NOT NULL, fingerprint TEXT NOT NULL, issue_id BIGINT NOT NULL,
         frame BIGINT NOT NULL, region_hash TEXT NOT NULL, created_at DOUBLE PRECISION NOT NULL,
-        PRIMARY KEY (job_id, fingerprint))""",
+        identity TEXT NOT NULL DEFAULT '', PRIMARY KEY (job_id, fingerprint))""",
     """CREATE TABLE IF NOT EXISTS merges (
         job_id BIGINT NOT NULL, into_id BIGINT NOT NULL, from_id BIGINT NOT NULL,
         detail TEXT NOT NULL, applied_at DOUBLE PRECISION NOT NULL,
@@ -223,6 +262,9 @@ _SCHEMA = (
         box_hash TEXT NOT NULL, kind TEXT NOT NULL, run_id TEXT NOT NULL,
         created_at DOUBLE PRECISION NOT NULL,
         PRIMARY KEY (job_id, track_id, frame, box_hash, kind))""",
+    """CREATE TABLE IF NOT EXISTS task_plans (
+        task_id BIGINT PRIMARY KEY, plan_id TEXT NOT NULL, run_id TEXT NOT NULL,
+        status TEXT NOT NULL, doc TEXT NOT NULL, updated_at DOUBLE PRECISION NOT NULL)""",
 ) + ATTENTION_SCHEMA  # attention checks and annotator quality: cvat/attention_store.py
 
 
@@ -261,6 +303,7 @@ class SqlStateStore(ABC):
         self._migrate_backups(cur)
         for stmt in _SCHEMA:
             cur.execute(self._sql(stmt))
+        self._migrate_issue_identity(cur)
 
     @abstractmethod
     def _table_columns(self, cur: Any, table: str) -> set[str] | None:
@@ -282,6 +325,13 @@ class SqlStateStore(ABC):
         ))
         cur.execute(self._sql("DROP TABLE backups_v1"))
         logger.info("state store: backups table migrated (files kept as the only copy of old rows)")
+
+    def _migrate_issue_identity(self, cur: Any) -> None:
+        """Stores made before issues kept their identity lack ``issues.identity``: add it
+        (empty: such rows match by fingerprint only)."""
+        cols = self._table_columns(cur, "issues")
+        if cols is not None and "identity" not in cols:
+            cur.execute(self._sql("ALTER TABLE issues ADD COLUMN identity TEXT NOT NULL DEFAULT ''"))
 
     def _broken(self) -> bool:
         """True when the connection is gone (the transaction can be retried on a new one)."""
@@ -467,21 +517,33 @@ class SqlStateStore(ABC):
     # ------------------------------------------------------------------ issues
     def issues(self, job_id: int) -> dict[str, IssueRecord]:
         rows = self._fetch(
-            "SELECT job_id, fingerprint, issue_id, frame, region_hash, created_at FROM issues "
-            "WHERE job_id = :job_id",
+            "SELECT job_id, fingerprint, issue_id, frame, region_hash, created_at, identity "
+            "FROM issues WHERE job_id = :job_id",
             {"job_id": job_id},
         )
-        return {
-            r[1]: IssueRecord(int(r[0]), r[1], int(r[2]), int(r[3]), r[4], float(r[5])) for r in rows
-        }
+        out = {}
+        for r in rows:
+            ident = json.loads(r[6]) if r[6] else {}
+            frames = ident.get("frames") or [-1, -1]
+            out[r[1]] = IssueRecord(
+                int(r[0]), r[1], int(r[2]), int(r[3]), r[4], float(r[5]),
+                kinds=tuple(str(k) for k in ident.get("kinds", ())),
+                track_ids=tuple(int(t) for t in ident.get("track_ids", ())),
+                frames=(int(frames[0]), int(frames[1])),
+            )
+        return out
 
     def record_issue(self, record: IssueRecord) -> None:
+        identity = "" if not record.kinds else json.dumps(
+            {"kinds": list(record.kinds), "track_ids": list(record.track_ids),
+             "frames": list(record.frames)})
         self._exec(
-            "INSERT INTO issues (job_id, fingerprint, issue_id, frame, region_hash, created_at) "
-            "VALUES (:job_id, :fingerprint, :issue_id, :frame, :region_hash, :created_at) "
+            "INSERT INTO issues (job_id, fingerprint, issue_id, frame, region_hash, created_at, "
+            "identity) VALUES (:job_id, :fingerprint, :issue_id, :frame, :region_hash, "
+            ":created_at, :identity) "
             "ON CONFLICT (job_id, fingerprint) DO UPDATE SET issue_id = excluded.issue_id, "
             "frame = excluded.frame, region_hash = excluded.region_hash, "
-            "created_at = excluded.created_at",
+            "created_at = excluded.created_at, identity = excluded.identity",
             {
                 "job_id": record.job_id,
                 "fingerprint": record.fingerprint,
@@ -489,8 +551,14 @@ class SqlStateStore(ABC):
                 "frame": record.frame,
                 "region_hash": record.region_hash,
                 "created_at": record.created_at,
+                "identity": identity,
             },
         )
+
+    def forget_issue(self, job_id: int, fingerprint: str) -> None:
+        """Drop one issue row (its item was matched to another row's issue, or superseded)."""
+        self._exec("DELETE FROM issues WHERE job_id = :job_id AND fingerprint = :fingerprint",
+                   {"job_id": job_id, "fingerprint": fingerprint})
 
     # ------------------------------------------------------------------ merges and backups
     def record_merges(self, job_id: int, merges: Sequence[Mapping[str, Any]]) -> None:
@@ -611,6 +679,41 @@ class SqlStateStore(ABC):
         return JournalRecord(
             int(r[0]), r[1], r[2], json.loads(r[3]), int(r[4]), r[5], r[6], json.loads(r[7]), float(r[8])
         )
+
+    # ------------------------------------------------------------------ task-level write plans
+    def begin_task_plan(self, record: TaskPlanRecord) -> None:
+        """Record a task's write plan (replaces the task's previous, finished one)."""
+        self._exec(
+            "INSERT INTO task_plans (task_id, plan_id, run_id, status, doc, updated_at) VALUES "
+            "(:task_id, :plan_id, :run_id, :status, :doc, :updated_at) ON CONFLICT (task_id) "
+            "DO UPDATE SET plan_id = excluded.plan_id, run_id = excluded.run_id, "
+            "status = excluded.status, doc = excluded.doc, updated_at = excluded.updated_at",
+            {"task_id": record.task_id, "plan_id": record.plan_id, "run_id": record.run_id,
+             "status": record.status, "doc": json.dumps(record.doc), "updated_at": record.updated_at},
+        )
+
+    def update_task_plan(self, task_id: int, plan_id: str, status: str,
+                         doc: Mapping[str, Any] | None = None) -> None:
+        """Move plan ``plan_id`` to ``status`` (and replace its document); no-op for an
+        older plan id, so a slow worker cannot overwrite a newer plan."""
+        sql = "UPDATE task_plans SET status = :status, updated_at = :now"
+        params: dict[str, Any] = {"task_id": task_id, "plan_id": plan_id, "status": status,
+                                  "now": time.time()}
+        if doc is not None:
+            sql += ", doc = :doc"
+            params["doc"] = json.dumps(dict(doc))
+        self._exec(sql + " WHERE task_id = :task_id AND plan_id = :plan_id", params)
+
+    def task_plan(self, task_id: int) -> TaskPlanRecord | None:
+        """The task's latest write plan, or None."""
+        rows = self._fetch(
+            "SELECT task_id, plan_id, run_id, status, doc, updated_at FROM task_plans "
+            "WHERE task_id = :task_id", {"task_id": task_id},
+        )
+        if not rows:
+            return None
+        r = rows[0]
+        return TaskPlanRecord(int(r[0]), r[1], r[2], r[3], json.loads(r[4]), float(r[5]))
 
     def record_run(self, run_id: str, started_at: float, summary: Mapping[str, Any]) -> None:
         self._exec(

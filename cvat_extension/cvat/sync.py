@@ -18,12 +18,19 @@ One run (:func:`run_sync`):
    two jobs, each storing its own copy of both pieces: the merge is written to every job
    holding both pieces (ids of later jobs' copies found by boxes,
    ``annotations.match_job_pieces``), or, when one of them is not finished work or refuses
-   it, to none and becomes a review item, so the jobs never disagree;
-4. re-read the task if anything was written, run the checks, plan review items, push one
+   it, to none and becomes a review item, so the jobs never disagree. The run's writes to a
+   task are one task-level plan (``task_write``): recorded before the first write, every
+   holder checked before any is written, rolled back as a whole on a failure, read back
+   afterwards (``task_view``), resumed as a whole after a kill; planning is in
+   ``sync_merges``;
+4. re-read the task if anything was written, run the checks (and, with overlap, compare
+   the holders' copies of the shared frames: ``holders``), plan review items (at least
+   ``sync.review.min_items_per_job`` per job), push one
    issue per item to the job holding its frame (the earliest one when jobs overlap, so a
    finding in overlap frames is pushed once; ``review_push``), then move the job per
    ``sync.review`` (validation + reviewer, or rejected back to annotation; clean jobs
-   optionally to acceptance);
+   optionally to acceptance), each job backed up before its first write of any kind
+   (``sync_review``);
 5. record the job as processed (its final ``updated_date``), release the lease.
 
 Every step is idempotent or journaled, so a run killed anywhere or a CVAT failure loses
@@ -47,37 +54,32 @@ import socket
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from cvat_extension.core.findings import Finding, ReviewItem
-from cvat_extension.cvat.annotations import (
-    FrameCache,
-    TaskSnapshot,
-    job_annotations_by_id,
-    read_task,
-)
+from cvat_extension.cvat.annotations import read_task
 from cvat_extension.cvat.config import OnFindings, SyncConfig
-from cvat_extension.cvat.content import content_hash
+from cvat_extension.cvat.holders import disagreeing_holders
 from cvat_extension.cvat.jobs import JobInfo, list_finished_jobs
 from cvat_extension.cvat.leases import JobLease, LeaseLostError
-from cvat_extension.cvat.review_push import (
-    IssuePlan,
-    plan_issue,
-    push_issues,
-    stage_change,
-    tally_push,
+from cvat_extension.cvat.review_push import IssuePlan, plan_issue
+from cvat_extension.cvat.state_store import StateStore, task_lease_key
+from cvat_extension.cvat.sync_merges import (
+    blocked_merges,
+    describe_plan,
+    fragment_finding,
+    key_text,
+    plan_job,
+    resolve_job_pieces,
+    task_plan,
+    write_task_plan,
 )
-from cvat_extension.cvat.state_store import JobRecord, StateStore, task_lease_key
-from cvat_extension.cvat.writeback import (
-    JobWritePlan,
-    execute_plan,
-    plan_job_writes,
-    resume_journal,
-)
-from cvat_extension.errors import ConcurrentEditError, ConfigError, CvatTrackError
+from cvat_extension.cvat.sync_review import finish_job, job_track_ids, jobs_overlap, with_floor, write_report
+from cvat_extension.cvat.task_write import PlanRolledBack, finish_task_plan, resume_task_plan
+from cvat_extension.cvat.writeback import JobWritePlan, resume_journal
+from cvat_extension.errors import ConcurrentEditError, ConfigError, CvatSyncError, CvatTrackError
 
 __all__ = ["SyncSummary", "run_sync"]
 
@@ -315,15 +317,70 @@ def _sync_task(
     report: bool,
     lease: JobLease | None = None,
 ) -> None:
+    todo = list(todo)
+    extra: list[int] = []  # holders of an interrupted plan that are not finished work now
+    try:
+        _sync_task_steps(api, store, cfg, task_id, todo, summary, dry_run=dry_run, thin=thin,
+                         report=report, lease=lease, extra=extra)
+    finally:
+        if lease is not None:
+            for jid in extra:
+                store.release_job(jid, lease.worker)
+
+
+def _resume_plan(api: Any, store: StateStore, task_id: int, todo: list[JobInfo],
+                 summary: SyncSummary, lease: JobLease | None, extra: list[int]) -> Any:
+    """Roll an interrupted task-level plan forward or back (as a whole) before anything else.
+
+    Returns:
+        The plan record when it was written (its read-back check is still due), else None.
+
+    Raises:
+        CvatSyncError: CVAT failed, or a holder is held by another worker: the plan stays
+            pending and the task waits for the next run (nothing else is written to it).
+    """
+    rec = store.task_plan(task_id)
+    if rec is None or rec.status not in ("planned", "written"):
+        return None
+    holders = [int(j["job_id"]) for j in rec.doc["jobs"]]
+    mine = {j.id for j in todo}
+    for jid in holders:
+        if jid in mine or lease is None:
+            continue
+        if not _claim(store, jid, lease.worker, lease.lease_s, None):
+            raise CvatSyncError(f"task {task_id}: job {jid} of an interrupted write is held by "
+                                "another worker; the plan is resumed when it is free")
+        extra.append(jid)
+    try:
+        rec = resume_task_plan(api, store, rec, lease=lease)
+    except PlanRolledBack as exc:
+        summary.writes_resumed += len(holders)
+        summary.concurrent_edits.append(str(exc))
+        for job in [j for j in todo if j.id in exc.edited]:
+            todo.remove(job)  # edited meanwhile: checked again next run
+        return None
+    summary.writes_resumed += len(holders)
+    return rec
+
+
+def _sync_task_steps(
+    api: Any, store: StateStore, cfg: SyncConfig, task_id: int, todo: list[JobInfo],
+    summary: SyncSummary, *, dry_run: bool, thin: bool, report: bool, lease: JobLease | None,
+    extra: list[int],
+) -> None:
     from cvat_extension.core.merge import MergeConfig, applicable_merges, propose_merges
 
-    todo = list(todo)
-    # 1. Interrupted writes first: they were planned on the state the backup holds.
+    # 1. Interrupted writes first: they were planned on the state the backup holds. A
+    #    task-level plan (several holders) is completed or rolled back as a whole.
+    written = None
     if not dry_run:
+        written = _resume_plan(api, store, task_id, todo, summary, lease, extra)
         resumed: set[int] = set()
+        if written is not None:
+            resumed.update(int(j["job_id"]) for j in written.doc["jobs"])
         for job in list(todo):
             journal = store.journal(job.id)
-            if journal is None or journal.status != "planned":
+            if journal is None or journal.status != "planned" or job.id in resumed:
                 continue
             try:
                 resume_journal(api, store, journal, lease=lease)
@@ -337,12 +394,22 @@ def _sync_task(
                 summary.leases_lost.append(str(exc))
                 todo.remove(job)
         # Our own writes moved updated_date: the pre-write check must compare with the new one.
+        resumed.update(extra)
         todo = [JobInfo.from_json(api.get_job(j.id)) if j.id in resumed else j for j in todo]
     if not todo:
         return
 
     # 2. Read, stitch, propose merges.
     snap = read_task(api, task_id)
+    extra_findings: list[Finding] = []
+    if written is not None:
+        # The read-back check of a plan a killed run wrote but could not check.
+        try:
+            finish_task_plan(api, store, written, snap.dense, lease=lease)
+            summary.merges_applied += sum(len(j["merges"]) for j in written.doc["jobs"])
+        except PlanRolledBack as exc:
+            summary.planned.append(str(exc))
+            snap = read_task(api, task_id)
     todo = _keep_leases(lease, task_id, todo, "the merge plan (after the read)", summary)
     if not todo:
         return
@@ -350,7 +417,7 @@ def _sync_task(
     # merge that needs it is refused for every holder instead of written to only some.
     todo_ids = {j.id for j in todo}
     merge_cfg = MergeConfig(**dict(cfg.merge.options))
-    extra_findings: list[Finding] = []
+    blocked = blocked_merges(store, task_id)
     by_job: dict[int, list[dict[str, Any]]] = {}
     merge_of: dict[tuple[int, int, int], Any] = {}
     if cfg.merge.enabled and len(snap.dense):
@@ -364,20 +431,22 @@ def _sync_task(
             # frames is in two jobs, each storing its own copy of both pieces) must merge,
             # or the jobs disagree and CVAT's task-level read splits the object again.
             holders = [j for j in snap.jobs if j.holds(int(m.end_frame)) and j.holds(int(m.start_frame))]
+            m = applicable.get((m.previous, m.from_), m)  # chains re-rooted over applied links
+            key = (int(m.into), int(m.previous), int(m.from_))
             if (m.previous, m.from_) not in applicable:
                 reason = m.reason or f"score {m.score:.2f} below sync.merge.min_score {cfg.merge.min_score}"
             elif not holders:
                 reason = "the pieces lie in different jobs (CVAT stores tracks per job)"
+            elif key_text(key) in blocked:
+                reason = f"an earlier merge was undone: {blocked[key_text(key)]}"
             else:
                 idle = [j.id for j in holders if j.id not in todo_ids]
                 if idle:
                     reason = f"job(s) {idle} holding the pieces are not finished work"
-                m = applicable[(m.previous, m.from_)]
             if reason is not None:
                 summary.merges_refused += 1
-                extra_findings.append(_fragment_finding(snap, m, reason))
+                extra_findings.append(fragment_finding(snap, m, reason))
                 continue
-            key = (int(m.into), int(m.previous), int(m.from_))
             for holder in holders:
                 into = snap.piece_in_job(m.into, holder.id) or snap.piece_in_job(m.previous, holder.id)
                 frm = snap.piece_in_job(m.from_, holder.id)
@@ -388,8 +457,9 @@ def _sync_task(
                 )
             merge_of[key] = m
 
-    # 3. Write merges (and thinning) job by job. A merge held by several jobs (overlap) is
-    #    planned in all of them first and dropped from all when any of them refuses it.
+    # 3. Write merges (and thinning). A merge held by several jobs (overlap) is planned in
+    #    all of them first and dropped from all when any of them refuses it; then every
+    #    job's writes form one task-level plan: all holders written, or none (task_write).
     wrote = False
     plans: dict[int, JobWritePlan] = {}
     raws: dict[int, Any] = {}
@@ -397,45 +467,48 @@ def _sync_task(
         if job.id not in by_job and not thin:
             continue
         raws[job.id] = api.get_job_annotations(job.id)
-        _resolve_job_pieces(snap, job, raws[job.id], by_job.get(job.id, []))
+        resolve_job_pieces(snap, job, raws[job.id], by_job.get(job.id, []))
     refused_keys: dict[tuple[int, int, int], str] = {}
     refused_before = -1
     while len(refused_keys) != refused_before:  # a refusal in one job re-plans the others
         refused_before = len(refused_keys)
         for job in todo:
             if job.id in raws:
-                plans[job.id] = _plan_job(snap, cfg, task_id, job, raws[job.id], by_job.get(job.id, []),
+                plans[job.id] = plan_job(snap, cfg, task_id, job, raws[job.id], by_job.get(job.id, []),
                                           refused_keys, thin=thin)
     for key, why in refused_keys.items():
         if key in merge_of:
             summary.merges_refused += 1
             summary.planned.append(f"merge of object {key[2]} into {key[0]} refused: {why}")
-            extra_findings.append(_fragment_finding(snap, merge_of[key], why))
-    for job in list(todo):
-        plan = plans.get(job.id)
-        if plan is None or plan.empty:
-            continue
-        _describe_plan(summary, plan)
-        if dry_run:
-            summary.merges_applied += len(plan.merges)
-            continue
-        try:
-            execute_plan(api, store, plan, backup_dir=cfg.state.backup_dir, run_id=summary.run_id,
-                         lease=lease)
-        except ConcurrentEditError as exc:
-            summary.concurrent_edits.append(str(exc))
-            todo.remove(job)
-            continue
-        except LeaseLostError as exc:
-            summary.leases_lost.append(str(exc))
-            todo.remove(job)
-            continue
-        summary.merges_applied += len(plan.merges)
+            extra_findings.append(fragment_finding(snap, merge_of[key], why))
+    job_plans = [plans[j.id] for j in todo if j.id in plans and not plans[j.id].empty]
+    for plan in job_plans:
+        describe_plan(summary, plan)
+    if dry_run:
+        summary.merges_applied += sum(len(p.merges) for p in job_plans)
+    elif job_plans:
+        keys = [k for k in merge_of if k not in refused_keys]
+        tplan = task_plan(snap, task_id, job_plans, keys, cfg, thin=thin, blocked=blocked)
+        dropped = write_task_plan(api, store, cfg, tplan, summary, lease)
         wrote = True
+        if dropped is None:
+            snap = read_task(api, task_id)  # findings and issues refer to the merged tracks
+            try:
+                rec = store.task_plan(task_id)
+                assert rec is not None  # execute_task_plan recorded it before writing
+                finish_task_plan(api, store, rec, snap.dense, lease=lease)
+                summary.merges_applied += sum(len(p.merges) for p in job_plans)
+            except PlanRolledBack as exc:
+                summary.planned.append(str(exc))
+                snap = read_task(api, task_id)
+                for key in keys:
+                    summary.merges_refused += 1
+                    extra_findings.append(fragment_finding(snap, merge_of[key], str(exc)))
+        else:
+            todo = [j for j in todo if j.id not in dropped]
+            snap = read_task(api, task_id)
     if not todo:
         return
-    if wrote:
-        snap = read_task(api, task_id)  # findings and issues refer to the merged tracks
 
     # 4. Checks and review items.
     from cvat_extension.core.checks import ChecksConfig, run_checks
@@ -447,52 +520,63 @@ def _sync_task(
         findings.extend(extra_findings)
     else:
         findings.extend(f for f in extra_findings if set(f.track_ids) <= set(snap.dense.ids.tolist()))
+        raws = {}  # the job reads of step 3 predate our merges
+    if jobs_overlap(snap):
+        # Repair check: holders whose copies of the shared frames disagree (an older
+        # version's crash, a human edit after our write) become review items.
+        mine = {j.id for j in todo}
+        near = {n.id for a, b in zip(snap.jobs, snap.jobs[1:]) if {a.id, b.id} & mine for n in (a, b)}
+        for jid in sorted(near - set(raws)):
+            raws[jid] = api.get_job_annotations(jid)
+        findings.extend(disagreeing_holders(snap, {j: raws[j] for j in near}))
     review_opts: dict[str, Any] = dict(cfg.review.options)
     if cfg.review.frame_budget and snap.info.num_frames:
         review_opts["budget_frames_fraction"] = min(1.0, cfg.review.frame_budget / snap.info.num_frames)
     items = plan_review(findings, num_frames=snap.info.num_frames, min_score=cfg.review.min_score,
                         **review_opts)
+    if cfg.review.min_items_per_job:
+        everything = plan_review(findings, num_frames=snap.info.num_frames, min_score=cfg.review.min_score,
+                                 **{**review_opts, "budget_frames_fraction": 1.0})
+        items = with_floor(snap, items, everything, cfg.review.min_items_per_job)
     todo = _keep_leases(lease, task_id, todo, "the review push (after the checks)", summary)
     if not todo:
         return
     todo_ids = {j.id for j in todo}
     summary.jobs_checked += len(todo)
     for f in findings:
-        holder = snap.job_of_frame(f.frames[0])
-        if holder is not None and holder.id in todo_ids:
+        owner = snap.job_of_frame(f.frames[0])
+        if owner is not None and owner.id in todo_ids:
             summary.findings_by_kind[f.kind] += 1
 
-    plans: dict[int, list[IssuePlan]] = {j.id: [] for j in todo}
+    issue_plans: dict[int, list[IssuePlan]] = {j.id: [] for j in todo}
     job_items: dict[int, list[ReviewItem]] = {}
     for item in items:
-        holder = snap.job_of_frame(item.frame)
-        if holder is None or holder.id not in plans:
+        owner = snap.job_of_frame(item.frame)
+        if owner is None or owner.id not in issue_plans:
             continue  # its job is not finished work yet; pushed when it is
-        job_items.setdefault(holder.id, []).append(item)
-    if wrote:
-        raws = {}  # the job reads of step 3 predate our merges
+        job_items.setdefault(owner.id, []).append(item)
     for job in todo:
         if job.id in job_items:
-            names = _job_track_ids(api, snap, job, job_items[job.id], raws)
-            plans[job.id] = [plan_issue(snap, job, item, names) for item in job_items[job.id]]
-    summary.items += sum(len(p) for p in plans.values())
+            names = job_track_ids(api, snap, job, job_items[job.id], raws)
+            issue_plans[job.id] = [plan_issue(snap, job, item, names) for item in job_items[job.id]]
+    summary.items += sum(len(p) for p in issue_plans.values())
 
     reviewer_id = None
-    if cfg.review.reviewer and cfg.review.on_findings is OnFindings.REVIEW and any(plans.values()):
+    if cfg.review.reviewer and cfg.review.on_findings is OnFindings.REVIEW and any(issue_plans.values()):
         reviewer_id = api.find_user_id(cfg.review.reviewer)
 
     # 5. Issues, stage changes, processed marks: each write only while the job is still ours.
     for job in todo:
         try:
-            _finish_job(api, store, cfg, task_id, job, snap, items, plans[job.id], summary,
+            finish_job(api, store, cfg, task_id, job, snap, items, issue_plans[job.id], summary,
                         dry_run=dry_run, thin=thin, merged=job.id in by_job,
-                        reviewer_id=reviewer_id, lease=lease)
+                        reviewer_id=reviewer_id, lease=lease, raw=raws.get(job.id))
         except LeaseLostError as exc:
             summary.leases_lost.append(str(exc))
             summary.jobs_checked -= 1  # the worker that owns it now checks it
 
     if report and not dry_run:
-        summary.reports.append(str(_write_report(api, cfg, snap, items)))
+        summary.reports.append(str(write_report(api, cfg, snap, items)))
 
 
 def _keep_leases(lease: JobLease | None, task_id: int, todo: list[JobInfo], step: str,
@@ -515,194 +599,3 @@ def _keep_leases(lease: JobLease | None, task_id: int, todo: list[JobInfo], step
         kept.append(job)
     return kept
 
-
-def _finish_job(
-    api: Any, store: StateStore, cfg: SyncConfig, task_id: int, job: JobInfo,
-    snap: TaskSnapshot, items: Sequence[ReviewItem], plans: list[IssuePlan], summary: SyncSummary,
-    *, dry_run: bool, thin: bool, merged: bool, reviewer_id: int | None, lease: JobLease | None,
-) -> None:
-    """Push the job's issues, change its stage, mark it processed (renewing before each).
-
-    Raises:
-        LeaseLostError: another worker took the job over; what is written so far is
-            idempotent (issues by fingerprint), the new owner finishes it.
-    """
-    if lease is not None:
-        lease.ensure(job.id, "the issue push")
-    result = push_issues(api, store, job.id, plans, job_issue_count=job.issue_count, dry_run=dry_run)
-    tally_push(summary, result)
-    if dry_run:
-        for p in plans:
-            summary.planned.append(
-                f"job {job.id}: issue at frame {p.frame} {[round(v, 1) for v in p.position]}: {p.message}"
-            )
-    change = stage_change(cfg, job, result.open_count, reviewer_id=reviewer_id)
-    final: Mapping[str, Any] | None = None
-    if change:
-        if dry_run:
-            summary.stage_changes.append({"job": job.id, **change})
-            summary.planned.append(f"job {job.id}: set {change}")
-        else:
-            if lease is not None:
-                lease.ensure(job.id, "the stage change")
-            summary.stage_changes.append({"job": job.id, **change})
-            final = api.update_job(job.id, **change)
-    if dry_run:
-        return
-    if final is None and (result.created or merged or thin):
-        final = api.get_job(job.id)
-    updated = str(final.get("updated_date")) if final else job.updated_date
-    job_findings = [f.to_json() for it in items for f in it.findings if job.holds(it.frame)]
-    if lease is not None:
-        lease.ensure(job.id, "the processed mark")
-    store.mark_processed(JobRecord(
-        job_id=job.id, task_id=task_id, updated_date=updated,
-        content_hash=_job_hash(snap, job), processed_at=time.time(), findings=job_findings,
-        stage=str((final or {}).get("stage", job.stage)), state=str((final or {}).get("state", job.state)),
-    ))
-
-
-def _jobs_overlap(snap: TaskSnapshot) -> bool:
-    """True when consecutive jobs share frames (CVAT's segment overlap)."""
-    return any(b.start_frame <= a.stop_frame for a, b in zip(snap.jobs, snap.jobs[1:]))
-
-
-def _job_track_ids(api: Any, snap: TaskSnapshot, job: JobInfo, items: Sequence[ReviewItem],
-                   raws: dict[int, Any]) -> dict[int, int]:
-    """Object id → the id of its track as ``job`` stores it (what its reviewer sees).
-
-    Without overlap every piece of the task-level read lies in one job and the snapshot
-    knows which. With overlap the task-level read re-joins the pieces of consecutive jobs
-    under the earliest piece's id, so a later job's own id appears only in that job's
-    read: one read per job that gets issues (reused when step 3 already made it), the
-    pieces found by id when the job stores a task-level id, else by boxes
-    (``annotations.match_job_pieces``). Calls do not grow with the number of frames.
-    """
-    from cvat_extension.cvat.annotations import match_job_pieces
-
-    objects = sorted({int(t) for it in items for t in it.track_ids})
-    out: dict[int, int] = {}
-    if not _jobs_overlap(snap):
-        for sid in objects:
-            piece = snap.piece_in_job(sid, job.id)
-            if piece is not None:
-                out[sid] = int(piece)
-        return out
-    raw = raws.get(job.id)
-    if raw is None:
-        raw = raws[job.id] = api.get_job_annotations(job.id)
-    stored = set(job_annotations_by_id(raw))
-    for sid in objects:
-        mine = [p for p in snap.pieces_of(sid) if p in stored]
-        if mine:
-            out[sid] = int(mine[0])
-    missing = [sid for sid in objects if sid not in out]
-    if missing:
-        out.update(match_job_pieces(snap, job, raw, missing))
-    return out
-
-
-def _fragment_finding(snap: TaskSnapshot, m: Any, reason: str) -> Finding:
-    rows = snap.dense.track(int(m.from_))
-    rows = rows[~rows.outside]
-    box = tuple(float(v) for v in rows.xyxy[0]) if len(rows) else None
-    return Finding(
-        kind="fragment",
-        track_ids=tuple(sorted((int(m.previous), int(m.from_)))),
-        frames=(int(m.end_frame), int(m.start_frame)),
-        box=box,  # type: ignore[arg-type]
-        score=float(min(max(m.score, 0.0), 1.0)),
-        message=(f"track {int(m.from_)} at frame {int(m.start_frame)} continues track "
-                 f"{int(m.previous)} (gap {int(m.gap_frames)} frames); not merged automatically: {reason}"),
-        metrics={"gap_frames": float(m.gap_frames), "score": float(m.score)},
-    )
-
-
-def _resolve_job_pieces(snap: TaskSnapshot, job: JobInfo, job_raw: Any,
-                        merges: list[dict[str, Any]]) -> None:
-    """Fill the piece ids the task-level read does not show (later jobs' copies, overlap)."""
-    from cvat_extension.cvat.annotations import match_job_pieces
-
-    stored = set(job_annotations_by_id(job_raw))
-    for mm in merges:
-        # A task-level id is the earliest piece's; with overlap it may belong to another job.
-        for k in ("into", "from"):
-            if mm[k] is not None and int(mm[k]) not in stored:
-                mm[k] = None
-    todo = [mm for mm in merges if mm["into"] is None or mm["from"] is None]
-    if not todo:
-        return
-    objects = sorted({o for mm in todo for o in mm["_key"]})
-    found = match_job_pieces(snap, job, job_raw, objects)
-    for mm in todo:
-        into, previous, from_ = mm["_key"]
-        if mm["into"] is None:
-            mm["into"] = found.get(into, found.get(previous))
-        if mm["from"] is None:
-            mm["from"] = found.get(from_)
-
-
-def _plan_job(snap: TaskSnapshot, cfg: SyncConfig, task_id: int, job: JobInfo, job_raw: Any,
-              merges: list[dict[str, Any]], refused: dict[tuple[int, int, int], str], *,
-              thin: bool) -> JobWritePlan:
-    """Plan one job's writes without the merges refused anywhere; record new refusals."""
-    replaced = _thinned_tracks(snap, job, job_raw, cfg) if thin else []
-    wanted = []
-    for mm in merges:
-        if mm["_key"] in refused:
-            continue
-        if mm["into"] is None or mm["from"] is None:
-            refused[mm["_key"]] = f"job {job.id}: piece ids not found"
-            continue
-        wanted.append(mm)
-    plan = plan_job_writes(job_id=job.id, task_id=task_id, annotations=job_raw,
-                           updated_date=job.updated_date,
-                           merges=[{k: v for k, v in mm.items() if k != "_key"} for mm in wanted],
-                           replaced_tracks=replaced)
-    keys = {(mm["into"], mm["from"]): mm["_key"] for mm in wanted}
-    for r in plan.refused:
-        key = keys.get((int(r["into"]), int(r["from"])))
-        if key is not None:
-            refused.setdefault(key, f"job {job.id}: merge {r['from']} into {r['into']}: {r['reason']}")
-    return plan
-
-
-def _describe_plan(summary: SyncSummary, plan: JobWritePlan) -> None:
-    for m in plan.merges:
-        summary.planned.append(
-            f"job {plan.job_id}: merge track {m['from']} into track {m['into']} "
-            f"(gap {m.get('gap')}, score {m.get('score')})"
-        )
-    for op in plan.ops:
-        n = sum(len(v) for v in op["payload"].values())
-        summary.planned.append(f"job {plan.job_id}: PATCH action={op['action']} ({n} track(s))")
-
-
-def _thinned_tracks(snap: TaskSnapshot, job: JobInfo, job_raw: Mapping[str, Any],
-                    cfg: SyncConfig) -> list[dict[str, Any]]:
-    """Tracks of the job whose keyframes thinning reduces (PATCH update payloads)."""
-    from cvat_extension.core.keyframes import expand_keyframes, thin_keyframes
-    from cvat_extension.io.cvat_json import parse_labeled_data
-
-    doc = parse_labeled_data(job_raw, labels=snap.labels, path=f"job {job.id} annotations")
-    if not len(doc.tracks):
-        return []
-    dense = expand_keyframes(doc.tracks, stop_frame=job.stop_frame, job_stops=[job.stop_frame])
-    thinned = thin_keyframes(dense, tolerance_px=cfg.merge.thin_tolerance_px, stop_frame=job.stop_frame)
-    out = doc.to_labeled_data(thinned, stop_frame=job.stop_frame, changed_only=True)
-    before = {int(t["id"]): len(t["shapes"]) for t in job_raw.get("tracks") or [] if t.get("id")}
-    return [t for t in out["tracks"] if t.get("id") is not None
-            and len(t["shapes"]) < before.get(int(t["id"]), 0)]
-
-
-def _job_hash(snap: TaskSnapshot, job: JobInfo) -> str:
-    tracks = [t for t in snap.raw.get("tracks") or [] if snap.job_of_piece(int(t.get("id") or -1)) == job.id]
-    return content_hash({"tracks": tracks})
-
-
-def _write_report(api: Any, cfg: SyncConfig, snap: TaskSnapshot, items: Sequence[ReviewItem]) -> Path:
-    from cvat_extension.report.html import write_report
-
-    out = Path(cfg.state.report_dir) / f"task-{snap.task_id}"
-    return write_report(out, tracks=snap.dense, info=snap.info, items=list(items),
-                        frames=FrameCache(api, snap.task_id), title=f"Track review: {snap.name}")

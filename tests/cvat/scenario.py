@@ -91,3 +91,68 @@ def visible_boxes(doc: dict[str, Any]) -> set[tuple[int, tuple[float, ...]]]:
     return {(int(s["frame"]), tuple(round(float(v), 3) for v in s["points"]))
             for t in doc.get("tracks", []) for s in t["shapes"] if not s["outside"]}
 
+
+
+OVERLAP_SEGMENT = 30
+OVERLAP = 5
+
+
+def overlap_tracks(car: int, person: int, variant: str = "scenario") -> dict[str, dict[str, Any]]:
+    """The scenario's tracks for a task with ``segment_size=30, overlap=5`` (jobs 0-29,
+    25-54, 50-59); ``variant="merge_in_overlap"`` moves the fragment's gap (frames 51-53)
+    inside the overlap of jobs 2 and 3, so both jobs store both pieces."""
+    named = tracks(car, person)
+    if variant == "merge_in_overlap":
+        named["frag_a"] = track(car, [rect(f, 100 + 3 * f, 380, 50, 60) for f in range(40, 51)]
+                                + [rect(51, 100 + 3 * 50, 380, 50, 60, outside=True)])
+        named["frag_b"] = track(car, [rect(f, 100 + 3 * f, 380, 50, 60) for f in range(54, 59)]
+                                + [rect(59, 100 + 3 * 58, 380, 50, 60, outside=True)])
+    if variant == "late_ghost":
+        # a car that starts in job 1, stops moving at frame 31 and whose box stays frozen
+        # in job 2 (frames 32-50) after the object left: a ghost first seen in job 2
+        named["late_ghost"] = track(car, [rect(f, 400 + 4 * (f - 10), 130, 40, 50) for f in range(10, 32)]
+                                    + [rect(50, 400 + 4 * 21, 130, 40, 50),
+                                       rect(51, 400 + 4 * 21, 130, 40, 50, outside=True)])
+    return named
+
+
+def seed_overlap(standin: Any, client: Any, variant: str = "scenario") -> tuple[int, list[int]]:
+    """Create the overlap-5 task (:func:`overlap_tracks`), written at task level as CVAT
+    does, every job completed."""
+    from cvat_sdk import models
+
+    task_id = standin.seed_task("overlap", [{"name": "car"}, {"name": "person"}],
+                                (NUM_FRAMES, *SIZE), segment_size=OVERLAP_SEGMENT, overlap=OVERLAP)
+    named = overlap_tracks(standin.label_id(task_id, "car"), standin.label_id(task_id, "person"), variant)
+    client.tasks.retrieve(task_id).set_annotations(models.LabeledDataRequest(
+        version=0, tags=[], shapes=[],
+        tracks=[models.LabeledTrackRequest(**t) for t in named.values()]))
+    jobs = standin.job_ids(task_id)
+    for j in jobs:
+        standin.set_job(j, stage="annotation", state="completed")
+    return task_id, jobs
+
+
+def task_views(standin: Any, task_id: int) -> tuple[list[Any], list[Any]]:
+    """CVAT's task-level read and its "CVAT for video 1.1" export, without ids.
+
+    The read: each task-level track's keyframes ``(frame, points, outside)``. The export
+    lists every frame of every track of that read, interpolated as CVAT does; here each
+    track's visible ``(frame, points)``. Both as sorted lists, so two tasks compare equal
+    when a reviewer would see the same objects.
+    """
+    from cvat_standin.annotations import interpolated_shapes
+
+    with standin.store.lock:
+        doc = standin.store.read_task(task_id)
+        size = len(standin.store.tasks[task_id].frames)
+
+    def pts(s: dict[str, Any]) -> tuple[float, ...]:
+        return tuple(round(float(v), 3) for v in s["points"])
+
+    read = sorted(tuple(sorted((int(s["frame"]), pts(s), bool(s["outside"])) for s in t["shapes"]))
+                  for t in doc["tracks"])
+    export = sorted(tuple(sorted((int(s["frame"]), pts(s)) for s in interpolated_shapes(t, 0, size)
+                                 if not s.get("outside")))
+                    for t in doc["tracks"])
+    return read, export

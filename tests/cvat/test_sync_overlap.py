@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 from cvat.harness import sync_harness
-from cvat.scenario import NUM_FRAMES, SIZE, rect, track, tracks, visible_boxes, writes
+from cvat.scenario import NUM_FRAMES, SIZE, rect, seed_overlap, track, visible_boxes, writes
 
 from cvat_extension.cvat.config import SyncConfig
 from cvat_extension.cvat.connection import connect
@@ -35,34 +35,9 @@ OVERLAP = 5
 
 @pytest.fixture(params=["scenario"])
 def overlap_env(request: pytest.FixtureRequest, cvat_standin: Any, cvat_client: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    from cvat_sdk import models
-
     monkeypatch.setenv("CVAT_ACCESS_TOKEN", cvat_standin.admin_token)
     reviewer = cvat_standin.seed_user("reviewer", "pw")
-    task_id = cvat_standin.seed_task("overlap", [{"name": "car"}, {"name": "person"}],
-                                     (NUM_FRAMES, *SIZE), segment_size=SEGMENT, overlap=OVERLAP)
-    car = cvat_standin.label_id(task_id, "car")
-    person = cvat_standin.label_id(task_id, "person")
-    named = tracks(car, person)
-    if request.param == "merge_in_overlap":
-        # the fragment's gap (frames 51-53) lies inside the overlap of jobs 2 and 3 (50-54)
-        named["frag_a"] = track(car, [rect(f, 100 + 3 * f, 380, 50, 60) for f in range(40, 51)]
-                                + [rect(51, 100 + 3 * 50, 380, 50, 60, outside=True)])
-        named["frag_b"] = track(car, [rect(f, 100 + 3 * f, 380, 50, 60) for f in range(54, 59)]
-                                + [rect(59, 100 + 3 * 58, 380, 50, 60, outside=True)])
-    if request.param == "late_ghost":
-        # a car that starts in job 1, stops moving at frame 31 and whose box stays frozen
-        # in job 2 (frames 32-50) after the object left: a ghost first seen in job 2
-        named["late_ghost"] = track(car, [rect(f, 400 + 4 * (f - 10), 130, 40, 50) for f in range(10, 32)]
-                                    + [rect(50, 400 + 4 * 21, 130, 40, 50),
-                                       rect(51, 400 + 4 * 21, 130, 40, 50, outside=True)])
-    cvat_client.tasks.retrieve(task_id).set_annotations(models.LabeledDataRequest(
-        version=0, tags=[], shapes=[],
-        tracks=[models.LabeledTrackRequest(**t) for t in named.values()]))
-    jobs = cvat_standin.job_ids(task_id)
-    for j in jobs:
-        cvat_standin.set_job(j, stage="annotation", state="completed")
-
+    task_id, jobs = seed_overlap(cvat_standin, cvat_client, request.param)
     make_cfg, make_api, store = sync_harness(cvat_standin, tmp_path)
     yield cvat_standin, task_id, jobs, make_cfg, make_api, store, reviewer
     store.close()
@@ -279,13 +254,14 @@ def test_issue_on_a_later_job_names_that_jobs_track_ids(overlap_env: Any) -> Non
                                     for j, v in issues_by_job(standin).items()}
     text = comment_text(standin, ghost_issues[0].id)
     assert f"track {job2_id}," in text and str(task_level_id) not in text.split(",")[0], text
-    # the ids cost one read of each job that gets issues (after the merge written to job
-    # 2, whose earlier read is stale), whatever the task's length
+    # the ids, the holders' agreement check and the backups before the issue and stage
+    # writes cost one read of each job after the merge written to job 2 (whose earlier
+    # read is stale), whatever the task's length
     log = standin.request_log
     last_write = max(i for i, r in enumerate(log) if r.method == "PATCH" and r.path.endswith("/annotations/"))
     after = [r.path for r in log[last_write + 1:] if r.method == "GET" and r.path.startswith("/api/jobs/")
              and r.path.endswith("/annotations/")]
-    assert sorted(after) == sorted({f"/api/jobs/{j}/annotations/" for j in issues_by_job(standin)})
+    assert sorted(after) == sorted(f"/api/jobs/{j}/annotations/" for j in jobs)
 
     mark = len(standin.request_log)
     again = run_sync(make_api(cfg), store, cfg, report=False)

@@ -3,8 +3,11 @@
 Without ``--backup`` the job's oldest backup is read from the state store (``sync.state.path``):
 the state before the first write the sync ever made to it. Backups live in the store, so this
 works from any host that shares it, whichever worker took the backup; ``--backup FILE`` uses a
-local backup file instead. The job is replaced as a whole (PUT) and then compared with the
-backup; object ids change (CVAT assigns new ones on PUT), the boxes do not.
+local backup file instead. The job's current annotations are backed up first (a restore can
+be undone the same way). Objects are put back under their own ids (PATCH), so issues naming
+them stay valid; where CVAT does not keep the ids the job is replaced (PUT, new ids) and every
+open issue of ours naming a track id that no longer exists is re-opened under the new ids (the
+old one is resolved with a comment pointing to it). Then the job is compared with the backup.
 
 Exit codes: 0 restored and verified, 2 no backup, bad file, or CVAT refused.
 """
@@ -61,8 +64,10 @@ def run(args: argparse.Namespace) -> int:
         finally:
             api.client.close()
         n = len(doc["annotations"].get("tracks") or [])
+        ids = "track ids kept" if doc["ids_kept"] else (
+            f"track ids changed; {len(doc['issues_rewritten'])} open issue(s) re-opened under the new ids")
         print(f"job {args.job}: restored {n} track(s) from the backup taken at "
-              f"{time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(doc['taken_at']))}Z; verified")
+              f"{time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(doc['taken_at']))}Z; {ids}; verified")
         return 0
     finally:
         store.close()
