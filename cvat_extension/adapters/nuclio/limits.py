@@ -15,7 +15,9 @@ variable                              default    what it bounds
 ====================================  =========  ============================================
 ``LIMIT_IMAGE_PIXELS``                25000000   width × height of a frame (read from the
                                                  header; larger → 400 before decoding)
-``LIMIT_MIN_IMAGE_SIDE``              16         smallest width/height accepted
+``LIMIT_MIN_IMAGE_SIDE``              1          smallest width/height accepted (the reid
+                                                 functions with camera-motion compensation
+                                                 need at least 32 and enforce it)
 ``LIMIT_MAX_BOXES``                   1000       rectangles per ``boxes0``/``boxes1`` (reid)
 ``LIMIT_MAX_OBJECTS``                 32         shapes/states per tracker request (SAM2)
 ``LIMIT_MAX_POLYGON_VERTICES``        1000       vertices of one polygon
@@ -69,7 +71,7 @@ class WorkLimits:
     """
 
     image_pixels: int = 25_000_000
-    min_image_side: int = 16
+    min_image_side: int = 1
     max_boxes: int = 1000
     max_objects: int = 32
     max_polygon_vertices: int = 1000
