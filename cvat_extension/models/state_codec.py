@@ -1,7 +1,7 @@
 """A typed, versioned byte format for tracker state: JSON structure + raw numpy arrays.
 
 Why not pickle: tracker states travel through Redis, shared by function replicas, and
-``pickle.loads`` on a value anyone with write access to that Redis can plant runs their code
+unpickling on a value anyone with write access to that Redis can plant runs their code
 in the function. This format can only rebuild data:
 
 - JSON scalars, and explicitly tagged containers (list, tuple, set, dict with str/int keys,
