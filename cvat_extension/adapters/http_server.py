@@ -128,6 +128,12 @@ async def read_body(request: web.Request, limits: HttpLimits) -> bytes:
         return await asyncio.wait_for(request.read(), limits.body_timeout_s)
     except asyncio.TimeoutError as exc:
         raise web.HTTPRequestTimeout() from exc
+    except web.HTTPException:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any failure to read a body is the client's
+        # The client closed mid-body, or sent a body its own headers contradict (bad chunking,
+        # a Content-Encoding that does not decode). A 400 when the socket can still take it.
+        raise web.HTTPBadRequest(reason="request body could not be read") from exc
 
 
 def token_matches(expected: str | None, given: str | None) -> bool:

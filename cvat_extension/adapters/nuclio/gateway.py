@@ -134,6 +134,19 @@ class FunctionRuntime:
             "status": {"state": "ready", "httpPort": port},
         }
 
+    def ensure_loaded(self) -> None:
+        """Import ``main.py`` and run ``init_context`` if not done yet.
+
+        Failures are logged and left for :meth:`invoke` to report (a generic 500), as Nuclio
+        reports a function whose init failed.
+        """
+        with self._lock:
+            if self._module is None:
+                try:
+                    self._load()
+                except Exception as exc:  # noqa: BLE001 - reported by invoke
+                    logger.error("function %s: init failed: %s", self.name, exc)
+
     def user_data(self) -> Any:
         """What ``init_context`` left in ``context.user_data``, loading the handler first."""
         with self._lock:

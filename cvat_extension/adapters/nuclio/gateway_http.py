@@ -263,6 +263,13 @@ class GatewayServer:
             content_type = request.headers.get("Content-Type") or "application/octet-stream"
             await slot.running.acquire()
             loop = asyncio.get_running_loop()
+            if not runtime.loaded:
+                # Nuclio runs init_context before the first event, outside eventTimeout.
+                try:
+                    await loop.run_in_executor(self._executor, runtime.ensure_loaded)
+                except BaseException:
+                    slot.running.release()
+                    raise
             future = loop.run_in_executor(
                 self._executor,
                 lambda: runtime.invoke(body, content_type=content_type, headers=headers, path=path),

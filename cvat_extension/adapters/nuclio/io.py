@@ -56,7 +56,7 @@ def body_of(event: Any) -> dict[str, Any]:
             raise InputError("request body is empty: expected a JSON object")
         try:
             body = json.loads(body.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        except (UnicodeDecodeError, ValueError) as exc:  # incl. ints over Python's digit limit
             raise InputError(f"request body is not valid JSON: {exc}") from exc
         except RecursionError as exc:
             raise InputError("request body is JSON nested too deeply") from exc
@@ -65,7 +65,7 @@ def body_of(event: Any) -> dict[str, Any]:
             raise InputError("request body is empty: expected a JSON object")
         try:
             body = json.loads(body)
-        except json.JSONDecodeError as exc:
+        except ValueError as exc:
             raise InputError(f"request body is not valid JSON: {exc}") from exc
         except RecursionError as exc:
             raise InputError("request body is JSON nested too deeply") from exc
