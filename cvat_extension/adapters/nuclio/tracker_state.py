@@ -264,6 +264,7 @@ def store_from_env(env: Mapping[str, str], *, namespace: str = "") -> StateStore
         password = env.get("CVAT_FUNCTIONS_REDIS_PASSWORD")
         auth = f":{password}@" if password else ""
         url = f"redis://{auth}{env['CVAT_FUNCTIONS_REDIS_HOST']}:{env.get('CVAT_FUNCTIONS_REDIS_PORT') or 6379}/0"
+    key = key_from_env(env, shared=bool(url))  # before connecting: refuse unsigned sharing early
     inner: StateStore
     if url:
         inner = RedisStateStore.from_url(
@@ -271,4 +272,4 @@ def store_from_env(env: Mapping[str, str], *, namespace: str = "") -> StateStore
         )
     else:
         inner = LruStateStore(ttl_s=ttl, max_bytes=max_bytes, max_entries=max_entries)
-    return SignedStateStore(inner, key_from_env(env, shared=bool(url)))
+    return SignedStateStore(inner, key)
