@@ -150,6 +150,12 @@ class Server:
         return self.log.read().decode("utf-8", "replace")
 
     def rss(self) -> int:
+        """Peak resident memory so far (Linux ``VmHWM``), else the current RSS."""
+        status = Path(f"/proc/{self.proc.pid}/status")
+        if status.is_file():
+            for line in status.read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
         import psutil
 
         return int(psutil.Process(self.proc.pid).memory_info().rss)
