@@ -62,21 +62,25 @@ def register(subparsers: Any) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--port", type=_port, default=8070, help="dashboard port, CVAT_NUCLIO_PORT (default 8070)")
-    parser.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
+    parser.add_argument("--port", type=_port, default=8070, metavar="PORT",
+                        help="dashboard port, CVAT_NUCLIO_PORT (default 8070)")
+    parser.add_argument("--host", default="127.0.0.1", metavar="HOST", help="listen address (default 127.0.0.1)")
     parser.add_argument("--direct-ports", action="store_true",
                         help="give each function its own port for CVAT_NUCLIO_INVOKE_METHOD=direct")
-    parser.add_argument("--direct-port-base", type=_port, default=None,
+    parser.add_argument("--direct-port-base", type=_port, default=None, metavar="PORT",
                         help="first direct port (default: --port + 1)")
     parser.add_argument("--token-env", default="CVAT_FUNCTIONS_TOKEN", metavar="VAR",
                         help="environment variable holding the shared token (unset/empty: no token)")
-    parser.add_argument("--max-pending", type=_positive, default=64,
+    parser.add_argument("--max-pending", type=_positive, default=64, metavar="N",
                         help="requests per function waiting at most; more get 503 (default 64)")
-    parser.add_argument("--max-body-mb", type=_positive, default=32, help="largest request body (default 32)")
-    parser.add_argument("--idle-timeout", type=_seconds, default=15.0,
+    parser.add_argument("--max-body-mb", type=_positive, default=32, metavar="MB",
+                        help="largest request body (default 32)")
+    parser.add_argument("--idle-timeout", type=_seconds, default=15.0, metavar="SECONDS",
                         help="close idle keep-alive connections after this many seconds (default 15)")
-    parser.add_argument("--manifest", default="serverless.yaml", help="functions manifest")
-    parser.add_argument("--only", nargs="+", default=[], metavar="NAME", help="serve just these")
+    parser.add_argument("--manifest", default="serverless.yaml", metavar="YAML",
+                        help="functions manifest (default serverless.yaml)")
+    parser.add_argument("--only", action="extend", nargs="+", default=[], metavar="NAME",
+                        help="serve just these functions (--only yolo bytetrack)")
     parser.add_argument(
         "--print-spec",
         metavar="NAME",
