@@ -240,11 +240,19 @@ class WebhookConfig:
         host: address to bind.
         port: port to bind.
         secret_env: environment variable holding the webhook's shared secret.
+        path: the only URL path accepted (the path of the webhook's target URL in CVAT).
+        queue_path: SQLite file of the durable sync queue and of the deliveries seen.
+        max_queue: jobs allowed to wait; more deliveries get 503 (CVAT can redeliver).
+        dedupe_ttl_s: how long a delivery is remembered, so a redelivery syncs once.
     """
 
     host: str = "127.0.0.1"
     port: int = 8765
     secret_env: str = "CVAT_WEBHOOK_SECRET"
+    path: str = "/"
+    queue_path: str = ".cvat-track/webhook-queue.sqlite"
+    max_queue: int = 1000
+    dedupe_ttl_s: float = 86400.0
 
     def secret(self) -> bytes:
         """The shared secret from the environment.
@@ -412,12 +420,20 @@ class SyncConfig:
         )
 
         w = _section(root.get("webhook"), "sync.webhook")
-        _check_keys(w, {"host", "port", "secret_env"}, "sync.webhook")
+        _check_keys(w, {"host", "port", "secret_env", "path", "queue_path", "max_queue", "dedupe_ttl_s"},
+                    "sync.webhook")
+        hook_path = _str(w, "path", "/", "sync.webhook") or "/"
+        if not hook_path.startswith("/"):
+            raise ConfigError(f"sync.webhook.path: must start with '/', got {hook_path!r}")
         webhook = WebhookConfig(
             host=_str(w, "host", "127.0.0.1", "sync.webhook") or "127.0.0.1",
             port=int(_num(w, "port", 8765, "sync.webhook")),
             secret_env=_str(w, "secret_env", WebhookConfig().secret_env, "sync.webhook")
             or WebhookConfig().secret_env,
+            path=hook_path,
+            queue_path=_str(w, "queue_path", WebhookConfig().queue_path, "sync.webhook") or WebhookConfig().queue_path,
+            max_queue=int(_num(w, "max_queue", 1000, "sync.webhook", lo=1)),
+            dedupe_ttl_s=_num(w, "dedupe_ttl_s", 86400.0, "sync.webhook", lo=1),
         )
 
         sch = _section(root.get("schedule"), "sync.schedule")

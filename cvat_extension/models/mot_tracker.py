@@ -23,7 +23,6 @@ Contract of :meth:`MotTracker.update`:
 from __future__ import annotations
 
 import logging
-import pickle
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -103,8 +102,74 @@ def build_boxmot_tracker(config: TrackerConfig) -> Any:
     )
 
 
-# Attributes holding a ReID network: shared, never pickled into a saved state.
+# Attributes holding a ReID network: shared between fresh trackers, never saved.
 _MODEL_ATTRS = ("_reid_model", "_reid_encoder")
+# Tracker attributes rebuilt from the TrackerConfig on load instead of being saved: functions,
+# layout objects, the network and its settings, and the camera-motion object (whose *state*
+# is saved separately, without its OpenCV algorithm objects).
+_REBUILT_ATTRS = frozenset({
+    "geometry_ops", "detection_layout", "asso_func", "class_catalog", "kalman_noise_config", "cmc",
+    "_reid_model", "_reid_encoder", "_reid_encoder_spec", "_reid_preprocess", "_reid_weights",
+    "_reid_device", "_reid_half", "_raw_reid_configured",
+})
+#: boxmot classes a saved state may contain (module path, class names); nothing else is built.
+_STATE_CLASSES = {
+    "boxmot.trackers.box.bytetrack.track": ("STrack",),
+    "boxmot.trackers.box.botsort.track": ("STrack",),
+    "boxmot.motion.kalman_filters.xyah": ("KalmanFilterXYAH",),
+    "boxmot.motion.kalman_filters.xywh": ("KalmanFilterXYWH",),
+    "boxmot.motion.kalman_filters.noise": ("KalmanNoiseConfig",),
+    "boxmot.trackers.common.tracking.track": ("TrackIdAllocator", "TrackMeta", "TrackState"),
+    "boxmot.trackers.common.tracking.per_class": ("ClassTrackState",),
+}
+
+
+def _state_registry() -> tuple[dict[str, type], dict[type, Any]]:
+    """The classes :mod:`state_codec` may rebuild, and the ``cv2.KeyPoint`` leaf form."""
+    import importlib
+
+    from cvat_extension.models.state_codec import class_name
+
+    registry: dict[str, type] = {}
+    for module_name, names in _STATE_CLASSES.items():
+        module = importlib.import_module(module_name)
+        for name in names:
+            cls = getattr(module, name)
+            registry[class_name(cls)] = cls
+    special: dict[type, Any] = {}
+    try:
+        import cv2
+    except ImportError:  # pragma: no cover - boxmot depends on OpenCV
+        return registry, special
+
+    def keypoint_from_json(v: Any) -> Any:
+        if not isinstance(v, list) or len(v) != 7 or not all(isinstance(x, (int, float)) for x in v):
+            raise InputError("saved tracker state has a malformed key point")
+        return cv2.KeyPoint(float(v[0]), float(v[1]), float(v[2]), float(v[3]), float(v[4]), int(v[5]), int(v[6]))
+
+    special[cv2.KeyPoint] = (
+        "$kp",
+        lambda k: [k.pt[0], k.pt[1], k.size, k.angle, k.response, k.octave, k.class_id],
+        keypoint_from_json,
+    )
+    return registry, special
+
+
+def _is_opencv_algorithm(value: Any) -> bool:
+    return type(value).__module__.startswith("cv2") and type(value).__name__ != "KeyPoint"
+
+
+def _config_dict(config: TrackerConfig) -> dict[str, Any]:
+    """A JSON-comparable form of the settings a state was made with."""
+    import dataclasses
+    from enum import Enum
+    from pathlib import Path
+
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        out[f.name] = value.value if isinstance(value, Enum) else str(value) if isinstance(value, Path) else value
+    return out
 
 
 def _share_models(src: Any, dst: Any) -> None:
@@ -198,30 +263,63 @@ class MotTracker:
 
     # ------------------------------------------------------------------ state
     def state_bytes(self) -> bytes:
-        """The tracker's motion (and appearance) state, pickled without any ReID network."""
-        saved = {a: getattr(self._tracker, a) for a in _MODEL_ATTRS if hasattr(self._tracker, a)}
-        try:
-            for attr in saved:
-                setattr(self._tracker, attr, None)
-            return pickle.dumps(
-                (self.config, self._tracker, self._last_frame, self._assignments),
-                protocol=pickle.HIGHEST_PROTOCOL,
-            )
-        finally:
-            for attr, value in saved.items():
-                setattr(self._tracker, attr, value)
+        """The tracker's motion (and appearance) state in the typed format of
+        :mod:`~cvat_extension.models.state_codec` (no pickle, no ReID network).
+
+        Attributes that only restate the configuration (association function, geometry
+        layout, networks, OpenCV feature detectors) are not stored: :meth:`load_state`
+        takes them from a tracker freshly built from the same :class:`TrackerConfig`.
+        """
+        from cvat_extension.models import state_codec
+
+        tracker = {k: v for k, v in vars(self._tracker).items() if k not in _REBUILT_ATTRS}
+        cmc = getattr(self._tracker, "cmc", None)
+        cmc_state = None if cmc is None else {
+            k: v for k, v in vars(cmc).items() if not _is_opencv_algorithm(v)
+        }
+        root = {
+            "config": _config_dict(self.config),
+            "last_frame": self._last_frame,
+            "assignments": self._assignments,
+            "tracker": tracker,
+            "cmc": cmc_state,
+        }
+        registry, special = _state_registry()
+        return state_codec.encode(root, allowed=registry, special=special)
 
     def load_state(self, data: bytes) -> None:
-        """Restore a state from :meth:`state_bytes` (trusted data: our own checkpoint/Redis).
+        """Restore a state from :meth:`state_bytes`; only tracker state classes can be built.
 
         Raises:
-            InputError: the state was saved with different tracker settings.
+            InputError: not a state, or one made with different tracker settings.
         """
-        config, tracker, last_frame, assignments = pickle.loads(data)  # noqa: S301 - our own bytes
-        if config != self.config:
+        from cvat_extension.models import state_codec
+
+        registry, special = _state_registry()
+        root = state_codec.decode(data, allowed=registry, special=special)
+        if not isinstance(root, dict) or root.get("config") != _config_dict(self.config):
             raise InputError("saved tracker state was made with different tracker settings")
+        tracker = build_boxmot_tracker(self.config)
         _share_models(self._tracker, tracker)
-        self._tracker, self._last_frame, self._assignments = tracker, last_frame, assignments
+        saved = root.get("tracker")
+        if not isinstance(saved, dict):
+            raise InputError("saved tracker state has no tracker attributes")
+        for key, value in saved.items():
+            if key in _REBUILT_ATTRS or not key.isidentifier() or key.startswith("__"):
+                raise InputError(f"saved tracker state has an unexpected attribute {key[:40]!r}")
+            vars(tracker)[key] = value
+        cmc_state = root.get("cmc")
+        if cmc_state is not None:
+            cmc = getattr(tracker, "cmc", None)
+            if cmc is None or not isinstance(cmc_state, dict):
+                raise InputError("saved tracker state has camera-motion state this tracker lacks")
+            vars(cmc).update(cmc_state)
+        last = root.get("last_frame")
+        assignments = root.get("assignments")
+        if not (last is None or isinstance(last, int)) or not isinstance(assignments, dict):
+            raise InputError("saved tracker state has malformed frame bookkeeping")
+        self._tracker, self._last_frame = tracker, last
+        self._assignments = {int(k): int(v) for k, v in assignments.items()}
 
     # ------------------------------------------------------------------ helpers
     def _advance_to(self, frame: int) -> None:

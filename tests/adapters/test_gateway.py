@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import threading
+import re
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -14,6 +14,7 @@ import pytest
 pytest.importorskip("nuclio_sdk")
 
 from cvat_extension.adapters.nuclio.gateway import FunctionGateway  # noqa: E402
+from cvat_extension.adapters.nuclio.gateway_http import GatewayServer, GatewaySettings  # noqa: E402
 from cvat_extension.adapters.nuclio.io import encode_image  # noqa: E402
 from cvat_extension.errors import ConfigError  # noqa: E402
 
@@ -55,19 +56,18 @@ def gateway(tmp_path_factory: pytest.TempPathFactory):
     (broken / "main.py").write_text(
         "def handler(context, event):\n    raise RuntimeError('boom /secret/path')\n", encoding="utf-8"
     )
-    gw = FunctionGateway.from_manifest(folder / "serverless.yaml")
-    server = gw.bind("127.0.0.1", 0)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield gw
-    server.shutdown()
-    server.server_close()
+    server = GatewayServer(
+        FunctionGateway.from_manifest(folder / "serverless.yaml"), GatewaySettings(port=0, direct_ports=True)
+    )
+    server.start_in_thread()
+    yield server
+    server.stop_thread()
 
 
-def _http(gw: FunctionGateway, method: str, path: str, payload=None, headers=None):
+def _http(gw: GatewayServer, method: str, path: str, payload=None, headers=None, port: int | None = None):
     data = None if payload is None else json.dumps(payload).encode()
     request = urllib.request.Request(
-        f"http://127.0.0.1:{gw.port}{path}",
+        f"http://127.0.0.1:{port or gw.port}{path}",
         data=data,
         method=method,
         headers={**CVAT_HEADERS, **({"Content-Type": "application/json"} if data else {}), **(headers or {})},
@@ -79,7 +79,7 @@ def _http(gw: FunctionGateway, method: str, path: str, payload=None, headers=Non
         return err.code, json.loads(err.read())
 
 
-def test_list_functions_as_cvat_reads_them(gateway: FunctionGateway) -> None:
+def test_list_functions_as_cvat_reads_them(gateway: GatewayServer) -> None:
     status, data = _http(gateway, "GET", "/api/functions")
     assert status == 200 and set(data) == {"yolo-detector", "broken"}
     item = data["yolo-detector"]
@@ -89,13 +89,15 @@ def test_list_functions_as_cvat_reads_them(gateway: FunctionGateway) -> None:
     assert annotations["type"] == "detector" and int(annotations["version"]) == 1
     labels = [x["name"] for x in json.loads(annotations["spec"])]
     assert len(labels) == len(set(labels)) == 80 and labels[0] == "person"
-    assert item["status"]["state"] == "ready" and item["status"]["httpPort"] == gateway.port
+    # CVAT's direct method posts to status.httpPort: each function advertises its own port
+    assert item["status"]["state"] == "ready" and item["status"]["httpPort"] == gateway.direct_port["yolo-detector"]
+    assert len({f["status"]["httpPort"] for f in data.values()}) == 2
     assert "YOLO" in item["spec"]["description"] or item["spec"]["description"]
     assert data["broken"]["metadata"]["annotations"]["version"] == "2"
-    assert not gateway.runtimes["yolo-detector"].loaded  # listing never loads a model
+    assert not gateway.gateway.runtimes["yolo-detector"].loaded  # listing never loads a model
 
 
-def test_other_projects_and_unknown_names(gateway: FunctionGateway) -> None:
+def test_other_projects_and_unknown_names(gateway: GatewayServer) -> None:
     assert _http(gateway, "GET", "/api/functions", headers={"x-nuclio-project-name": "other"}) == (200, {})
     status, item = _http(gateway, "GET", "/api/functions/yolo-detector")
     assert status == 200 and item["metadata"]["name"] == "yolo-detector"
@@ -107,7 +109,7 @@ def test_other_projects_and_unknown_names(gateway: FunctionGateway) -> None:
 
 
 @pytest.mark.slow
-def test_invoke_detector_like_cvat(gateway: FunctionGateway, fixtures_dir: Path) -> None:
+def test_invoke_detector_like_cvat(gateway: GatewayServer, fixtures_dir: Path) -> None:
     from PIL import Image
     import numpy as np
 
@@ -118,12 +120,12 @@ def test_invoke_detector_like_cvat(gateway: FunctionGateway, fixtures_dir: Path)
     )
     assert status == 200 and [s["label"] for s in shapes] == ["person", "person"]
     assert all(s["type"] == "rectangle" and len(s["points"]) == 4 for s in shapes)
-    assert gateway.runtimes["yolo-detector"].loaded
+    assert gateway.gateway.runtimes["yolo-detector"].loaded
     status, body = _http(gateway, "POST", "/api/function_invocations", {"threshold": 0.5}, headers)
     assert status == 400 and body == {"error": "image: required field is missing"}
 
 
-def test_handler_crash_is_a_generic_500(gateway: FunctionGateway, caplog: pytest.LogCaptureFixture) -> None:
+def test_handler_crash_is_a_generic_500(gateway: GatewayServer, caplog: pytest.LogCaptureFixture) -> None:
     status, body = _http(gateway, "POST", "/api/function_invocations", {"image": "x"},
                          {"x-nuclio-function-name": "broken"})  # fmt: skip
     assert status == 500 and "secret" not in json.dumps(body)
@@ -178,3 +180,97 @@ def test_print_spec_of_a_function_without_labels_is_a_clear_error(
 
     assert main(["serve-functions", "--manifest", str(_manifest(tmp_path)), "--print-spec", "bytetrack"]) == 2
     assert "bytetrack: this function does not generate a label spec" in capsys.readouterr().err
+
+
+def _raw(port: int, data: bytes, timeout: float = 10.0) -> bytes:
+    """Send raw bytes, return everything the server answered (b"" if it closed silently)."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(data)
+        chunks = []
+        try:
+            while True:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+        except TimeoutError:
+            pass
+        return b"".join(chunks)
+
+
+def test_wrong_method_is_405_json_and_unknown_path_404_json(gateway: GatewayServer) -> None:
+    status, body = _http(gateway, "DELETE", "/api/functions")
+    assert status == 405 and body["error"].startswith("method not allowed")
+    status, body = _http(gateway, "GET", "/nope")
+    assert status == 404 and "no such endpoint" in body["error"]
+    # direct port: only POST /
+    status, body = _http(gateway, "GET", "/", port=gateway.direct_port["broken"])
+    assert status == 405
+
+
+def test_malformed_http_is_refused_before_reading(gateway: GatewayServer) -> None:
+    for length in (b"-1", b"abc", b"99999999999999999999"):
+        reply = _raw(gateway.port, b"POST /api/function_invocations HTTP/1.1\r\nHost: x\r\n"
+                     b"x-nuclio-function-name: broken\r\nContent-Length: " + length + b"\r\n\r\n{}", timeout=5)
+        assert re.match(rb"HTTP/1\.[01] 4\d\d ", reply), reply[:80]
+    big = 40 * 1024 * 1024
+    reply = _raw(gateway.port, b"POST /api/function_invocations HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                 b"x-nuclio-function-name: broken\r\nContent-Length: %d\r\n\r\n" % big, timeout=5)
+    assert reply.startswith(b"HTTP/1.1 413") and b'"error"' in reply
+
+
+def test_direct_invoke_mode_posts_to_the_functions_own_port(gateway: GatewayServer, caplog) -> None:
+    # what CVAT's _invoke_directly does: POST http://localhost:<httpPort> with the payload only
+    status, body = _http(gateway, "POST", "/", {"image": "x"}, port=gateway.direct_port["broken"])
+    assert status == 500 and body == {"error": "function broken failed; see the gateway log"}
+
+
+def test_token_is_required_when_set(tmp_path: Path) -> None:
+    (tmp_path / "serverless.yaml").write_text(
+        f"functions:\n  bytetrack:\n    path: {REPO / 'functions' / 'bytetrack'}\n", encoding="utf-8")
+    server = GatewayServer(FunctionGateway.from_manifest(tmp_path / "serverless.yaml"),
+                           GatewaySettings(port=0, token="s3cret"))
+    server.start_in_thread()
+    try:
+        assert _http(server, "GET", "/api/functions")[0] == 401
+        assert _http(server, "GET", "/api/functions", headers={"X-Gateway-Token": "wrong"})[0] == 401
+        assert _http(server, "GET", "/api/functions", headers={"X-Gateway-Token": "s3cret"})[0] == 200
+        # CVAT can carry it as its function namespace (CVAT_NUCLIO_FUNCTION_NAMESPACE)
+        status, data = _http(server, "GET", "/api/functions", headers={"x-nuclio-function-namespace": "s3cret"})
+        assert status == 200 and set(data) == {"bytetrack"}
+        assert _http(server, "GET", "/healthz")[0] == 200
+    finally:
+        server.stop_thread()
+
+
+def test_process_environment_wins_over_manifest_and_function_yaml(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """function.yaml < manifest < process: checked through the gateway, on what the handler saw."""
+    folder = tmp_path / "envfn"
+    folder.mkdir()
+    (folder / "function.yaml").write_text(
+        "metadata: {name: envfn, annotations: {type: detector, spec: '[]'}}\n"
+        "spec:\n  handler: 'main:handler'\n  env:\n"
+        "    - {name: A, value: yaml}\n    - {name: B, value: yaml}\n    - {name: C, value: yaml}\n",
+        encoding="utf-8")
+    (folder / "main.py").write_text(
+        "import json, os\n"
+        "def init_context(context):\n"
+        "    context.user_data.seen = {k: os.environ.get(k) for k in 'ABC'}\n"
+        "def handler(context, event):\n"
+        "    return context.Response(body=json.dumps(context.user_data.seen), headers={},\n"
+        "                            content_type='application/json', status_code=200)\n",
+        encoding="utf-8")
+    (tmp_path / "serverless.yaml").write_text(
+        "functions:\n  envfn:\n    path: envfn\n    env: {B: manifest, C: manifest}\n", encoding="utf-8")
+    monkeypatch.setenv("C", "process")
+    server = GatewayServer(FunctionGateway.from_manifest(tmp_path / "serverless.yaml"), GatewaySettings(port=0))
+    server.start_in_thread()
+    try:
+        status, seen = _http(server, "POST", "/api/function_invocations", {}, {"x-nuclio-function-name": "envfn"})
+    finally:
+        server.stop_thread()
+    assert status == 200 and seen == {"A": "yaml", "B": "manifest", "C": "process"}

@@ -277,7 +277,7 @@ def _valid() -> dict[str, Any]:
     [
         ({"image0": None}, "image0: required field is missing"),
         ({"image1": "%%%not-base64"}, "image1: not valid base64"),
-        ({"image1": "aGVsbG8gd29ybGQ="}, "image1: not an image"),
+        ({"image1": "aGVsbG8gd29ybGQ="}, "image1: not a readable image in an allowed format"),
         ({"boxes0": "nope"}, "boxes0: expected a list"),
         ({"boxes1": [{"points": [1, 2, 3]}]}, r"boxes1\[0\]: expected 4 points"),
         ({"boxes1": [{"points": [1, 2, "x", 4]}]}, r"boxes1\[0\]: expected a list of numbers"),

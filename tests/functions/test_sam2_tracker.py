@@ -29,6 +29,7 @@ from cvat_extension.adapters.nuclio.sam2_tracker import (  # noqa: E402
     Sam2TrackerService,
     nuclio_handler,
 )
+from cvat_extension.adapters.nuclio.signed_store import SignedStateStore  # noqa: E402
 from cvat_extension.adapters.nuclio.tracker_state import LruStateStore, RedisStateStore  # noqa: E402
 from cvat_extension.core.masks import mask_to_rle, rle_to_mask  # noqa: E402
 from cvat_extension.models.sam2_video import ObjectMemory, Sam2Settings, Sam2StreamTracker  # noqa: E402
@@ -39,6 +40,7 @@ REPO = Path(__file__).resolve().parents[2]
 MAIN = REPO / "functions" / "sam2-tracker" / "main.py"
 SETTINGS = Sam2Settings(image_size=128, device="cpu", allow_random_weights=True)
 W, H = 160, 90
+KEY = b"test-key-" + b"k" * 23
 
 
 @pytest.fixture(scope="module")
@@ -80,8 +82,7 @@ def _shapes() -> list[dict[str, Any]]:
 
 
 def _check_shape(shape: Any, expected_type: str) -> None:
-    if shape is None:  # lost: allowed with random weights
-        return
+    assert shape is not None  # never a bare null: CVAT's UI reads points of every shape
     assert shape["type"] == expected_type
     pts = shape["points"]
     if expected_type == "rectangle":
@@ -141,7 +142,7 @@ def test_main_py_first_and_followup_calls_several_objects(
 
 
 def test_legacy_protocol_and_several_tasks_at_once(frames: list[np.ndarray], tracker: Sam2StreamTracker) -> None:
-    store = LruStateStore()
+    store = SignedStateStore(LruStateStore(), KEY)
     service = Sam2TrackerService(tracker, store, min_confidence=0.0)
     ctx = _context()
     other = np.ascontiguousarray(frames[0][:64, :96])  # "task B": another video, another size
@@ -155,7 +156,7 @@ def test_legacy_protocol_and_several_tasks_at_once(frames: list[np.ndarray], tra
     for step in (1, 2):
         s, out_a = _call(lambda c, e: nuclio_handler(c, e, service), ctx,
                          {"image": encode_image(frames[step]), "shapes": [None], "states": out_a["states"]})
-        assert s == 200 and (out_a["shapes"][0] is None or len(out_a["shapes"][0]) == 4)
+        assert s == 200 and len(out_a["shapes"][0]) == 4
     s, out_b = _call(lambda c, e: nuclio_handler(c, e, service), ctx,
                      {"image": encode_image(other), "shapes": [None], "states": out_b["states"]})
     assert s == 200
@@ -173,7 +174,8 @@ def test_expired_foreign_and_malformed_tokens_are_rejected(
     frames: list[np.ndarray], tracker: Sam2StreamTracker
 ) -> None:
     now = [0.0]
-    store = LruStateStore(clock=lambda: now[0])
+    inner = LruStateStore(clock=lambda: now[0])
+    store = SignedStateStore(inner, KEY)
     service = Sam2TrackerService(tracker, store, min_confidence=0.0)
     ctx = _context()
 
@@ -202,7 +204,7 @@ def test_expired_foreign_and_malformed_tokens_are_rejected(
     now[0] += 8 * 3600 + 1
     s, out = call({"image": img, "shapes": [None], "states": [token]})
     assert s == 410 and "expired" in out["error"]
-    assert len(store) == 0
+    assert len(inner) == 0
 
 
 def _free_port() -> int:
@@ -247,8 +249,9 @@ def test_redis_shared_state_across_two_instances(
     frames: list[np.ndarray], tracker: Sam2StreamTracker, redis_client: Any
 ) -> None:
     """Two replicas (own store clients, own contexts) continue each other's objects."""
-    replica_a = Sam2TrackerService(tracker, RedisStateStore(redis_client), min_confidence=0.0)
-    replica_b = Sam2TrackerService(tracker, RedisStateStore(redis_client.__class__(connection_pool=redis_client.connection_pool)), min_confidence=0.0)
+    replica_a = Sam2TrackerService(tracker, SignedStateStore(RedisStateStore(redis_client), KEY), min_confidence=0.0)
+    other_client = redis_client.__class__(connection_pool=redis_client.connection_pool)
+    replica_b = Sam2TrackerService(tracker, SignedStateStore(RedisStateStore(other_client), KEY), min_confidence=0.0)
     ctx_a, ctx_b = _context(), _context()
     s, out = _call(lambda c, e: nuclio_handler(c, e, replica_a), ctx_a,
                    {"image": encode_image(frames[0]), "shapes": _shapes()[:2], "states": []})
@@ -259,11 +262,65 @@ def test_redis_shared_state_across_two_instances(
     s, out = _call(lambda c, e: nuclio_handler(c, e, replica_a), ctx_a,
                    {"image": encode_image(frames[2]), "shapes": [None, None], "states": out["states"]})
     assert s == 200, out
-    key = replica_a.store.prefix + out["states"][0]["sid"]  # type: ignore[attr-defined]
+    key = replica_a.store.inner.prefix + out["states"][0]["sid"]  # type: ignore[attr-defined]
     assert 0 < redis_client.ttl(key) <= 8 * 3600
-    mem = ObjectMemory.from_bytes(redis_client.get(key).partition(b"\n")[2])
+    mem = ObjectMemory.from_bytes(redis_client.get(key)[32:].partition(b"\n")[2])
     assert mem.frame_idx == 2 and len(mem.outputs["non_cond_frame_outputs"]) == 2
-    redis_client.delete(key)  # e.g. Redis flushed: a clear 410, the other object still works
+    # a value altered in Redis (or planted by whoever can write there) is refused, never parsed
+    key1 = replica_a.store.inner.prefix + out["states"][1]["sid"]  # type: ignore[attr-defined]
+    planted = bytearray(redis_client.get(key1))
+    planted[-1] ^= 0xFF
+    redis_client.set(key1, bytes(planted))
+    s, out3 = _call(lambda c, e: nuclio_handler(c, e, replica_b), ctx_b,
+                    {"image": encode_image(frames[3]), "shapes": [None], "states": out["states"][1:]})
+    assert s == 410 and "failed authentication" in out3["error"]
+    redis_client.delete(key)  # e.g. Redis flushed: a clear 410
     s, out2 = _call(lambda c, e: nuclio_handler(c, e, replica_b), ctx_b,
                     {"image": encode_image(frames[3]), "shapes": [None, None], "states": out["states"]})
     assert s == 410 and "states[0]" in out2["error"]
+
+
+def test_lost_object_keeps_its_last_shape_never_null(frames: list[np.ndarray], tracker: Sam2StreamTracker) -> None:
+    """CVAT's UI reads ``points`` of every returned shape: a lost object answers its last shape."""
+    service = Sam2TrackerService(tracker, SignedStateStore(LruStateStore(), KEY), min_confidence=1.01)
+    ctx = _context()
+    drawn = _shapes()[:2]
+    s, out = _call(lambda c, e: nuclio_handler(c, e, service), ctx,
+                   {"image": encode_image(frames[0]), "shapes": drawn, "states": []})
+    assert s == 200
+    for step in (1, 2):
+        s, out = _call(lambda c, e: nuclio_handler(c, e, service), ctx,
+                       {"image": encode_image(frames[step]), "shapes": [None, None], "states": out["states"]})
+        assert s == 200 and out["shapes"] == drawn  # confidence never reaches 1.01: lost, box stays
+        assert [t["lost"] for t in out["states"]] == [step, step]
+
+
+def test_limits_full_store_and_bad_start_shapes(frames: list[np.ndarray], tracker: Sam2StreamTracker) -> None:
+    from cvat_extension.adapters.nuclio.limits import WorkLimits
+
+    service = Sam2TrackerService(tracker, SignedStateStore(LruStateStore(max_entries=2), KEY),
+                                 min_confidence=0.0, limits=WorkLimits(max_objects=3, max_polygon_vertices=10))
+    ctx = _context()
+    img = encode_image(frames[0])
+
+    def call(shapes: list[Any], states: list[Any] | None = None) -> tuple[int, Any]:
+        return _call(lambda c, e: nuclio_handler(c, e, service), ctx, {"image": img, "shapes": shapes, "states": states or []})
+
+    rect = {"type": "rectangle", "points": [20.0, 10.0, 70.0, 80.0]}
+    cases = [
+        ([rect] * 4, "4 objects, above the limit of 3"),
+        ([{"type": "polygon", "points": [float(i % 50) for i in range(40)]}], "above the limit of 20"),
+        ([{"type": "rectangle", "points": [5.0, 5.0, 5.0, 40.0]}], "no area"),
+        ([{"type": "rectangle", "points": [200.0, 10.0, 300.0, 80.0]}], "outside the 160x90 frame"),
+        ([{"type": "rectangle", "points": [0.0, 0.0, 1e300, 5.0]}], "x coordinates must lie within"),
+    ]
+    for shapes, message in cases:
+        status, out = call(shapes)
+        assert status == 400 and message in out["error"], (message, out)
+    status, out = call([rect, rect])
+    assert status == 200
+    status, out2 = call([rect])  # a third object: the store is full, nobody is evicted
+    assert status == 503 and "full" in out2["error"]
+    status, out3 = _call(lambda c, e: nuclio_handler(c, e, service), ctx,
+                         {"image": encode_image(frames[1]), "shapes": [None, None], "states": out["states"]})
+    assert status == 200  # the running objects still track

@@ -54,7 +54,8 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
                  "cvat-track annotate 17 --weights yolo11n.pt --tracker botsort"),
     "propagate": ("cvat-track propagate --frames img1/ --annotations keyframes.xml --out dense.xml "
                   "--weights sam2.1_hiera_tiny.pt",),
-    "serve-functions": ("cvat-track serve-functions --manifest serverless.yaml --port 8070",),
+    "serve-functions": ("cvat-track serve-functions --manifest serverless.yaml --port 8070",
+                        "cvat-track serve-functions --port 8070 --direct-ports"),
     "attention": ("cvat-track attention --config serverless.yaml --report annotators/ --json attention.json",
                   "cvat-track attention --task 42 --min-restored 0.8 --flag comment"),
 }

@@ -3,7 +3,10 @@
 Create the webhook in CVAT (project or organization) with events ``update:job``, content
 type ``application/json`` and a secret; export the same secret in the environment variable
 named by ``sync.webhook.secret_env`` (``CVAT_WEBHOOK_SECRET``). Requests without a valid
-``X-Signature-256`` get 401 and do nothing.
+``X-Signature-256`` get 401 and do nothing. Only ``POST`` on ``sync.webhook.path`` is
+served; accepted jobs go to a durable queue (``sync.webhook.queue_path``) before the 202, a
+redelivered webhook is synced once, and jobs queued before a crash sync on the next start.
+SIGTERM or Ctrl-C stop it gracefully.
 
 Exit codes: 0 stopped, 2 bad configuration (e.g. no secret).
 """
@@ -56,13 +59,19 @@ def run(args: argparse.Namespace) -> int:
     from cvat_extension.cvat.config import load_sync_config
     from cvat_extension.cvat.webhook import WebhookServer
 
+    from cvat_extension.cvat.webhook_queue import WebhookQueue
+
     cfg = load_sync_config(args.config)
-    secret = cfg.webhook.secret()
-    server = WebhookServer(secret, make_job_syncer(cfg), host=args.host or cfg.webhook.host,
-                           port=args.port if args.port is not None else cfg.webhook.port)
-    print(f"listening on http://{args.host or cfg.webhook.host}:{server.port}/ for CVAT webhooks")
+    hook = cfg.webhook
+    secret = hook.secret()
+    queue = WebhookQueue(hook.queue_path, max_pending=hook.max_queue, dedupe_ttl_s=hook.dedupe_ttl_s)
+    host = args.host or hook.host
+    server = WebhookServer(secret, make_job_syncer(cfg), host=host,
+                           port=args.port if args.port is not None else hook.port, path=hook.path, queue=queue)
+    print(f"receiving CVAT webhooks at http://{host}:{args.port if args.port is not None else hook.port}"
+          f"{hook.path} ({queue.pending()} queued job(s) from before); SIGTERM/Ctrl-C stops", flush=True)
     try:
         server.serve_forever()
-    except KeyboardInterrupt:
-        pass
+    finally:
+        queue.close()
     return 0

@@ -10,7 +10,9 @@ Response: a list of CVAT shapes (:mod:`~cvat_extension.adapters.nuclio.detector_
 
 Settings come from the function's environment (``function.yaml`` ``spec.env``):
 ``YOLO_WEIGHTS`` (required), ``YOLO_CONF``, ``YOLO_IOU``, ``YOLO_IMGSZ``, ``YOLO_DEVICE``,
-``YOLO_HALF``, ``YOLO_OUTPUT`` (auto|rectangle|polygon), ``YOLO_KEYPOINT_THRESHOLD``.
+``YOLO_HALF``, ``YOLO_OUTPUT`` (auto|rectangle|polygon), ``YOLO_KEYPOINT_THRESHOLD``, and the
+work limits ``LIMIT_IMAGE_PIXELS``/``LIMIT_MIN_IMAGE_SIDE``
+(:mod:`~cvat_extension.adapters.nuclio.limits`; checked from the image header, before decoding).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from cvat_extension.adapters.nuclio.detector_shapes import (
     label_spec,
 )
 from cvat_extension.adapters.nuclio.io import decode_image, optional_float, require_field
+from cvat_extension.adapters.nuclio.limits import WorkLimits
 from cvat_extension.errors import ConfigError
 from cvat_extension.protocols import check_detections
 
@@ -41,10 +44,12 @@ class DetectorFunction:
         *,
         output: OutputShape = OutputShape.AUTO,
         keypoint_threshold: float = 0.5,
+        limits: WorkLimits | None = None,
     ) -> None:
         self.detector = detector
         self.output = output
         self.keypoint_threshold = keypoint_threshold
+        self.limits = limits or WorkLimits()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> DetectorFunction:
@@ -61,7 +66,8 @@ class DetectorFunction:
             kpt = float(env.get("YOLO_KEYPOINT_THRESHOLD") or 0.5)
         except ValueError as exc:
             raise ConfigError(f"YOLO_KEYPOINT_THRESHOLD: {exc}") from exc
-        return cls(YoloDetector.from_env(env), output=output, keypoint_threshold=kpt)
+        limits = WorkLimits.from_env(env)
+        return cls(YoloDetector.from_env(env), output=output, keypoint_threshold=kpt, limits=limits)
 
     def spec(self) -> list[dict[str, Any]]:
         """The label spec for ``metadata.annotations.spec`` matching what we answer."""
@@ -82,8 +88,8 @@ class DetectorFunction:
         Raises:
             InputError: missing/undecodable ``image`` or ``threshold`` outside 0..1.
         """
-        image = decode_image(require_field(body, "image"))
         threshold = optional_float(body, "threshold", default=None, low=0.0, high=1.0)
+        image = decode_image(require_field(body, "image"), limits=self.limits)
         dets = check_detections(
             self.detector.detect(image, conf=threshold),
             image.shape,

@@ -1,29 +1,21 @@
-"""A stand-in for the Nuclio dashboard that runs our function handlers in this process.
+"""The functions we serve, run as under Nuclio: configuration, environment and handler calls.
 
 Why: CVAT Community talks to Nuclio only through the dashboard's HTTP API (``LambdaGateway``
-in ``cvat/apps/lambda_manager/views.py``). Answering those few calls lets a CVAT without
-Nuclio or Docker use our functions: point ``CVAT_NUCLIO_HOST``/``CVAT_NUCLIO_PORT`` (on both
-``cvat_server`` and ``cvat_worker_annotation``) at ``cvat-track serve-functions``.
+in ``cvat/apps/lambda_manager/views.py``). ``cvat-track serve-functions`` answers those calls
+with our handlers (:mod:`~cvat_extension.adapters.nuclio.gateway_http` is the HTTP side);
+this module is what it serves:
 
-What CVAT calls, and what we answer:
+- :class:`FunctionRuntime`: one function. ``main.py`` is imported and ``init_context`` called
+  once, on the first invocation (listing never loads a model); then ``handler(context,
+  event)`` with real ``nuclio_sdk.Event``/``Context`` objects. Like a function deployed with
+  ``numWorkers: 1``, calls to one function are serialised; different functions run
+  concurrently.
+- :class:`FunctionGateway`: the set of functions of a manifest.
 
-- ``GET /api/functions`` with ``x-nuclio-project-name: cvat`` → a dict keyed by function name,
-  each ``{metadata: {name, namespace, labels, annotations}, spec: {description, ...},
-  status: {state: "ready", httpPort}}``; the annotations are function.yaml's, as strings
-  (Nuclio stores them as a string map). Another project name gets ``{}``.
-- ``GET /api/functions/<name>`` → that record, 404 if unknown.
-- ``POST /api/function_invocations`` with ``x-nuclio-function-name: <name>`` (and
-  ``x-nuclio-path``) → the handler's response: status, content type and body as the handler
-  produced them (``nuclio_sdk.Response.from_entrypoint_output`` semantics).
-- ``POST /`` (CVAT's ``direct`` invoke method, which knows only ``status.httpPort``) is served
-  when exactly one function is loaded.
-
-Handlers run as under Nuclio: ``main.py`` is imported and ``init_context`` called once, on the
-first invocation (listing never loads a model); then ``handler(context, event)`` with real
-``nuclio_sdk.Event``/``Context`` objects. Like a function deployed with ``numWorkers: 1``,
-calls to one function are serialised; different functions run concurrently. The function's
-environment (function.yaml ``spec.env`` < manifest ``env`` < this process's environment <
-manifest ``weights.local``) is applied while ``main.py`` is imported and ``init_context`` runs.
+The function's environment while ``main.py`` is imported and ``init_context`` runs is, from
+weakest to strongest: function.yaml ``spec.env`` < the manifest's ``env`` and
+``weights.local`` < this process's environment (for the variables the function declares), so
+``YOLO_OUTPUT=rectangle cvat-track serve-functions`` wins over a shipped ``YOLO_OUTPUT: auto``.
 """
 
 from __future__ import annotations
@@ -38,11 +30,9 @@ import traceback
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import ModuleType
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 from cvat_extension._deps import require
 from cvat_extension.adapters.nuclio.manifest import (
@@ -52,14 +42,12 @@ from cvat_extension.adapters.nuclio.manifest import (
 )
 from cvat_extension.errors import ConfigError
 
-__all__ = ["FunctionGateway", "FunctionRuntime", "serve"]
+__all__ = ["FunctionGateway", "FunctionRuntime"]
 
 logger = logging.getLogger(__name__)
 
 #: The Nuclio project CVAT lists (``x-nuclio-project-name``); ours are all deployed there.
 PROJECT = "cvat"
-#: Largest request body accepted (the functions' ``maxRequestBodySize``).
-MAX_BODY_BYTES = 33554432
 
 _ENV_LOCK = threading.Lock()  # os.environ is process-wide: one function initialises at a time
 
@@ -102,14 +90,26 @@ class FunctionRuntime:
         for item in (self.config.get("spec") or {}).get("env") or []:
             if isinstance(item, Mapping) and item.get("name") and "value" in item:
                 env[str(item["name"])] = str(item["value"])
-        env.update(self.entry.env)
-        env.update({k: os.environ[k] for k in env if k in os.environ})
-        if self.entry.weights_env and self.entry.weights_env in os.environ:
-            env[self.entry.weights_env] = os.environ[self.entry.weights_env]
-        env.update(self.entry.handler_env())
+        env.update(self.entry.handler_env())  # manifest env + weights.local
+        declared = set(env) | ({self.entry.weights_env} if self.entry.weights_env else set())
+        env.update({k: os.environ[k] for k in declared if k in os.environ})
         return env
 
+    @property
+    def event_timeout_s(self) -> float:
+        """function.yaml ``spec.eventTimeout`` in seconds (Nuclio's default 60 s)."""
+        raw = str((self.config.get("spec") or {}).get("eventTimeout") or "60s").strip()
+        units = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+        for suffix in ("ms", "s", "m", "h"):
+            if raw.endswith(suffix):
+                try:
+                    return float(raw[: -len(suffix)]) * units[suffix]
+                except ValueError:
+                    break
+        raise ConfigError(f"{self.entry.function_file}: spec.eventTimeout {raw!r} is not a duration like 60s")
+
     def record(self, *, port: int, namespace: str) -> dict[str, Any]:
+        # ``port`` is what CVAT's ``direct`` invoke method posts to (``status.httpPort``).
         """The dashboard's description of this function (what ``LambdaFunction`` reads)."""
         meta = self.config.get("metadata") or {}
         spec = self.config.get("spec") or {}
@@ -133,6 +133,19 @@ class FunctionRuntime:
             },
             "status": {"state": "ready", "httpPort": port},
         }
+
+    def ensure_loaded(self) -> None:
+        """Import ``main.py`` and run ``init_context`` if not done yet.
+
+        Failures are logged and left for :meth:`invoke` to report (a generic 500), as Nuclio
+        reports a function whose init failed.
+        """
+        with self._lock:
+            if self._module is None:
+                try:
+                    self._load()
+                except Exception as exc:  # noqa: BLE001 - reported by invoke
+                    logger.error("function %s: init failed: %s", self.name, exc)
 
     def user_data(self) -> Any:
         """What ``init_context`` left in ``context.user_data``, loading the handler first."""
@@ -205,21 +218,24 @@ class FunctionRuntime:
 
 
 def _event_body(body: bytes, content_type: str) -> Any:
-    """What Nuclio's Python wrapper puts in ``event.body``: parsed JSON when it parses."""
+    """What Nuclio's Python wrapper puts in ``event.body``: parsed JSON when it parses.
+
+    JSON nested too deeply to parse (RecursionError) stays bytes; the handler's own decoder
+    then answers 400.
+    """
     if "json" in content_type.lower():
         try:
             return json.loads(body.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError):
+        except (UnicodeDecodeError, ValueError, RecursionError):
             return body
     return body
 
 
 class FunctionGateway:
-    """The set of functions served, and the HTTP server answering CVAT."""
+    """The set of functions served (see :mod:`~cvat_extension.adapters.nuclio.gateway_http`)."""
 
     def __init__(self, runtimes: Sequence[FunctionRuntime]) -> None:
         self.runtimes = {r.name: r for r in runtimes}
-        self._server: ThreadingHTTPServer | None = None
 
     @classmethod
     def from_manifest(cls, manifest: str | Path, *, only: Sequence[str] = ()) -> FunctionGateway:
@@ -231,102 +247,4 @@ class FunctionGateway:
         entries = load_manifest(manifest, only=only)
         return cls([FunctionRuntime(e, load_function_yaml(e)) for e in entries])
 
-    # ------------------------------------------------------------------ HTTP
-    def bind(self, host: str = "0.0.0.0", port: int = 8070) -> ThreadingHTTPServer:
-        """Create (not start) the HTTP server; ``port=0`` picks a free port."""
-        gateway = self
 
-        class Handler(_RequestHandler):
-            pass
-
-        Handler.gateway = gateway
-        self._server = ThreadingHTTPServer((host, port), Handler)
-        self._server.daemon_threads = True
-        return self._server
-
-    @property
-    def port(self) -> int:
-        assert self._server is not None  # bind() first: internal call order
-        return int(self._server.server_address[1])
-
-
-class _RequestHandler(BaseHTTPRequestHandler):
-    gateway: FunctionGateway
-    server_version = "cvat-extension-nuclio-gateway"
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
-        logger.debug("%s " + format, self.address_string(), *args)
-
-    def _send(self, status: int, body: bytes, content_type: str = "application/json",
-              headers: Mapping[str, str] | None = None) -> None:  # fmt: skip
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        for key, value in (headers or {}).items():
-            if key.lower() not in ("content-type", "content-length"):
-                self.send_header(key, value)
-        self.end_headers()
-        self.wfile.write(body)
-
-    def _json(self, status: int, payload: Any) -> None:
-        self._send(status, json.dumps(payload).encode("utf-8"))
-
-    def do_GET(self) -> None:  # noqa: N802 - stdlib name
-        path = urlsplit(self.path).path.rstrip("/")
-        namespace = self.headers.get("x-nuclio-function-namespace") or "nuclio"
-        project = self.headers.get("x-nuclio-project-name")
-        runtimes = self.gateway.runtimes if project in (None, "", PROJECT) else {}
-        port = self.server.server_address[1]
-        if path == "/api/functions":
-            self._json(200, {n: r.record(port=port, namespace=namespace) for n, r in runtimes.items()})
-        elif path.startswith("/api/functions/"):
-            name = unquote(path[len("/api/functions/") :])
-            if name in runtimes:
-                self._json(200, runtimes[name].record(port=port, namespace=namespace))
-            else:
-                self._json(404, {"error": f"function {name!r} not found"})
-        elif path in ("/api/healthz", "/healthz"):
-            self._json(200, {"status": "ok", "functions": sorted(self.gateway.runtimes)})
-        else:
-            self._json(404, {"error": f"no such endpoint: GET {path or '/'}"})
-
-    def do_POST(self) -> None:  # noqa: N802 - stdlib name
-        path = urlsplit(self.path).path.rstrip("/")
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > MAX_BODY_BYTES:
-            self.close_connection = True
-            self._json(413, {"error": f"request body over {MAX_BODY_BYTES} bytes"})
-            return
-        body = self.rfile.read(length) if length else b""
-        if path == "/api/function_invocations":
-            name = self.headers.get("x-nuclio-function-name")
-            if not name:
-                self._json(400, {"error": "x-nuclio-function-name header is missing"})
-                return
-        elif path == "" and len(self.gateway.runtimes) == 1:
-            name = next(iter(self.gateway.runtimes))
-        else:
-            self._json(404, {"error": f"no such endpoint: POST {path or '/'}"})
-            return
-        runtime = self.gateway.runtimes.get(name)
-        if runtime is None:
-            self._json(404, {"error": f"function {name!r} not found"})
-            return
-        status, content_type, data, headers = runtime.invoke(
-            body,
-            content_type=self.headers.get("Content-Type") or "application/octet-stream",
-            headers={k: v for k, v in self.headers.items()},
-            path=self.headers.get("x-nuclio-path") or "/",
-        )
-        self._send(status, data, content_type, headers)
-
-
-def serve(gateway: FunctionGateway, *, host: str = "0.0.0.0", port: int = 8070) -> None:
-    """Serve until interrupted (blocking)."""
-    server = gateway.bind(host, port)
-    logger.info("serving %s on %s:%d", ", ".join(gateway.runtimes) or "no functions", host, gateway.port)
-    try:
-        server.serve_forever()
-    finally:
-        server.server_close()

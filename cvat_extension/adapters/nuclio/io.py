@@ -8,8 +8,10 @@ Our ``functions/<name>/main.py`` files stay two functions long (``init_context``
   raise :class:`~cvat_extension.errors.InputError` naming the offending field;
 - :func:`respond` builds a ``context.Response`` with a JSON body (numpy values allowed);
 - :func:`handle` runs a handler body and maps errors: ``InputError`` → 400
-  ``{"error": message}``; anything else → 500 with a generic body, the traceback going to
-  ``context.logger`` only (CVAT shows the body to users, and a stack trace is no help there).
+  ``{"error": message}`` (or the error's own ``status_code``, e.g. 410 for a lost tracker
+  state); an error with ``status_code`` 503 (a full state store) → 503 with ``Retry-After``;
+  anything else → 500 with a generic body, the traceback going to ``context.logger`` only
+  (CVAT shows the body to users, and a stack trace is no help there).
 
 CVAT reads the body with ``response.json()`` and checks only the status, so the error body's
 shape is ours to choose: ``{"error": str}`` everywhere.
@@ -30,10 +32,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from cvat_extension.errors import InputError
+from cvat_extension.adapters.nuclio.limits import ALLOWED_IMAGE_FORMATS, WorkLimits
+from cvat_extension.errors import CvatTrackError, InputError
 
-#: Largest frame we decode, in pixels (a 16K × 16K frame; PIL's own bomb limit is lower).
-MAX_IMAGE_PIXELS = 16384 * 16384
+_DEFAULT_LIMITS = WorkLimits()
 
 JSON_CONTENT_TYPE = "application/json"
 
@@ -54,15 +56,19 @@ def body_of(event: Any) -> dict[str, Any]:
             raise InputError("request body is empty: expected a JSON object")
         try:
             body = json.loads(body.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        except (UnicodeDecodeError, ValueError) as exc:  # incl. ints over Python's digit limit
             raise InputError(f"request body is not valid JSON: {exc}") from exc
+        except RecursionError as exc:
+            raise InputError("request body is JSON nested too deeply") from exc
     elif isinstance(body, str):
         if not body.strip():
             raise InputError("request body is empty: expected a JSON object")
         try:
             body = json.loads(body)
-        except json.JSONDecodeError as exc:
+        except ValueError as exc:
             raise InputError(f"request body is not valid JSON: {exc}") from exc
+        except RecursionError as exc:
+            raise InputError("request body is JSON nested too deeply") from exc
     if body is None:
         raise InputError("request body is empty: expected a JSON object")
     if not isinstance(body, dict):
@@ -70,40 +76,76 @@ def body_of(event: Any) -> dict[str, Any]:
     return body
 
 
-def decode_image(data: object, *, field: str = "image") -> npt.NDArray[np.uint8]:
+def decode_image(
+    data: object, *, field: str = "image", limits: WorkLimits | None = None
+) -> npt.NDArray[np.uint8]:
     """Decode a base64-encoded image (as CVAT sends frames) into an ``(h, w, 3)`` RGB array.
 
     A ``data:image/...;base64,`` prefix is accepted too, so requests built in a browser work.
+    Only JPEG, PNG, WebP and BMP are tried (PIL's other plugins never see the bytes), and the
+    size read from the header is checked against ``limits`` before any pixel is decoded.
     Grey, palette, CMYK and alpha images are converted to RGB.
 
     Raises:
-        InputError: not a string, not base64, or not an image PIL can read; the message names
-            ``field``.
+        InputError: not a string, not base64, not an allowed image format, or outside the
+            limits; the message names ``field``.
     """
     from PIL import Image
 
+    limits = limits or _DEFAULT_LIMITS
+    raw = _b64_bytes(data, field)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with _pil_open()(io.BytesIO(raw), formats=ALLOWED_IMAGE_FORMATS) as img:
+                limits.check_image_size(img.width, img.height, field=field)
+                rgb = img.convert("RGB")
+    except InputError:
+        raise
+    except (OSError, SyntaxError, ValueError, ImportError, EOFError, MemoryError,
+            Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
+        raise InputError(
+            f"{field}: not a readable image in an allowed format "
+            f"({', '.join(ALLOWED_IMAGE_FORMATS)}): {type(exc).__name__}"
+        ) from exc
+    return np.asarray(rgb, dtype=np.uint8)
+
+
+def image_size(data: object, *, field: str = "image", limits: WorkLimits | None = None) -> tuple[int, int]:
+    """``(width, height)`` of a base64 image from its header only (no pixel decode).
+
+    Same checks as :func:`decode_image` except decoding the pixels.
+
+    Raises:
+        InputError: as :func:`decode_image`.
+    """
+    from PIL import Image
+
+    limits = limits or _DEFAULT_LIMITS
+    raw = _b64_bytes(data, field)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with _pil_open()(io.BytesIO(raw), formats=ALLOWED_IMAGE_FORMATS) as img:
+                size = (int(img.width), int(img.height))
+    except (OSError, SyntaxError, ValueError, ImportError, EOFError,
+            Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
+        raise InputError(
+            f"{field}: not a readable image in an allowed format "
+            f"({', '.join(ALLOWED_IMAGE_FORMATS)}): {type(exc).__name__}"
+        ) from exc
+    limits.check_image_size(*size, field=field)
+    return size
+
+
+def _b64_bytes(data: object, field: str) -> bytes:
     if not isinstance(data, str) or not data:
         raise InputError(f"{field}: expected a base64-encoded image string, got {_kind(data)}")
     text = data.split(",", 1)[1] if data.startswith("data:") and "," in data else data
     try:
-        raw = base64.b64decode(text, validate=True)
+        return base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError) as exc:
-        raise InputError(f"{field}: not valid base64 ({exc})") from exc
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with _pil_open()(io.BytesIO(raw)) as img:
-                if img.width * img.height > MAX_IMAGE_PIXELS:
-                    raise InputError(
-                        f"{field}: image is {img.width}x{img.height}, above the "
-                        f"{MAX_IMAGE_PIXELS} pixel limit"
-                    )
-                rgb = img.convert("RGB")
-    except InputError:
-        raise
-    except (OSError, SyntaxError, ValueError, ImportError, Image.DecompressionBombWarning) as exc:
-        raise InputError(f"{field}: not a readable image ({exc})") from exc
-    return np.asarray(rgb, dtype=np.uint8)
+        raise InputError(f"{field}: not valid base64") from exc
 
 
 def _pil_open() -> Any:
@@ -183,13 +225,18 @@ def require_list(body: Mapping[str, Any], name: str, *, allow_missing: bool = Fa
     return value
 
 
-def points_of(shape: object, *, field: str, count: int | None = None) -> list[float]:
+def points_of(
+    shape: object, *, field: str, count: int | None = None, max_values: int | None = None
+) -> list[float]:
     """The finite ``points`` of a CVAT shape given as a dict ``{"points": [...]}`` or a list.
 
     Raises:
-        InputError: not a shape, non-numeric or non-finite points, or not ``count`` of them.
+        InputError: not a shape, non-numeric or non-finite points, not ``count`` of them, or
+            more than ``max_values`` (checked before looking at them).
     """
     points = shape.get("points") if isinstance(shape, Mapping) else shape
+    if isinstance(points, list) and max_values is not None and len(points) > max_values:
+        raise InputError(f"{field}: {len(points)} point values, above the limit of {max_values}")
     if not isinstance(points, list) or not all(
         isinstance(p, (int, float)) and not isinstance(p, bool) for p in points
     ):
@@ -215,11 +262,11 @@ def to_json(payload: Any) -> str:
     return json.dumps(payload, default=_default, allow_nan=False)
 
 
-def respond(context: Any, body: Any, status: int = 200) -> Any:
+def respond(context: Any, body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Any:
     """A ``context.Response`` with ``body`` as JSON and ``status``."""
     return context.Response(
         body=to_json(body),
-        headers={},
+        headers=dict(headers or {}),
         content_type=JSON_CONTENT_TYPE,
         status_code=status,
     )
@@ -238,7 +285,16 @@ def handle(context: Any, event: Any, fn: Callable[[dict[str, Any]], Any]) -> Any
         result = fn(body)
     except InputError as exc:
         _log(context, "warn", "bad request: %s", exc)
-        return respond(context, {"error": str(exc)}, status=400)
+        return respond(context, {"error": str(exc)}, status=int(getattr(exc, "status_code", 400)))
+    except CvatTrackError as exc:
+        status = getattr(exc, "status_code", None)
+        if status is None:
+            _log(context, "error", "handler failed: %s\n%s", exc, traceback.format_exc())
+            return respond(context, {"error": "internal error; see the function logs"}, status=500)
+        _log(context, "warn", "refused: %s", exc)
+        retry = getattr(exc, "retry_after_s", None)
+        return respond(context, {"error": str(exc)}, status=int(status),
+                       headers={"Retry-After": str(retry)} if retry is not None else None)
     except Exception as exc:  # noqa: BLE001 - the boundary: nothing may escape as a crash
         _log(context, "error", "handler failed: %s\n%s", exc, traceback.format_exc())
         return respond(context, {"error": "internal error; see the function logs"}, status=500)
