@@ -35,6 +35,11 @@ COMMANDS: tuple[str, ...] = (
     "annotate",
     "propagate",
     "serve_functions",
+    "card",
+    "split",
+    "export",
+    "render",
+    "agreement",
 )
 
 
