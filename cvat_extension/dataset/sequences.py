@@ -108,8 +108,6 @@ def read_sequence(path: str | Path, *, name: str | None = None) -> Sequence:
     masks = _mask_tracks(loaded.document)
     if masks:
         extra["mask_tracks"] = masks
-    for w in warnings:
-        logger.warning("%s", w)
     return Sequence(name=seq_name, tracks=loaded.tracks, info=info, fps=_frame_rate(ini),
                     source=str(p), warnings=tuple(warnings), extra=extra)
 
