@@ -48,11 +48,13 @@ def task_sequence(api: Any, task_id: int) -> Sequence:
     from cvat_extension.cvat.annotations import read_task
 
     snap = read_task(api, int(task_id))
-    masks = tuple(t for t in snap.doc.other_tracks
-                  if all(s.get("type") == "mask" for s in t.get("shapes") or [{}]))
+    from cvat_extension.dataset.sequences import groups_of, mask_tracks_of
+
+    masks = mask_tracks_of(snap.doc)
     extra: dict[str, object] = {"snapshot": snap}
     if masks:
         extra["mask_tracks"] = masks
+        extra["groups"] = groups_of(snap.doc, snap.piece_to_stitched)
     return Sequence(name=snap.name or f"task-{task_id}", tracks=snap.dense, info=snap.info,
                     source=f"cvat task {task_id}", extra=extra)
 

@@ -17,13 +17,17 @@ from __future__ import annotations
 
 import configparser
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from cvat_extension.core.tracks import SequenceInfo, Tracks
 from cvat_extension.errors import InputError
 
-__all__ = ["Sequence", "find_seqinfo", "load_dataset", "load_sequences", "read_sequence"]
+__all__ = [
+    "Sequence", "find_seqinfo", "groups_of", "load_dataset", "load_sequences", "mask_tracks_of", "read_sequence",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +54,7 @@ class Sequence:
     fps: float = 30.0
     source: str = ""
     warnings: tuple[str, ...] = ()
-    extra: dict[str, object] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def num_frames(self) -> int:
@@ -80,9 +84,21 @@ def _frame_rate(ini: Path | None) -> float:
         return 30.0
 
 
-def _mask_tracks(document: object) -> tuple[dict[str, object], ...]:
+def mask_tracks_of(document: object) -> tuple[dict[str, Any], ...]:
+    """CVAT mask tracks of a parsed CVAT document (verbatim JSON), if any."""
     other = getattr(document, "other_tracks", ()) or ()
-    return tuple(t for t in other if all(s.get("type") == "mask" for s in t.get("shapes") or [{}]))
+    return tuple(t for t in other if t.get("shapes") and all(s.get("type") == "mask" for s in t["shapes"]))
+
+
+def groups_of(document: object, piece_map: Mapping[int, int]) -> dict[int, int]:
+    """Stitched box-track id → CVAT ``group`` (non-zero only), to pair masks with boxes."""
+    raw = getattr(document, "raw_tracks", None) or {}
+    out: dict[int, int] = {}
+    for pid, track in raw.items():
+        group = int(track.get("group") or 0)
+        if group:
+            out.setdefault(int(piece_map.get(int(pid), int(pid))), group)
+    return out
 
 
 def read_sequence(path: str | Path, *, name: str | None = None) -> Sequence:
@@ -104,10 +120,11 @@ def read_sequence(path: str | Path, *, name: str | None = None) -> Sequence:
     default = p.parent.parent.name if p.parent.name == "gt" else (
         p.parent.name if p.stem == "gt" else p.stem)
     seq_name = name or (info.name if ini is not None and info.name else "") or default
-    extra: dict[str, object] = {}
-    masks = _mask_tracks(loaded.document)
+    extra: dict[str, Any] = {}
+    masks = mask_tracks_of(loaded.document)
     if masks:
         extra["mask_tracks"] = masks
+        extra["groups"] = groups_of(loaded.document, loaded.piece_map)
     return Sequence(name=seq_name, tracks=loaded.tracks, info=info, fps=_frame_rate(ini),
                     source=str(p), warnings=tuple(warnings), extra=extra)
 
