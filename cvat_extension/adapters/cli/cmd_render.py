@@ -7,8 +7,8 @@ themselves in a banner on their frames.
 
 Frames come from ``--frames DIR`` (images in frame order), from CVAT (``--task ID``: the
 task's chunks, as ``annotate`` reads them), or a blank canvas. ``--gif FILE`` also writes a
-small GIF for reports. H.264 through ``--encoder ffmpeg`` (imageio-ffmpeg, default) or
-``pyav``; see ``bench/bench_render.py``. Files appear when complete.
+small GIF for reports. H.264 through ``--encoder pyav`` (default) or ``ffmpeg`` (imageio-ffmpeg);
+``pyav`` (default); see ``bench/bench_render.py``. Files appear when complete.
 """
 
 from __future__ import annotations
@@ -37,7 +37,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--stop", type=nonnegative_int, metavar="FRAME", help="last frame (your numbering)")
     p.add_argument("--trail", type=nonnegative_int, default=30, metavar="FRAMES", help="trail length (default 30)")
     p.add_argument("--fps", type=float, help="frame rate (default: seqinfo.ini, else 30)")
-    p.add_argument("--encoder", choices=["ffmpeg", "pyav"], default="ffmpeg", help="H.264 backend")
+    p.add_argument("--encoder", choices=["pyav", "ffmpeg"], default="pyav",
+                   help="H.264 backend (default pyav: least CPU per frame in bench/bench_render.py)")
     p.add_argument("--labels", action="store_true", help="show label names after the ids")
     p.set_defaults(func=run)
 
