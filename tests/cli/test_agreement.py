@@ -10,7 +10,7 @@ from cvat_extension.adapters.cli.main import main
 
 
 def test_agreement_reproduces_eval_and_fails_below_thresholds(tmp_path, capsys):
-    gt, bad, info, _ = scene_with_errors()
+    gt, bad, info, _ = scene_with_errors(num_frames=120)
     a = write(tmp_path / "a.txt", gt, info, "mot")
     b = write(tmp_path / "b.txt", bad, info, "mot")
     assert main(["eval", str(a), str(b), "--json", str(tmp_path / "e.json")]) == 0
@@ -28,7 +28,7 @@ def test_agreement_reproduces_eval_and_fails_below_thresholds(tmp_path, capsys):
 
 
 def test_agreement_bad_input(tmp_path, capsys):
-    gt, _bad, info, _ = scene_with_errors()
+    gt, _bad, info, _ = scene_with_errors(num_frames=60)
     a = write(tmp_path / "a.txt", gt, info, "mot")
     other = tmp_path / "o" / "gt.txt"
     other.parent.mkdir()
