@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from dataset._fixture import write_sequence
 
 from cvat_extension.adapters.cli.main import main
 
 
 def test_card_writes_md_json_png_and_compares(tmp_path, capsys):
+    pytest.importorskip("matplotlib", reason="the dataset extra (matplotlib) is not installed")
     data = tmp_path / "data"
     write_sequence(data, "TINY-01")
     write_sequence(data, "TINY-02", rows=["1,1,0,0,10,10,1,1,1"])

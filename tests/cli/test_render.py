@@ -5,9 +5,13 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 from dataset._fixture import write_sequence
 
 from cvat_extension.adapters.cli.main import main
+
+pytest.importorskip("av", reason="the dataset extra (PyAV) is not installed")
+pytest.importorskip("imageio_ffmpeg", reason="the dataset extra (imageio-ffmpeg) is not installed")
 
 
 def test_render_with_frames_and_review(tmp_path, capsys):

@@ -86,6 +86,7 @@ def test_agreement_of_two_tasks_pushes_issues_once(cvat_env, tmp_path, capsys):
 
 
 def test_agreement_of_two_jobs_and_render_from_chunks(cvat_env, tmp_path, capsys):
+    pytest.importorskip("av", reason="the dataset extra (PyAV) is not installed")
     standin, client, cfg, task_a = cvat_env
     task_b = _second_annotator(standin, client)
     job_a, job_b = standin.job_ids(task_a)[1], standin.job_ids(task_b)[1]

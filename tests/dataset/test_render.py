@@ -5,6 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+pytest.importorskip("av", reason="the dataset extra (PyAV) is not installed")
+pytest.importorskip("imageio_ffmpeg", reason="the dataset extra (imageio-ffmpeg) is not installed")
+
 from cvat_extension.core.findings import ReviewItem
 from cvat_extension.core.tracks import Tracks
 from cvat_extension.dataset.encode import Encoder, GifWriter, open_video_writer
