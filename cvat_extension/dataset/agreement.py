@@ -142,7 +142,9 @@ def _match(a: Tracks, b: Tracks, match_iou: float) -> dict[str, np.ndarray]:
         ra.append(ia[r[ok]])
         rb.append(ib[c[ok]])
         ious.append(iou[r[ok], c[ok]])
-    cat = (lambda xs, dt: np.concatenate(xs) if xs else np.zeros(0, dtype=dt))
+    def cat(xs: list[np.ndarray], dtype: Any) -> np.ndarray:
+        return np.concatenate(xs) if xs else np.zeros(0, dtype=dtype)
+
     return {"a": cat(ra, np.int64), "b": cat(rb, np.int64), "iou": cat(ious, np.float64)}
 
 
@@ -183,13 +185,15 @@ def disagreements(a: Tracks, b: Tracks, config: AgreementConfig = AgreementConfi
     partner_of_a = _partners(a_id, b_id)
     partner_of_b = _partners(b_id, a_id)
     out: list[Finding] = []
-    fl = (lambda f: frame_label(f, frame_base))
+    def fl(frame: int) -> str:
+        return frame_label(frame, frame_base)
 
     def add(kind: str, ids: tuple[int, ...], first: int, last: int, box: Any, msg: str, **metrics: float) -> None:
         n = last - first + 1
         span = f"frame {fl(first)}" if n == 1 else f"frames {fl(first)}-{fl(last)}"
         who = f"track {ids[0]}" if ids else "no track"
-        out.append(Finding(kind, ids, (first, last), tuple(float(v) for v in box) if box is not None else None,
+        xyxy = None if box is None else (float(box[0]), float(box[1]), float(box[2]), float(box[3]))
+        out.append(Finding(kind, ids, (first, last), xyxy,
                            _score(kind, n, config.frames_scale), f"{who} at {span}: {msg}",
                            {"frames": float(n), **metrics}))
 
@@ -202,6 +206,7 @@ def disagreements(a: Tracks, b: Tracks, config: AgreementConfig = AgreementConfi
         sel = np.flatnonzero(wrong_b | wrong_a)[row]
         ra, rb = int(a_id[sel]), int(b_id[sel])
         main_b = partner_of_a[ra]
+        ids: tuple[int, ...]
         if main_b != rb:
             msg = f"follows reference track {ra}, which is track {main_b} elsewhere"
             ids = (rb, main_b)

@@ -113,7 +113,7 @@ class GifWriter:
         if self._n % self._step == 0:
             im = Image.fromarray(frame)
             h = max(1, round(im.height * self._width / im.width))
-            self._frames.append(im.resize((self._width, h), Image.BILINEAR).quantize(colors=128))
+            self._frames.append(im.resize((self._width, h), Image.Resampling.BILINEAR).quantize(colors=128))
         self._n += 1
 
     def close(self) -> None:
