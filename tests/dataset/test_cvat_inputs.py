@@ -104,3 +104,32 @@ def test_replica_jobs_are_found_by_parent():
     assert replica_job_ids(api, 3) == [5, 7]
     with pytest.raises(InputError, match="0 consensus replica"):
         replica_job_ids(api, 9)
+
+
+def test_export_task_masks_as_coco_rle(cvat_env, tmp_path):
+    from cvat_sdk import models
+
+    from cvat_extension.core.masks import mask_to_rle
+
+    standin, client, cfg, _task = cvat_env
+    task_id = standin.seed_task("masks", [{"name": "person"}], (10, 64, 48))
+    person = standin.label_id(task_id, "person")
+    mask = np.zeros((48, 64), bool)
+    mask[10:20, 5:15] = True
+    box = track(person, [rect(f, 5, 10, 10, 10) for f in range(5)] + [rect(5, 5, 10, 10, 10, outside=True)])
+    box["group"] = 4
+    shapes = [{"type": "mask", "frame": f, "points": mask_to_rle(mask), "outside": f == 3, "occluded": False,
+               "z_order": 0, "rotation": 0.0, "attributes": []} for f in range(4)]
+    masks = {"frame": 0, "label_id": person, "group": 4, "source": "semi-auto", "attributes": [],
+             "shapes": shapes, "elements": []}
+    client.tasks.retrieve(task_id).set_annotations(models.LabeledDataRequest(
+        version=0, tags=[], shapes=[], tracks=[models.LabeledTrackRequest(**t) for t in (box, masks)]))
+    out = tmp_path / "coco"
+    assert main(["export", "--task", str(task_id), "--config", str(cfg), "--out", str(out),
+                 "--format", "coco", "--masks"]) == 0
+    anns = json.loads((out / "annotations.json").read_text())["annotations"]
+    assert [a["image_id"] for a in anns] == [1, 2, 3, 4, 5] and len({a["track_id"] for a in anns}) == 1
+    seg = [a.get("segmentation") for a in anns]
+    assert seg[3:] == [None, None] and all(s is not None for s in seg[:3])
+    counts = np.repeat(np.arange(len(seg[0]["counts"])) % 2, seg[0]["counts"]).astype(bool)
+    assert seg[0]["size"] == [48, 64] and np.array_equal(counts.reshape(64, 48).T, mask)
