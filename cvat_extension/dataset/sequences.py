@@ -125,7 +125,8 @@ def read_sequence(path: str | Path, *, name: str | None = None) -> Sequence:
     if masks:
         extra["mask_tracks"] = masks
         extra["groups"] = groups_of(loaded.document, loaded.piece_map)
-    return Sequence(name=seq_name, tracks=loaded.tracks, info=info, fps=_frame_rate(ini),
+    fps = float(getattr(info, "fps", 0.0) or 0.0) or _frame_rate(ini)
+    return Sequence(name=seq_name, tracks=loaded.tracks, info=info, fps=fps,
                     source=str(p), warnings=tuple(warnings), extra=extra)
 
 

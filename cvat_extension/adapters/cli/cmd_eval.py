@@ -17,9 +17,9 @@ def register(subparsers: Any) -> None:
         "eval", help="compare tracks with ground truth (HOTA, MOTA, IDF1 via TrackEval)",
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("gt", help="ground-truth tracks")
-    p.add_argument("pred", help="tracks to score")
-    p.add_argument("--json", metavar="OUT", help="write the metrics as JSON")
+    p.add_argument("gt", metavar="GT", help="ground-truth tracks (MOT CSV, CVAT XML or CVAT JSON)")
+    p.add_argument("pred", metavar="PRED", help="tracks to score, in any of the same formats")
+    p.add_argument("--json", metavar="FILE", help="write the metrics as JSON")
     p.add_argument("--gt-ignore-zero-conf", action="store_true",
                    help="drop ground-truth rows with conf 0 (MOTChallenge 'ignore' rows)")
     p.set_defaults(func=run)
