@@ -292,6 +292,10 @@ def compute_agreement(
     last = max(int(a.frame.max()) if len(a) else 0, int(b.frame.max()) if len(b) else 0)
     review = plan_review(findings, num_frames=max(num_frames, last + 1), budget_frames_fraction=1.0,
                          frame_base=frame_base) if findings else []
+    # Ranked by score (kind weight and length), not by the review plan's cost per frame
+    # looked at: between two annotators an identity disagreement matters most however many
+    # frames it takes to check, and every item is kept (no budget cut).
+    review.sort(key=lambda it: (-it.score, it.frames, it.track_ids))
     return AgreementResult(reference=ref, reverse=rev, passed=passed, findings=findings, review=review,
                            config=config, names=names)
 
