@@ -55,6 +55,8 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "propagate": ("cvat-track propagate --frames img1/ --annotations keyframes.xml --out dense.xml "
                   "--weights sam2.1_hiera_tiny.pt",),
     "serve-functions": ("cvat-track serve-functions --manifest serverless.yaml --port 8070",),
+    "attention": ("cvat-track attention --config serverless.yaml --report annotators/ --json attention.json",
+                  "cvat-track attention --task 42 --min-restored 0.8 --flag comment"),
 }
 
 _ROLE = re.compile(r":(?:class|func|meth|mod|data|attr|obj|exc|ref):`~?([^`]+)`")

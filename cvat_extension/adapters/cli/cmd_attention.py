@@ -55,7 +55,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--remeasure", action="store_true", help="measure jobs again (a flag is never raised twice)")
     p.add_argument("--period", choices=("day", "week", "month"), default="week", help="time buckets (default week)")
     p.add_argument("--report", type=Path, metavar="DIR", help="write DIR/annotators.html")
-    p.add_argument("--json", metavar="OUT", help="write results and quality as JSON ('-' for stdout)")
+    p.add_argument("--json", metavar="FILE", help="write results and quality as JSON ('-' for stdout)")
     p.set_defaults(func=run)
 
 
