@@ -17,7 +17,7 @@ def test_export_mot_per_split_and_coco_round_trip(tmp_path, capsys):
     assert main(["split", str(data), "--out", str(split), "--test", "0.34", "--val", "0"]) == 0
     out = tmp_path / "export"
     assert main(["export", str(data), "--out", str(out), "--split", str(split / "split.json"),
-                 "--format", "both"]) == 0
+                 "--to", "both"]) == 0
     manifest = json.loads((split / "split.json").read_text())
     for part in ("train", "test"):
         names = (out / "seqmaps" / f"dataset-{part}.txt").read_text().split()[1:]
@@ -26,7 +26,7 @@ def test_export_mot_per_split_and_coco_round_trip(tmp_path, capsys):
             assert (out / f"dataset-{part}" / n / "gt" / "gt.txt").is_file()
             assert (out / f"dataset-{part}" / n / "seqinfo.ini").is_file()
     again = tmp_path / "again"
-    assert main(["export", "--from-coco", str(out / "annotations.json"), "--out", str(again), "--format", "coco",
+    assert main(["export", "--from-coco", str(out / "annotations.json"), "--out", str(again), "--to", "coco",
                  "--split", str(split / "split.json")]) == 0
     assert (again / "annotations.json").read_bytes() == (out / "annotations.json").read_bytes()
     assert "exported 3 sequences" in capsys.readouterr().out

@@ -59,7 +59,7 @@ def test_card_and_export_of_a_task_see_stitched_tracks(cvat_env, tmp_path):
     assert card["total"]["tracks"] == 6 and card["total"]["frames"] == NUM_FRAMES  # 7 pieces, 6 objects
     assert card["sequences"][0]["source"] == f"cvat task {task_id}"
     out = tmp_path / "export"
-    assert main(["export", "--task", str(task_id), "--config", str(cfg), "--out", str(out), "--format", "both"]) == 0
+    assert main(["export", "--task", str(task_id), "--config", str(cfg), "--out", str(out), "--to", "both"]) == 0
     gt = np.loadtxt(out / "dataset-all" / "scenario" / "gt" / "gt.txt", delimiter=",")
     assert len(np.unique(gt[:, 1])) == 6 and gt[:, 0].min() == 1
     ini = (out / "dataset-all" / "scenario" / "seqinfo.ini").read_text()
@@ -126,7 +126,7 @@ def test_export_task_masks_as_coco_rle(cvat_env, tmp_path):
         version=0, tags=[], shapes=[], tracks=[models.LabeledTrackRequest(**t) for t in (box, masks)]))
     out = tmp_path / "coco"
     assert main(["export", "--task", str(task_id), "--config", str(cfg), "--out", str(out),
-                 "--format", "coco", "--masks"]) == 0
+                 "--to", "coco", "--masks"]) == 0
     anns = json.loads((out / "annotations.json").read_text())["annotations"]
     assert [a["image_id"] for a in anns] == [1, 2, 3, 4, 5] and len({a["track_id"] for a in anns}) == 1
     seg = [a.get("segmentation") for a in anns]

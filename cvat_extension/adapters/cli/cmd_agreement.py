@@ -44,18 +44,18 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("files", nargs="*", metavar="FILE", help="two annotation files of one sequence: A (reference) B")
     src = p.add_mutually_exclusive_group()
-    src.add_argument("--tasks", nargs=2, type=positive_int, metavar=("A", "B"), help="two CVAT tasks")
-    src.add_argument("--jobs", nargs=2, type=positive_int, metavar=("A", "B"), help="two CVAT jobs")
+    src.add_argument("--tasks", nargs=2, type=positive_int, metavar="ID", help="two CVAT tasks")
+    src.add_argument("--jobs", nargs=2, type=positive_int, metavar="ID", help="two CVAT jobs")
     src.add_argument("--replicas", type=positive_int, metavar="JOB",
                      help="the consensus replica jobs of CVAT job JOB (first two)")
     p.add_argument("--config", default="serverless.yaml", metavar="YAML",
                    help="file with the sync: section for CVAT inputs (default serverless.yaml)")
-    p.add_argument("--min-mota", type=_percent, default=85.0, metavar="PCT", help="pass threshold (default 85)")
-    p.add_argument("--min-idf1", type=_percent, default=80.0, metavar="PCT", help="pass threshold (default 80)")
+    p.add_argument("--min-mota", type=_percent, default=85.0, metavar="PERCENT", help="pass threshold (default 85)")
+    p.add_argument("--min-idf1", type=_percent, default=80.0, metavar="PERCENT", help="pass threshold (default 80)")
     p.add_argument("--symmetric", action="store_true", help="gate on the mean of both directions")
     p.add_argument("--ignore-zero-conf", action="store_true",
                    help="drop rows with conf 0 (MOTChallenge 'ignore' rows) from both")
-    p.add_argument("--json", metavar="OUT", help="write metrics, disagreements and review items as JSON")
+    p.add_argument("--json", metavar="FILE", help="write metrics, disagreements and review items as JSON")
     p.add_argument("--report", metavar="DIR", help="write an HTML review report with the agreement")
     p.add_argument("--push", action="store_true", help="CVAT inputs: open the review items as issues on B")
     p.add_argument("--dry-run", action="store_true", help="with --push: print the issues, open none")

@@ -37,13 +37,13 @@ def register(subparsers: Any) -> None:
     )
     add_dataset_inputs(p)
     p.add_argument("--out", required=True, metavar="DIR", help="folder for card.md, card.json and plots")
-    p.add_argument("--compare", nargs="+", metavar="BEFORE",
+    p.add_argument("--compare", nargs="+", metavar="PATH",
                    help="previous version: its card.json, or its inputs (files/folders)")
     p.add_argument("--title", default="Dataset card", help="heading of card.md")
     p.add_argument("--no-checks", action="store_true",
                    help="skip the QA checks (no ID consistency or findings)")
     p.add_argument("--no-plots", action="store_true", help="write no PNG plots")
-    p.add_argument("--json", metavar="OUT", help="also write card.json here ('-' for stdout)")
+    p.add_argument("--json", metavar="FILE", help="also write card.json here ('-' for stdout)")
     p.set_defaults(func=run)
 
 

@@ -1,14 +1,14 @@
 """``cvat-track export INPUT... --out DIR``: MOT Challenge folder and/or COCO-video JSON.
 
-``--format mot`` (default) writes ``DIR/<BENCHMARK>-<SPLIT>/<SEQ>/{gt/gt.txt,seqinfo.ini}``
+``--to mot`` (default) writes ``DIR/<BENCHMARK>-<SPLIT>/<SEQ>/{gt/gt.txt,seqinfo.ini}``
 and ``DIR/seqmaps/<BENCHMARK>-<SPLIT>.txt``: the layout TrackEval's MOT Challenge loader
 reads with ``GT_FOLDER=DIR``, ``SEQMAP_FOLDER=DIR/seqmaps``. With ``--split split.json``
 (from ``cvat-track split``) each split gets its folder and seqmap; without it every sequence
 goes to ``--split-name`` (default ``all``).
 
-``--format coco`` writes ``DIR/annotations.json`` (COCO-video / TAO-style: videos, images,
+``--to coco`` writes ``DIR/annotations.json`` (COCO-video / TAO-style: videos, images,
 annotations with ``track_id``); ``--masks`` adds uncompressed COCO RLE masks from CVAT mask
-tracks. ``--format both`` writes both.
+tracks. ``--to both`` writes both.
 
 Inputs: track files, MOT folders, a COCO-video JSON of ours (``--from-coco FILE``), or CVAT
 tasks (``--task ID``; job pieces stitched). Everything is written at the end.
@@ -33,7 +33,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--from-coco", metavar="FILE", action="append", default=[],
                    help="a COCO-video JSON as input (repeat)")
     p.add_argument("--out", required=True, metavar="DIR", help="export folder")
-    p.add_argument("--format", choices=["mot", "coco", "both"], default="mot", help="what to write (default mot)")
+    p.add_argument("--to", choices=["mot", "coco", "both"], default="mot", metavar="FORMAT",
+                   help="mot, coco or both (default mot)")
     p.add_argument("--split", metavar="JSON", help="split.json from 'cvat-track split' (one folder per split)")
     p.add_argument("--split-name", type=benchmark_name, default="all",
                    help="split name without --split (default 'all')")
@@ -89,14 +90,14 @@ def run(args: argparse.Namespace) -> int:
     if args.masks and not any(s.extra.get("mask_tracks") for s in seqs):
         warnings.append("--masks: no CVAT mask tracks in the inputs; boxes only")
     with staged_output(args.out) as stage:
-        if args.format in ("mot", "both"):
+        if args.to in ("mot", "both"):
             warnings += write_mot_challenge(stage, splits, benchmark=args.benchmark)
-        if args.format in ("coco", "both"):
+        if args.to in ("coco", "both"):
             doc = coco_video_document([s for v in splits.values() for s in v], masks=args.masks)
             (stage / "annotations.json").write_text(json.dumps(doc) + "\n", encoding="utf-8")
     for w in warnings:
         print(f"warning: {w}", file=sys.stderr)
     total = sum(len(s.tracks.visible()) for s in seqs)
-    print(f"exported {len(seqs)} sequences ({total} boxes) as {args.format} into {args.out}: "
+    print(f"exported {len(seqs)} sequences ({total} boxes) as {args.to} into {args.out}: "
           + ", ".join(f"{args.benchmark}-{k} ({len(v)})" for k, v in splits.items()))
     return 0

@@ -30,7 +30,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--config", default="serverless.yaml", metavar="YAML",
                    help="file with the sync: section for --task (default serverless.yaml)")
     p.add_argument("--frames", metavar="DIR", help="folder of the sequence's images, in frame order")
-    p.add_argument("--out", required=True, metavar="MP4", help="output video (.mp4)")
+    p.add_argument("--out", required=True, metavar="FILE", help="output video (.mp4)")
     p.add_argument("--gif", metavar="FILE", help="also write a small GIF (480 px wide, every 3rd frame)")
     p.add_argument("--review", metavar="JSON", help="review items to highlight (check/agreement --json output)")
     p.add_argument("--start", type=nonnegative_int, metavar="FRAME", help="first frame (your numbering)")

@@ -58,15 +58,15 @@ def register(subparsers: Any) -> None:
     )
     add_dataset_inputs(p)
     p.add_argument("--out", required=True, metavar="DIR", help="folder for seqmaps/ and split.json")
-    p.add_argument("--test", type=_share, default=0.2, metavar="F", help="share of sequences in test (default 0.2)")
-    p.add_argument("--val", type=_share, default=0.1, metavar="F", help="share of sequences in val (default 0.1)")
+    p.add_argument("--test", type=_share, default=0.2, metavar="FRACTION", help="share of sequences in test (default 0.2)")
+    p.add_argument("--val", type=_share, default=0.1, metavar="FRACTION", help="share of sequences in val (default 0.1)")
     p.add_argument("--seed", type=nonnegative_int, default=0, help="random seed (default 0)")
     p.add_argument("--min-test-per-tier", type=_tier_minimums, default=(2, 3, 2), metavar="E,M,H",
                    help="test-set minimum of easy,medium,hard sequences (default 2,3,2)")
     p.add_argument("--strict", action="store_true", help="fail instead of warning when the minimums cannot be met")
     p.add_argument("--benchmark", type=benchmark_name, default="dataset",
                    help="seqmap name prefix: <BENCHMARK>-<split>.txt (default 'dataset')")
-    p.add_argument("--json", metavar="OUT", help="also write the manifest here ('-' for stdout)")
+    p.add_argument("--json", metavar="FILE", help="also write the manifest here ('-' for stdout)")
     p.set_defaults(func=run)
 
 
