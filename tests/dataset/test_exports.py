@@ -18,9 +18,9 @@ from cvat_extension.dataset.sequences import Sequence, load_sequences
 def trackeval_self_scores(export, benchmark, split, tmp_path):
     """HOTA, MOTA, IDF1 of TrackEval's MOT Challenge loader on the export vs its own GT."""
     # The adapter's loader applies the numpy-2 compatibility TrackEval 1.3 needs.
-    from cvat_extension.metrics.trackeval_adapter import _trackeval
+    from cvat_extension.metrics.trackeval_adapter import trackeval_module
 
-    te = _trackeval()
+    te = trackeval_module()
     trk = tmp_path / "trackers" / f"{benchmark}-{split}" / "self" / "data"
     trk.mkdir(parents=True)
     for seq in (export / f"{benchmark}-{split}").iterdir():
