@@ -33,6 +33,7 @@ COMMANDS: tuple[str, ...] = (
     "webhook",
     "restore",
     "annotate",
+    "calibrate",
     "propagate",
     "serve_functions",
 )
