@@ -51,7 +51,7 @@ VARIANTS: dict[str, SparseTrackConfig] = {
     "smoothed λ16, no gap fill": SparseTrackConfig(smooth=SmoothConfig(smoothness=16.0, max_fill_gap_frames=0)),
     "smoothed λ64, no gap fill": SparseTrackConfig(smooth=SmoothConfig(smoothness=64.0, max_fill_gap_frames=0)),
     "smoothed λ16, fill ≤ 10": SparseTrackConfig(smooth=SmoothConfig(smoothness=16.0, max_fill_gap_frames=10)),
-    "smoothed λ16, fill ≤ 30": SparseTrackConfig(smooth=SmoothConfig(smoothness=16.0, max_fill_gap_frames=30)),
+    "smoothed λ16, fill ≤ 30 (default)": SparseTrackConfig(),
     "smoothed λ16, fill ≤ 30, 5 %": SparseTrackConfig(
         smooth=SmoothConfig(smoothness=16.0, max_fill_gap_frames=30), tolerance_box_fraction=0.05),
 }
@@ -121,12 +121,12 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_bedroom and (args.data / "bedroom").is_dir():
         rows += evaluate_bedroom(args.data)
     print(f"default: {DEFAULT}")
-    print(f"{'sequence':9} {'tracker':9} {'variant':30} {'kf/visible':>10} {'keyframes':>9} {'visible':>7} "
+    print(f"{'sequence':9} {'tracker':9} {'variant':34} {'kf/visible':>10} {'keyframes':>9} {'visible':>7} "
           f"{'HOTA':>6} {'DetA':>6} {'AssA':>6} {'IDF1':>6}")
     for r in rows:
         metrics = " ".join(f"{100 * float(r[k]):6.2f}" if k in r else f"{'-':>6}" for k in ("HOTA", "DetA", "AssA", "IDF1"))
         ratio = int(r["keyframes"]) / max(int(r["visible"]), 1)
-        print(f"{r['sequence']:9} {r['tracker']:9} {r['variant']:30} {ratio:10.3f} {r['keyframes']:9d} "
+        print(f"{r['sequence']:9} {r['tracker']:9} {r['variant']:34} {ratio:10.3f} {r['keyframes']:9d} "
               f"{r['visible']:7d} {metrics}")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1, default=float))

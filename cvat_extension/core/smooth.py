@@ -19,7 +19,7 @@ smoother gives — of a state-space model whose acceleration is white noise, wit
 (pentadiagonal) linear system per track, so there is no Python loop over frames. Both terms
 scale with the square of the box size, so one ``smoothness`` serves a 20-pixel pedestrian
 and a 400-pixel one alike: λ is a time constant in frames (the fit follows motions slower
-than about ``2π λ^¼`` frames, about 25 frames for λ = 256) and not a pixel count.
+than about ``2π λ^¼`` frames, about 13 frames for the default λ = 16) and not a pixel count.
 
 Detections that are wrong for a frame or two (a box around two people, a half-occluded
 box) would pull the fit towards them; iteratively reweighted least squares with Huber
@@ -72,8 +72,8 @@ class SmoothConfig:
         iterations: reweighting passes; 1 is a plain least-squares fit.
     """
 
-    smoothness: float = 256.0
-    max_fill_gap_frames: int = 0
+    smoothness: float = 16.0
+    max_fill_gap_frames: int = 30
     outlier_box_fraction: float = 0.1
     iterations: int = 3
 

@@ -44,6 +44,13 @@ def _fractions(text: str) -> tuple[float, ...]:
     return values
 
 
+def _iou(text: str) -> float:
+    (value,) = _fractions(text) if "," not in text else (-1.0,)
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"expected an IoU between 0 and 1, got {text!r}")
+    return value
+
+
 def _band(text: str) -> tuple[float, float]:
     low, sep, high = text.replace("-", ":").partition(":")
     try:
@@ -91,7 +98,11 @@ def register(subparsers: Any) -> None:
                    help="detector confidences to sweep (default 0.1,...,0.9)")
     p.add_argument("--track-thresh", type=_fractions, default=DEFAULT_THRESHS,
                    help="tracker start thresholds (track_high_thresh) to sweep (default 0.3,0.5,0.7)")
-    p.add_argument("--band", type=_band, default=(0.70, 0.85), help="target box precision LOW:HIGH (default 0.70:0.85)")
+    p.add_argument("--band", type=_band, default=(0.70, 0.85), help="target precision LOW:HIGH (default 0.70:0.85)")
+    p.add_argument("--precision", choices=("box", "identity"), default="box",
+                   help="what the band applies to: box (boxes matching a GT box; default) | identity (boxes on "
+                        "the right GT track, IDP)")
+    p.add_argument("--iou", type=_iou, default=0.5, help="IoU at which a box matches ground truth (default 0.5)")
     p.add_argument("--frames-range", type=_frame_range, metavar="FIRST:LAST",
                    help="score only these frames (0-based, inclusive); default every frame of the source")
     p.add_argument("--empty-frames-ok", action="store_true",
@@ -110,7 +121,7 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run the calibration; returns the exit code."""
     from cvat_extension.calibration import parse_label_map
-    from cvat_extension.calibration.sweep import choose_setting, run_sweep
+    from cvat_extension.calibration.sweep import Precision, choose_setting, run_sweep
     from cvat_extension.errors import InputError
     from cvat_extension.models.tracker_config import load_tracker_config
 
@@ -134,9 +145,10 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("calibrate: this tracker uses images (gmc_method/with_reid); give --frames/--video/--task")
     detections = source.detections(min(args.det_conf), first, last)
     results = run_sweep(detections, truth, first_frame=first, last_frame=last, tracker=base,
-                        det_confs=args.det_conf, track_threshs=args.track_thresh, frames=source.frames)
+                        det_confs=args.det_conf, track_threshs=args.track_thresh, frames=source.frames,
+                        precision=Precision(args.precision), iou_threshold=args.iou)
     chosen = choose_setting(results, band=args.band)
-    _print_table(results, chosen, args.band, truth, first, last)
+    _print_table(results, chosen, args.band, truth, first, last, args.precision)
     from cvat_extension.calibration.plot import plot_curve
 
     plot_curve(results, args.plot, band=args.band, chosen=chosen,
@@ -293,16 +305,18 @@ def _truth(args: argparse.Namespace, api: Any, source: _Source, label_map: Any) 
 
 
 # ------------------------------------------------------------------ output
-def _print_table(results: Any, chosen: Any, band: tuple[float, float], truth: Any, first: int, last: int) -> None:
+def _print_table(results: Any, chosen: Any, band: tuple[float, float], truth: Any, first: int, last: int,
+                 measure: str) -> None:
     pairs = ", ".join(f"{m}→{g}" for m, g in truth.label_map.pairs)
     print(f"frames {first}–{last}, labels {pairs}, {len(truth.scored)} ground-truth boxes; "
-          f"target precision {band[0]:.0%}–{band[1]:.0%}")
-    print(f"{'det_conf':>8} {'tracker':>7} {'precision':>9} {'recall':>7} {'IDF1':>6} {'HOTA':>6} {'boxes':>7} "
-          f"{'tracks':>6}")
+          f"target {measure} precision {band[0]:.0%}–{band[1]:.0%}")
+    print(f"{'det_conf':>8} {'tracker':>7} {'box prec':>8} {'id prec':>8} {'recall':>7} {'IDF1':>6} {'HOTA':>6} "
+          f"{'boxes':>7} {'tracks':>6}")
     for r in results:
         mark = "  <- chosen" if r is chosen else ("  in band" if band[0] <= r.precision <= band[1] else "")
-        print(f"{r.setting.det_conf:8.2f} {r.setting.track_thresh:7.2f} {100 * r.precision:8.1f}% "
-              f"{100 * r.recall:6.1f}% {100 * r.idf1:5.1f}% {100 * r.hota:5.1f}% {r.pred_boxes:7d} {r.tracks:6d}{mark}")
+        print(f"{r.setting.det_conf:8.2f} {r.setting.track_thresh:7.2f} {100 * r.box_precision:7.1f}% "
+              f"{100 * r.id_precision:7.1f}% {100 * r.recall:6.1f}% {100 * r.idf1:5.1f}% {100 * r.hota:5.1f}% "
+              f"{r.pred_boxes:7d} {r.tracks:6d}{mark}")
 
 
 def _tracker_yaml_path(manifest: Path, tracker_function: str) -> tuple[Path, str]:
@@ -345,7 +359,8 @@ def _write_settings(manifest: Path, detector_function: str, tracker_function: st
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     header = (f"# Written by `cvat-track calibrate` ({stamp}): detector confidence {chosen.setting.det_conf:g}, "
               f"tracker threshold {chosen.setting.track_thresh:g}\n"
-              f"# box precision {chosen.precision:.1%}, recall {chosen.recall:.1%}, IDF1 {chosen.idf1:.1%} "
+              f"# box precision {chosen.box_precision:.1%}, identity precision {chosen.id_precision:.1%}, "
+              f"recall {chosen.recall:.1%}, IDF1 {chosen.idf1:.1%} "
               "on the calibration ground truth.\n")
     write_atomic(target, lambda fh: fh.write(header + yaml.safe_dump(values, sort_keys=False)))
     set_function_env(manifest, {detector_function: {"YOLO_CONF": f"{chosen.setting.det_conf:g}"},
