@@ -159,8 +159,7 @@ def run(args: argparse.Namespace) -> int:
         write_json(args.json, {"band": list(args.band), "chosen": chosen.to_json() if chosen else None,
                                "settings": [r.to_json() for r in results]})
     if chosen is None:
-        print(f"no setting lands in the {args.band[0]:.0%}–{args.band[1]:.0%} precision band; nothing written "
-              f"(widen --det-conf/--track-thresh or the band)", file=sys.stderr)
+        print(_miss_message(results, args.band), file=sys.stderr)
         return 1
     if args.dry_run:
         return 0
@@ -305,6 +304,20 @@ def _truth(args: argparse.Namespace, api: Any, source: _Source, label_map: Any) 
 
 
 # ------------------------------------------------------------------ output
+def _miss_message(results: Any, band: tuple[float, float]) -> str:
+    """Why nothing was chosen, and what to do about it."""
+    where = f"no setting lands in the {band[0]:.0%}–{band[1]:.0%} precision band; nothing written"
+    low = min(r.precision for r in results)
+    high = max(r.precision for r in results)
+    if low > band[1]:
+        return (f"{where}: every setting is above it (lowest {low:.1%}); these pre-annotations are more precise "
+                "than the band, so annotators may stop checking them: keep the setting and plant attention "
+                "checks, or widen --det-conf/--track-thresh")
+    if high < band[0]:
+        return f"{where}: every setting is below it (best {high:.1%}); a better detector or tracker is needed"
+    return f"{where}: the grid steps over it (from {low:.1%} to {high:.1%}); sweep finer --det-conf/--track-thresh"
+
+
 def _print_table(results: Any, chosen: Any, band: tuple[float, float], truth: Any, first: int, last: int,
                  measure: str) -> None:
     pairs = ", ".join(f"{m}→{g}" for m, g in truth.label_map.pairs)
