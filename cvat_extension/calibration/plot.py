@@ -22,6 +22,7 @@ def plot_curve(
     band: tuple[float, float],
     chosen: SettingResult | None,
     title: str = "",
+    measure: str = "box",
 ) -> None:
     """Write the curve of ``results`` to ``path`` (PNG).
 
@@ -52,9 +53,9 @@ def plot_curve(
         left.plot([s.det_conf], [chosen.precision], "o", ms=12, mfc="none", mec="red", mew=2)
         right.plot([chosen.precision], [chosen.idf1], "o", ms=12, mfc="none", mec="red", mew=2,
                    label=f"chosen: conf {s.det_conf:g}, tracker {s.track_thresh:g}")
-    left.set(xlabel="detector confidence", ylabel="precision (solid) / recall (dashed)", ylim=(0, 1.02),
-             title=f"box precision, target {band[0]:.0%}–{band[1]:.0%} shaded")
-    right.set(xlabel="box precision", ylabel="IDF1", ylim=(0, 1.02), xlim=(0, 1.02), title="identities vs precision")
+    left.set(xlabel="detector confidence", ylabel=f"{measure} precision (solid) / recall (dashed)", ylim=(0, 1.02),
+             title=f"{measure} precision, target {band[0]:.0%}–{band[1]:.0%} shaded")
+    right.set(xlabel=f"{measure} precision", ylabel="IDF1", ylim=(0, 1.02), xlim=(0, 1.02), title="identities vs precision")
     left.legend(fontsize=8, loc="lower right")
     right.legend(fontsize=8, loc="lower left")
     left.grid(alpha=0.3)

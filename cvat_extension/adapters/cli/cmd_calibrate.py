@@ -152,7 +152,7 @@ def run(args: argparse.Namespace) -> int:
     from cvat_extension.calibration.plot import plot_curve
 
     plot_curve(results, args.plot, band=args.band, chosen=chosen,
-               title=f"{source.name}: frames {first}–{last}, {base.tracker_type.value}")
+               title=f"{source.name}: frames {first}–{last}, {base.tracker_type.value}", measure=args.precision)
     if args.json:
         from cvat_extension.adapters.cli._inputs import write_json
 
