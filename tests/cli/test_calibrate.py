@@ -200,3 +200,40 @@ def test_mot17_public_detections_are_above_the_band(shared_data: Path, workdir: 
     captured = capsys.readouterr()
     assert code == 1 and "every setting is above it" in captured.err, captured
     assert _snapshot(workdir) == {**before, "calibration.png": (workdir / "calibration.png").read_bytes()}
+
+
+def test_accepted_cvat_jobs_are_the_ground_truth(cvat_standin, workdir: Path,  # noqa: ANN001
+                                                capsys: pytest.CaptureFixture[str],
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """GT read through cvat-sdk from the job in stage acceptance; frames of the other job are
+    refused until restricted; restricted to the accepted job, the setting is chosen."""
+    from cvat_extension.cvat.config import CvatConfig
+    from cvat_extension.cvat.connection import connect
+
+    _, det = _scene(workdir)
+    monkeypatch.setenv("CVAT_ACCESS_TOKEN", cvat_standin.admin_token)
+    url = f"http://127.0.0.1:{cvat_standin.port}"
+    task = cvat_standin.seed_task("walkers", [{"name": "person"}], (60, 960, 540), segment_size=30)
+    api = connect(CvatConfig(url=url))
+    jobs = sorted(api.list_jobs(task_id=task), key=lambda j: int(j["start_frame"]))
+    label = cvat_standin.label_id(task, "person")
+
+    def rect(f: int, x: float, y: float) -> dict:
+        return {"type": "rectangle", "frame": f, "points": [x, y, x + 40, y + 100], "outside": False,
+                "occluded": False, "z_order": 0, "rotation": 0.0, "attributes": []}
+
+    tracks = [{"frame": 0, "label_id": label, "group": 0, "source": "manual", "attributes": [],
+               "shapes": [rect(0, x0, y), rect(29, x0 + 29 * v, y)]}
+              for x0, v, y in [(100, 3, 200), (600, -2, 220)]]
+    api.patch_job_annotations(int(jobs[0]["id"]), "create", {"version": 0, "tags": [], "shapes": [], "tracks": tracks})
+    cvat_standin.set_job(int(jobs[0]["id"]), stage="acceptance")
+    args = ["calibrate", "--task", str(task), "--detections", str(det), "--url", url,
+            "--det-conf", "0.01,0.3,0.7", "--track-thresh", "0.1,0.5", "--json", "cal.json", "--band", "0.6:0.7"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "30 of the 60 frames to calibrate on have no ground truth (frames 30–59" in err and "accept their jobs" in err
+    assert main([*args, "--frames-range", "0:29"]) == 0, capsys.readouterr()
+    import json
+
+    chosen = json.loads((workdir / "cal.json").read_text())["chosen"]
+    assert 0.6 <= chosen["precision"] <= 0.7 and chosen["gt_boxes"] == 60  # 60 true of 90 boxes
