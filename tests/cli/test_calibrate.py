@@ -237,3 +237,16 @@ def test_accepted_cvat_jobs_are_the_ground_truth(cvat_standin, workdir: Path,  #
 
     chosen = json.loads((workdir / "cal.json").read_text())["chosen"]
     assert 0.6 <= chosen["precision"] <= 0.7 and chosen["gt_boxes"] == 60  # 60 true of 90 boxes
+
+
+def test_frames_are_read_in_one_stream(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from cvat_extension.adapters.cli.cmd_calibrate import _LazyFrames
+
+    for i in range(5):
+        Image.fromarray(np.full((8, 8, 3), 10 * i, np.uint8)).save(tmp_path / f"{i:03d}.png")
+    frames = _LazyFrames(tmp_path, is_video=False)
+    assert [int(frames(f)[0, 0, 0]) for f in (0, 1, 1, 3, 2, 4)] == [0, 10, 10, 30, 20, 40]
+    with pytest.raises(InputError, match="frame 9 could not be read"):
+        frames(9)

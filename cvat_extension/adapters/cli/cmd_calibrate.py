@@ -222,23 +222,30 @@ class _Source:
 
 
 class _LazyFrames:
-    """Frames of a folder or video by index, decoded on demand (the last few kept)."""
+    """Frames of a folder or video by index, decoded on demand.
+
+    The detector asks for frames in order, so one decoding stream is kept and advanced; only
+    a request for an earlier frame (a tracker that needs pixels again) reopens it there.
+    """
 
     def __init__(self, path: Path, *, is_video: bool) -> None:
         self.path, self.is_video = path, is_video
-        self._cache: dict[int, Any] = {}
+        self._stream: Any = None
+        self._last: tuple[int, Any] | None = None
 
     def __call__(self, frame: int) -> Any:
         from cvat_extension.cvat.annotate import iter_frame_folder, iter_video
+        from cvat_extension.errors import InputError
 
-        if frame not in self._cache:
-            if len(self._cache) > 8:
-                self._cache.pop(next(iter(self._cache)))
-            _, stream = iter_video(self.path, frame) if self.is_video else iter_frame_folder(self.path, frame)
-            for f, image in stream:
-                self._cache[f] = image
-                break
-        return self._cache[frame]
+        if self._last is not None and self._last[0] == frame:
+            return self._last[1]
+        if self._stream is None or self._last is None or frame < self._last[0]:
+            _, self._stream = iter_video(self.path, frame) if self.is_video else iter_frame_folder(self.path, frame)
+        for f, image in self._stream:
+            self._last = (f, image)
+            if f == frame:
+                return image
+        raise InputError(f"{self.path}: frame {frame} could not be read")
 
 
 def _detector_run(detector: Any, pixels: Any) -> Any:
