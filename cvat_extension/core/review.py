@@ -12,8 +12,11 @@ So :func:`plan_review`
    (transitively: a swap joins both tracks' items);
 2. scores each item by combining the best score of each distinct check kind (noisy-or):
    independent checks agreeing is stronger evidence than one check firing twice;
-3. ranks items by score and keeps them while the frames a reviewer has to look at stay
-   within the budget (default 3 % of the sequence's frames).
+3. ranks items by *expected errors per frame looked at* (score divided by the frames the
+   item costs) and keeps them while the frames a reviewer has to look at stay within the
+   budget (default 3 % of the sequence's frames): the budget buys the most errors found,
+   not the most alarming single items. :func:`error_mass` tells how much of the estimated
+   error mass the kept items hold.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from collections.abc import Iterable, Sequence
 from cvat_extension.core.findings import Finding, ReviewItem, frame_label
 from cvat_extension.errors import ConfigError
 
-__all__ = ["group_findings", "plan_review"]
+__all__ = ["error_mass", "group_findings", "item_cost", "plan_review"]
 
 
 class _UnionFind:
@@ -108,6 +111,25 @@ def group_findings(
     return items
 
 
+def item_cost(item: ReviewItem, frames_per_item: int = 3) -> int:
+    """Frames a reviewer looks at for ``item``: its span, at most ``frames_per_item``."""
+    return min(item.frames[1] - item.frames[0] + 1, frames_per_item)
+
+
+def error_mass(items: Sequence[ReviewItem]) -> float:
+    """Estimated number of real errors behind ``items``: the sum of their scores.
+
+    Item scores are confidences that the item shows a real error, so their sum estimates
+    how many errors a reviewer fixes by working through them. Comparing the mass of the
+    planned items with that of every item tells how much of the estimated errors the
+    budget covers.
+
+    >>> round(error_mass([]), 2)
+    0.0
+    """
+    return float(sum(it.score for it in items))
+
+
 def plan_review(
     findings: Iterable[Finding],
     *,
@@ -133,8 +155,9 @@ def plan_review(
         frame_base: the user's numbering for item messages (``SequenceInfo.frame_base``).
 
     Returns:
-        Items, highest score first. At least one item is kept when any scores above
-        ``min_score``, even if the budget is smaller than one item.
+        Items, most expected errors per frame looked at first (see the module docstring).
+        At least one item is kept when any scores above ``min_score``, even if the budget
+        is smaller than one item.
 
     Raises:
         ConfigError: a parameter out of range.
@@ -164,8 +187,10 @@ def plan_review(
     budget = max(frames_per_item, int(math.floor(budget_frames_fraction * num_frames)))
     kept: list[ReviewItem] = []
     used = 0
+    # Densest first: expected errors (the item's score) per frame the reviewer looks at.
+    items.sort(key=lambda it: (-it.score / item_cost(it, frames_per_item), -it.score, it.frames))
     for it in items:
-        cost = min(it.frames[1] - it.frames[0] + 1, frames_per_item)
+        cost = item_cost(it, frames_per_item)
         if used + cost > budget:
             continue
         kept.append(it)

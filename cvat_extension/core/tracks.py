@@ -58,6 +58,9 @@ class SequenceInfo:
         job_starts: first frame of each CVAT job/segment, sorted; empty outside CVAT. Tracks
             are cut at these frames by CVAT (see ``core/stitch.py``).
         name: sequence or task name, for reports.
+        fps: annotated frames per second (MOT ``seqinfo.ini`` frameRate; a CVAT task's
+            video rate divided by its frame step); 0 when unknown. The checks and the merge
+            scale their per-frame thresholds by it (``core/timebase.py``).
     """
 
     num_frames: int = 0
@@ -66,6 +69,7 @@ class SequenceInfo:
     frame_base: int = 0
     job_starts: tuple[int, ...] = ()
     name: str = ""
+    fps: float = 0.0
 
 
 def _column(value: Any, dtype: npt.DTypeLike, n: int, name: str, fill: Any) -> np.ndarray:

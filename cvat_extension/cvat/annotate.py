@@ -232,15 +232,18 @@ def annotate_task(
     tolerance_px: float = 1.0,
     on_frame: Callable[[int], None] | None = None,
     on_start: Callable[[int], None] | None = None,
+    plant: Callable[[int, Tracks, list[dict[str, Any]], dict[str, Any]], Tracks] | None = None,
     keyframes: SparseTrackConfig | None = None,
 ) -> dict[str, int]:
     """Detect and track every frame of CVAT task ``task_id`` and upload the tracks per job.
 
     Detector labels are matched to task labels by name; detections of other labels are
     dropped (counted in the result). Returns counts: frames, tracks, keyframes, dropped.
-    ``keyframes`` says how tracks become keyframes (default: smoothed, size-relative
-    tolerance with ``tolerance_px`` as its floor); tracks are prepared whole, then cut and
-    thinned per job.
+    ``plant(task_id, tracks, jobs, meta)`` (attention checks, ``cvat/attention.py``) may
+    withhold boxes; it runs before the first upload, on the prepared (smoothed) tracks, so
+    a withheld box stays withheld. ``keyframes`` says how tracks become keyframes (default:
+    smoothed, size-relative tolerance with ``tolerance_px`` as its floor); tracks are
+    prepared whole, then cut and thinned per job.
 
     Raises:
         InputError: no detector label exists in the task.
@@ -280,6 +283,8 @@ def annotate_task(
     sparse = keyframes if keyframes is not None else SparseTrackConfig(tolerance_px=tolerance_px)
     tracks = sparse.prepare(tracks)
     jobs = sorted(api.list_jobs(task_id=task_id, type="annotation"), key=lambda j: int(j["start_frame"]))
+    if plant is not None:
+        tracks = plant(task_id, tracks, jobs, meta)
     n_tracks = n_keyframes = 0
     for job in jobs:
         jid, start, stop = int(job["id"]), int(job["start_frame"]), int(job["stop_frame"])

@@ -85,8 +85,34 @@ class TaskSnapshot:
         return sorted(first, key=first.__getitem__)
 
 
-def read_task(api: Any, task_id: int) -> TaskSnapshot:
+def task_fps(frame_filter: str, source_fps: float = 0.0) -> float:
+    """Annotated frames per second of a CVAT task: the video's rate over the frame step.
+
+    CVAT keeps every ``step``-th frame of the source (``frame_filter`` ``"step=3"``) and
+    does not record the source rate, so ``source_fps`` comes from configuration; unknown (0)
+    means the checks' 30 fps reference. With neither a step nor a rate the answer is 0
+    (unknown): thresholds stay at their reference values.
+
+    >>> task_fps("step=3"), task_fps(""), task_fps("step=2", 25.0), task_fps("", 12.0)
+    (10.0, 0.0, 12.5, 12.0)
+    """
+    from cvat_extension.core.timebase import REFERENCE_FPS
+
+    step = 1
+    for part in (frame_filter or "").split(","):
+        key, _, value = part.partition("=")
+        if key.strip() == "step" and value.strip().isdigit():
+            step = max(1, int(value))
+    if step == 1 and not source_fps:
+        return 0.0
+    return float(source_fps or REFERENCE_FPS) / step
+
+
+def read_task(api: Any, task_id: int, *, source_fps: float = 0.0) -> TaskSnapshot:
     """Read one task (5 calls + paging) into a :class:`TaskSnapshot`.
+
+    ``source_fps`` is the video's frame rate when known; with the task's frame step it
+    gives ``SequenceInfo.fps`` (:func:`task_fps`), which scales the checks' thresholds.
 
     Raises:
         CvatSyncError: CVAT refused a request.
@@ -115,6 +141,7 @@ def read_task(api: Any, task_id: int) -> TaskSnapshot:
         frame_base=0,
         job_starts=tuple(j.start_frame for j in jobs),
         name=str(task.get("name", "")),
+        fps=task_fps(str(meta.get("frame_filter") or ""), source_fps),
     )
     doc = parse_labeled_data(raw, labels=labels, path=f"task {task_id} annotations")
     pieces = doc.tracks

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from cvat_extension._enums import parse_enum
+from cvat_extension.cvat.attention_config import AttentionSettings
 from cvat_extension.errors import ConfigError
 
 __all__ = [
@@ -270,6 +271,7 @@ class SyncConfig:
         webhook: webhook receiver.
         schedule_interval_min: how often scheduled runs happen (informational for the
             systemd timer / cron examples, and the ``sync`` loop without ``--once``).
+        attention: attention checks (``cvat/attention_config.py``).
     """
 
     cvat: CvatConfig = field(default_factory=CvatConfig)
@@ -281,6 +283,7 @@ class SyncConfig:
     retry: RetryConfig = field(default_factory=RetryConfig)
     webhook: WebhookConfig = field(default_factory=WebhookConfig)
     schedule_interval_min: float = 15.0
+    attention: AttentionSettings = field(default_factory=AttentionSettings)
 
     @classmethod
     def from_mapping(cls, raw: Any, *, base_dir: Path | None = None) -> SyncConfig:
@@ -292,7 +295,7 @@ class SyncConfig:
         root = _section(raw, "sync")
         _check_keys(
             root,
-            {"cvat", "jobs", "checks", "merge", "review", "state", "retry", "webhook", "schedule"},
+            {"cvat", "jobs", "checks", "merge", "review", "state", "retry", "webhook", "schedule", "attention"},
             "sync",
         )
         c = _section(root.get("cvat"), "sync.cvat")
@@ -419,6 +422,7 @@ class SyncConfig:
             retry=retry,
             webhook=webhook,
             schedule_interval_min=_num(sch, "interval_min", 15.0, "sync.schedule", lo=0.01),
+            attention=AttentionSettings.from_mapping(root.get("attention")),
         )
 
 

@@ -61,6 +61,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
+from cvat_extension.cvat.attention_store import ATTENTION_SCHEMA
 from cvat_extension.errors import ConfigError, CvatSyncError
 
 logger = logging.getLogger(__name__)
@@ -222,7 +223,7 @@ _SCHEMA = (
         box_hash TEXT NOT NULL, kind TEXT NOT NULL, run_id TEXT NOT NULL,
         created_at DOUBLE PRECISION NOT NULL,
         PRIMARY KEY (job_id, track_id, frame, box_hash, kind))""",
-)
+) + ATTENTION_SCHEMA  # attention checks and annotator quality: cvat/attention_store.py
 
 
 def task_lease_key(task_id: int) -> int:

@@ -245,6 +245,9 @@ def run_sync(
             store.release_job(task_lease_key(tid), worker)
         if todo:
             try:
+                if cfg.attention.enabled and not dry_run:  # before our writes: the annotator's pass
+                    from cvat_extension.cvat.attention import sync_attention
+                    sync_attention(api, store, cfg.attention, [job.id for job in todo])
                 _sync_task(api, store, cfg, tid, todo, summary, dry_run=dry_run, thin=thin,
                            report=report, lease=lease)
             except ConfigError:
@@ -312,7 +315,7 @@ def _sync_task(
     report: bool,
     lease: JobLease | None = None,
 ) -> None:
-    from cvat_extension.core.merge import MergeConfig, propose_merges
+    from cvat_extension.core.merge import MergeConfig, applicable_merges, propose_merges
 
     todo = list(todo)
     # 1. Interrupted writes first: they were planned on the state the backup holds.
@@ -351,20 +354,25 @@ def _sync_task(
     by_job: dict[int, list[dict[str, Any]]] = {}
     merge_of: dict[tuple[int, int, int], Any] = {}
     if cfg.merge.enabled and len(snap.dense):
-        for m in propose_merges(snap.dense, config=merge_cfg):
+        proposed = propose_merges(snap.dense, config=merge_cfg, info=snap.info)
+        # Only unambiguous links are written (chains re-rooted over them); a link with a
+        # rival explanation or a low score becomes a review item naming both pieces.
+        applicable = {(m.previous, m.from_): m for m in applicable_merges(proposed, cfg.merge.min_score)}
+        for m in proposed:
             reason = None
             # Every job that holds both pieces (with segment overlap a gap inside the overlap
             # frames is in two jobs, each storing its own copy of both pieces) must merge,
             # or the jobs disagree and CVAT's task-level read splits the object again.
             holders = [j for j in snap.jobs if j.holds(int(m.end_frame)) and j.holds(int(m.start_frame))]
-            if m.score < cfg.merge.min_score:
-                reason = f"score {m.score:.2f} below sync.merge.min_score {cfg.merge.min_score}"
+            if (m.previous, m.from_) not in applicable:
+                reason = m.reason or f"score {m.score:.2f} below sync.merge.min_score {cfg.merge.min_score}"
             elif not holders:
                 reason = "the pieces lie in different jobs (CVAT stores tracks per job)"
             else:
                 idle = [j.id for j in holders if j.id not in todo_ids]
                 if idle:
                     reason = f"job(s) {idle} holding the pieces are not finished work"
+                m = applicable[(m.previous, m.from_)]
             if reason is not None:
                 summary.merges_refused += 1
                 extra_findings.append(_fragment_finding(snap, m, reason))

@@ -536,17 +536,25 @@ def read_cvat_json(path: str | Path, *, labels: Sequence[Any] | None = None) -> 
     """Read a CVAT annotation JSON file.
 
     Raises:
-        AnnotationFormatError: the file is not JSON (with its line) or not ``LabeledData``.
+        AnnotationFormatError: the file is not JSON (with its line), or JSON of another kind
+            (a COCO file, a label list: the message says which), or not valid ``LabeledData``.
     """
+    from cvat_extension.io.sniff import describe_json
+
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise AnnotationFormatError(f"cannot read: {exc}", path=p) from exc
+        text = p.read_text(encoding="utf-8-sig")  # Windows tools write a byte-order mark
+    except UnicodeDecodeError as exc:
+        raise AnnotationFormatError(f"not UTF-8 text (byte {exc.start}): not a CVAT JSON file", path=p) from exc
+    except OSError as exc:
+        raise AnnotationFormatError(f"cannot read: {exc.strerror or exc}", path=p) from exc
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise AnnotationFormatError(f"invalid JSON: {exc.msg} (column {exc.colno})", path=p, line=exc.lineno) from exc
+    other = describe_json(data)
+    if other is not None:
+        raise AnnotationFormatError(f"{other}, not CVAT annotations", path=p)
     return parse_labeled_data(data, labels=labels, path=p)
 
 

@@ -134,7 +134,10 @@ def read_cvat_xml(path: str | Path) -> CvatXmlDocument:
     except OSError as exc:
         raise AnnotationFormatError(f"cannot read: {exc}", path=p) from exc
     if root.tag != "annotations":
-        raise AnnotationFormatError(f"root element is <{root.tag}>, expected <annotations>", path=p)
+        from cvat_extension.io.sniff import describe_xml_root
+
+        raise AnnotationFormatError(
+            f"{describe_xml_root(root.tag)}, not CVAT for video XML (root <annotations>)", path=p)
     info, names = _meta(root, p)
     meta_names = set(names)
     if root.find("image") is not None and root.find("track") is None:

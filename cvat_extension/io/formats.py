@@ -78,7 +78,7 @@ def detect_format(path: str | Path) -> Format:
         raise AnnotationFormatError(f"cannot read: {exc}", path=p) from exc
     text = head.lstrip(b"\xef\xbb\xbf \t\r\n")
     by_ext = _EXT.get(p.suffix.lower())
-    if text.startswith(b"{"):
+    if text[:1] in (b"{", b"["):  # a list is never CVAT's, but read_cvat_json says what it is
         by_content: Format | None = Format.CVAT_JSON
     elif text.startswith(b"<"):
         by_content = Format.CVAT_XML
@@ -87,7 +87,7 @@ def detect_format(path: str | Path) -> Format:
     elif not text:
         by_content = None
     else:
-        raise AnnotationFormatError("not MOT CSV, CVAT XML or CVAT JSON (unrecognised content)", path=p, line=1)
+        raise AnnotationFormatError(_unrecognised(text), path=p, line=1)
     if by_content is None:
         if by_ext is None:
             raise AnnotationFormatError("empty file with an unknown extension", path=p)
@@ -97,6 +97,22 @@ def detect_format(path: str | Path) -> Format:
             f"content looks like {by_content.value} but the extension {p.suffix!r} says {by_ext.value}", path=p
         )
     return by_content
+
+
+def _unrecognised(text: bytes) -> str:
+    """Why content that starts with neither ``{``, ``<`` nor a number is refused."""
+    first = text.split(b"\n", 1)[0].strip().decode("utf-8", "replace")[:60]
+    if b"\x00" in text[:512]:
+        return "a binary file, not MOT CSV, CVAT XML or CVAT JSON"
+    if "," in first and first.split(",")[0].strip().lower() in {"frame", "frame_id", "frameid", "#frame"}:
+        return f"a header line ({first!r}); MOT files have no header: delete this line"
+    return f"not MOT CSV, CVAT XML or CVAT JSON: the file starts with {first!r}"
+
+
+def _empty(p: Path, fmt: Format, what: str) -> AnnotationFormatError:
+    from cvat_extension.io.sniff import EMPTY_HINT
+
+    return AnnotationFormatError(f"{what}: nothing to read as {fmt.value}; {EMPTY_HINT}", path=p)
 
 
 def _stop(info: SequenceInfo, tracks: Tracks, stop_frame: int | None) -> int:
@@ -114,8 +130,12 @@ def read_tracks(
     stop_frame: int | None = None,
     job_starts: list[int] | tuple[int, ...] | None = None,
     labels: list[Any] | None = None,
+    allow_empty: bool = False,
 ) -> LoadedTracks:
     """Read MOT, CVAT XML or CVAT JSON into dense, stitched tracks.
+
+    An empty file, or one without a single box, is refused unless ``allow_empty``: an export
+    of the wrong task or a truncated download must not pass as "0 findings" or "HOTA 0".
 
     Args:
         path: the file.
@@ -124,14 +144,37 @@ def read_tracks(
             size, else the last annotated frame.
         job_starts: CVAT job start frames for stitching; default from the file's meta.
         labels: CVAT labels ``[{"id", "name"}]`` for JSON without a sidecar.
+        allow_empty: accept a file without boxes (empty tracks).
 
     Raises:
-        AnnotationFormatError: see the format readers.
+        AnnotationFormatError: see the format readers; also an empty file or one without
+            boxes (unless ``allow_empty``).
     """
     from cvat_extension._enums import parse_enum
 
+    from cvat_extension.io.sniff import is_blank
+
     p = Path(path)
     f = detect_format(p) if fmt is None else parse_enum(Format, fmt)
+    if p.is_file() and p.stat().st_size < 4096 and is_blank(p.read_bytes()):
+        if not allow_empty:
+            raise _empty(p, f, "empty file")
+        return LoadedTracks(Tracks.empty(), SequenceInfo(frame_base=1 if f is Format.MOT else 0, name=p.stem),
+                            f, path=p)
+    loaded = _read(p, f, stop_frame=stop_frame, job_starts=job_starts, labels=labels)
+    if not allow_empty and not len(loaded.tracks):
+        raise _empty(p, f, "no box tracks in this file")
+    return loaded
+
+
+def _read(
+    p: Path,
+    f: Format,
+    *,
+    stop_frame: int | None,
+    job_starts: list[int] | tuple[int, ...] | None,
+    labels: list[Any] | None,
+) -> LoadedTracks:
     if f is Format.MOT:
         tracks, info = read_mot(p)
         if stop_frame is not None:

@@ -27,7 +27,7 @@ from cvat_extension.core.geometry import iou_xyxy_batch
 from cvat_extension.core.tracks import Tracks
 from cvat_extension.errors import InputError, MissingDependencyError
 
-__all__ = ["TrackMetrics", "evaluate_tracks"]
+__all__ = ["TrackMetrics", "evaluate_tracks", "evaluate_tracks_mot", "metrics_from_data", "trackeval_module"]
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +69,8 @@ def _numpy_compat(package: types.ModuleType) -> int:
     return patched
 
 
-def _trackeval() -> types.ModuleType:
+def trackeval_module() -> types.ModuleType:
+    """The ``trackeval`` package, made usable on numpy 2 (see :func:`_numpy_compat`)."""
     try:
         import trackeval  # noqa: PLC0415  (imported lazily: it pulls scipy and friends)
     except ImportError as exc:  # pragma: no cover - trackeval is a base dependency
@@ -162,7 +163,6 @@ def evaluate_tracks(
     >>> m.mota, m.idf1, m.hota
     (1.0, 1.0, 1.0)
     """
-    te = _trackeval()
     _check_input(gt, "ground truth")
     _check_input(pred, "prediction")
     last = max(int(gt.frame.max()) if len(gt) else -1, int(pred.frame.max()) if len(pred) else -1)
@@ -180,6 +180,38 @@ def evaluate_tracks(
         "tracker_ids": pr_ids,
         "similarity_scores": sims,
     }
+    return metrics_from_data(data, iou_threshold=iou_threshold)
+
+
+def evaluate_tracks_mot(
+    gt: Tracks,
+    pred: Tracks,
+    *,
+    gt_class: np.ndarray,
+    gt_consider: np.ndarray,
+    num_frames: int = 0,
+    benchmark: str = "MOT17",
+) -> TrackMetrics:
+    """Like :func:`evaluate_tracks`, with MOTChallenge's rules (TrackEval's preprocessing).
+
+    Predictions matched to distractor-class ground truth are removed; only pedestrian rows
+    not marked "ignore" are scored (see :mod:`cvat_extension.metrics.mot_preprocess`). The
+    numbers equal TrackEval's own file-based MOTChallenge evaluation.
+
+    Raises:
+        InputError: negative frames, duplicate (track, frame) boxes, a non-MOT class.
+    """
+    from cvat_extension.metrics.mot_preprocess import preprocess_mot
+
+    _check_input(gt, "ground truth")
+    _check_input(pred, "prediction")
+    seq = preprocess_mot(gt, gt_class, gt_consider, pred, num_frames=num_frames, benchmark=benchmark)
+    return metrics_from_data(seq.data)
+
+
+def metrics_from_data(data: dict[str, Any], *, iou_threshold: float = 0.5) -> TrackMetrics:
+    """HOTA, CLEAR and Identity of one sequence given in TrackEval's preprocessed form."""
+    te = trackeval_module()
     quiet = {"PRINT_CONFIG": False}
     cfg = {**quiet, "THRESHOLD": iou_threshold}
     hota = te.metrics.HOTA(dict(quiet)).eval_sequence(data)
@@ -206,9 +238,9 @@ def evaluate_tracks(
         fn=int(clear.get("CLR_FN", 0)),
         idsw=int(clear.get("IDSW", 0)),
         frag=int(clear.get("Frag", 0)),
-        num_gt_ids=len(gt_uniq),
-        num_pred_ids=len(pr_uniq),
-        num_gt_dets=data["num_gt_dets"],
-        num_pred_dets=data["num_tracker_dets"],
+        num_gt_ids=int(data["num_gt_ids"]),
+        num_pred_ids=int(data["num_tracker_ids"]),
+        num_gt_dets=int(data["num_gt_dets"]),
+        num_pred_dets=int(data["num_tracker_dets"]),
     )
 

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from cvat_extension.core.findings import ReviewItem
+from cvat_extension.core.findings import Finding, ReviewItem
 from cvat_extension.core.merge import Merge
 from cvat_extension.core.tracks import SequenceInfo, Tracks
 from cvat_extension.errors import InputError
@@ -52,6 +52,8 @@ h1{font-size:22px;margin:0 0 4px} h2{font-size:17px;margin:28px 0 10px;color:#ff
 .msg{color:#c8ccd6;font-size:13px;margin:2px 0} table{border-collapse:collapse;font-size:13px}
 td,th{padding:3px 10px;border-bottom:1px solid #2a2f3a;text-align:left} a{color:#7fb3ff}
 .timeline{max-width:100%;height:auto;border-radius:6px}
+.crops{display:grid;grid-template-columns:repeat(2,auto);gap:8px}
+.note{background:#2a2417;border-radius:6px;padding:8px 12px;color:#e8d9a8;font-size:13px;margin:10px 0}
 """
 
 
@@ -96,16 +98,24 @@ class _Writer:
             return self.info.num_frames - 1
         return int(self.tracks.frame.max()) if len(self.tracks) else 0
 
-    def item_pictures(self, item: ReviewItem) -> list[str]:
-        pics = []
+    def item_pictures(self, item: ReviewItem) -> str:
+        """The whole frame beside a two-column grid of crops (so no crop wraps alone).
+
+        Items of up to three frames show every one of their frames; longer ones the frame
+        before, the item's frame, the middle (past 20 frames) and the frame after.
+        """
         focus = item.track_ids
-        pics.append(self.picture(
-            FrameView(item.frame, focus, item.box, caption=f"frame {item.frame + self.base}"),
-            caption="whole frame, offending box in red"))
+        labels = "label_change" in item.kinds
+        whole = self.picture(
+            FrameView(item.frame, focus, item.box, caption=f"frame {item.frame + self.base}",
+                      show_labels=labels),
+            caption="whole frame, offending box in red")
         first, last = item.frames
-        views = sorted({max(first - 1, 0), item.frame, min(last + 1, self.last_frame())})
+        inner = range(first, last + 1) if last - first < 3 else (item.frame,)
+        views = sorted({max(first - 1, 0), *inner, min(last + 1, self.last_frame())})
         if last - first > 20:  # long items (ghosts): show the middle too
             views = sorted({*views, (first + last) // 2})
+        crops = []
         for f in views:
             zoom = item.box
             for tid in focus:
@@ -117,10 +127,10 @@ class _Writer:
                 continue
             where = "before" if f < first else "after" if f > last else "at"
             hl = item.box if f == item.frame else None
-            pics.append(self.picture(
-                FrameView(f, focus, hl, zoom_box=zoom, caption=f"{f + self.base}"),
+            crops.append(self.picture(
+                FrameView(f, focus, hl, zoom_box=zoom, caption=f"{f + self.base}", show_labels=labels),
                 caption=f"{where} frame {f + self.base}"))
-        return pics
+        return f'<div class="pics">{whole}<div class="crops">{"".join(crops)}</div></div>'
 
     def merge_pictures(self, m: Merge, merged: Tracks | None) -> str:
         before_a = _track_box(self.tracks, m.previous, m.end_frame)
@@ -152,6 +162,28 @@ class _Writer:
                 f'<div class="pics">{"".join(after)}</div></div></div>')
 
 
+def _finding_key(f: Finding) -> tuple[Any, ...]:
+    return (f.kind, tuple(f.track_ids), tuple(f.frames), f.message)
+
+
+def _not_shown_note(findings: Sequence[Finding] | None, items: Sequence[ReviewItem]) -> str:
+    """"N findings are not shown (kind × n, …) because …", or "" when all are shown."""
+    if not findings:
+        return ""
+    shown = {_finding_key(f) for it in items for f in it.findings}
+    hidden: dict[str, int] = {}
+    for f in findings:
+        if _finding_key(f) not in shown:
+            hidden[f.kind] = hidden.get(f.kind, 0) + 1
+    total = sum(hidden.values())
+    if not total:
+        return ""
+    kinds = ", ".join(f"{k} × {n}" for k, n in sorted(hidden.items()))
+    return (f"{total} of {len(findings)} findings are not shown here ({kinds}): the review plan "
+            "keeps the highest-scoring items that fit the frame budget (check --budget), and "
+            "these ranked below it. Every finding is in the JSON output (check --json).")
+
+
 def write_report(
     out_dir: str | Path,
     *,
@@ -162,6 +194,7 @@ def write_report(
     merged_tracks: Tracks | None = None,
     frames: Callable[[int], np.ndarray] | None = None,
     summary: Mapping[str, Any] | None = None,
+    findings: Sequence[Finding] | None = None,
     title: str = "Track review",
 ) -> Path:
     """Write the report folder and return the path of its ``index.html``.
@@ -174,7 +207,10 @@ def write_report(
         merges: proposed fragment merges (before/after pictures).
         merged_tracks: the tracks after merging (unused for drawing; reserved).
         frames: optional frame source; without it boxes are drawn on a blank canvas.
-        summary: extra numbers shown at the top (e.g. recall in the demo).
+        summary: extra numbers shown at the top (e.g. recall in the demo); a name that is
+            already a tile (``tracks``) replaces that tile instead of adding a second one.
+        findings: every finding of the run; those in no review item are counted in a note
+            that says why they are not shown, so a short report never passes for a clean one.
         title: page title.
 
     Raises:
@@ -202,7 +238,9 @@ def write_report(
         ("review items", len(items)),
         ("merges proposed", len(merges)),
     ]
-    stats += list((summary or {}).items())
+    tiles = dict(stats)
+    tiles.update(summary or {})  # one tile per name: a caller's value replaces ours in place
+    stats = list(tiles.items())
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'>",
         f"<title>{escape(title)}</title><style>{_CSS}</style></head><body>",
@@ -220,6 +258,9 @@ def write_report(
     if kinds:
         parts.append('<div class="msg">findings in review items: ' + ", ".join(
             f'<span class="kind">{escape(k)} × {n}</span>' for k, n in sorted(kinds.items())) + "</div>")
+    note = _not_shown_note(findings, items)
+    if note:
+        parts.append(f'<div class="note">{escape(note)}</div>')
     parts.append("<h2>Timeline</h2>")
     parts.append('<div class="msg">One row per track, coloured bars where it is visible. '
                  "Red frames: review items (click). Green lines: proposed merges.</div>")
@@ -249,7 +290,7 @@ def write_report(
         if merge is not None and "fragment" in it.kinds:
             parts.append(writer.merge_pictures(merge, merged_tracks))
         else:
-            parts.append('<div class="pics">' + "".join(writer.item_pictures(it)) + "</div>")
+            parts.append(writer.item_pictures(it))
         parts.append("</div>")
     if merges:
         parts.append(f"<h2>Merges ({len(merges)})</h2><table><tr><th>into</th><th>from</th>"

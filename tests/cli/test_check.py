@@ -46,7 +46,9 @@ def test_json_contract_in_mot_numbering(scene, tmp_path, capsys):
         assert (f"at frame {lo}:" if lo == hi else f"at frames {lo}-{hi}:") in it["message"], it
     s = doc["summary"]
     assert s["frame_base"] == 1 and s["format"] == "mot" and s["tracks"] == len(bad.ids)
-    assert len(doc["review"]) >= 1 and doc["review"][0]["score"] >= doc["review"][-1]["score"]
+    # Densest first: expected errors (score) per frame the reviewer looks at (span, at most 3).
+    density = [it["score"] / min(it["frames"][1] - it["frames"][0] + 1, 3) for it in doc["review"]]
+    assert len(doc["review"]) >= 1 and density == sorted(density, reverse=True)
     assert "review items" in capsys.readouterr().out
 
 
@@ -74,8 +76,9 @@ def test_fail_on_and_clean_input(scene, tmp_path):
     assert doc["summary"]["merges_proposed"] == 0
     s = doc["summary"]
     assert s["confident_score"] == 0.5
-    assert 0 <= s["flagged_fraction"] <= s["flagged_fraction_any_score"] <= 1
-    assert s["flagged_frames"] <= s["flagged_frames_any_score"]
+    assert 0 <= s["fraction_with_confident_findings"] <= s["fraction_with_any_finding"] <= 1
+    assert s["frames_with_confident_findings"] <= s["frames_with_any_finding"]
+    assert s["confident_findings"] + s["hint_findings"] == s["findings"]
 
 
 def test_report_frames_and_detections(scene, tmp_path):
@@ -170,4 +173,6 @@ def test_review_respects_budget(scene, tmp_path):
     assert 1 <= len(small) < len(big)
     cost = sum(min(r["frames"][1] - r["frames"][0] + 1, 3) for r in small)
     assert cost <= max(3, int(0.01 * 300))
-    assert np.all(np.diff([r["score"] for r in big]) <= 0)
+    # Densest first: expected errors (score) per frame looked at (span, at most 3 frames).
+    density = [r["score"] / min(r["frames"][1] - r["frames"][0] + 1, 3) for r in big]
+    assert np.all(np.diff(density) <= 0)

@@ -15,8 +15,10 @@ def test_demo_end_to_end(tmp_path, capsys):
     recall = float(re.search(r"recall ([\d.]+)%", text).group(1))
     precision = float(re.search(r"precision ([\d.]+)%", text).group(1))
     assert recall >= 90 and precision >= 90
+    assert "(measured against ground truth)" in text  # precision is not "of the injected errors"
     assert "splits re-linked by merge: 2/2" in text
-    assert (out / "report" / "index.html").is_file()
+    report = (out / "report" / "index.html").read_text()
+    assert report.count("<span>tracks</span>") == 1 and "precision (vs ground truth)" in report
     doc = json.loads((out / "findings.json").read_text())
     assert doc["summary"]["injected_errors"] == len(doc["injected"]) >= 10
     assert doc["summary"]["metrics"]["after_merge"]["idf1"] > doc["summary"]["metrics"]["before_merge"]["idf1"]

@@ -90,7 +90,7 @@ def test_out_must_differ_from_input(scene, tmp_path, capsys):
     _gt, bad, info, _ = scene
     src = write(tmp_path / "bad.txt", bad[bad.frame < 30], info, "mot")
     assert main(["merge", str(src), "--out", str(src)]) == 2
-    assert "--out must differ" in capsys.readouterr().err
+    assert "--out would overwrite the input" in capsys.readouterr().err
 
 
 def test_bad_max_gap_is_usage_error(tmp_path):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from cvat_extension.core.geometry import iou_xyxy_batch
-from cvat_extension.core.merge import MergeConfig, apply_merges, merge_fragments, propose_merges
+from cvat_extension.core.merge import MergeConfig, apply_merges, merge_findings, merge_fragments, propose_merges
 from cvat_extension.core.tracks import Tracks
 from cvat_extension.errors import ConfigError
 
@@ -78,7 +78,14 @@ def test_global_assignment_beats_greedy() -> None:
     b = _walk(2, range(0, 30), 30, 2.0)
     c = _walk(3, range(40, 80), 0, 2.0)
     d = _walk(4, range(40, 80), 30, 2.0)
-    assert _pairs(Tracks.concat([a, b, c, d])) == {(1, 3), (2, 4)}
+    tracks = Tracks.concat([a, b, c, d])
+    assert _pairs(tracks) == {(1, 3), (2, 4)}
+    # Side by side, each piece has the other object as a rival explanation: the links are
+    # proposed for review (naming the rival) but never applied.
+    merges = propose_merges(tracks)
+    assert {m.rivals for m in merges} == {(2, 4), (1, 3)}
+    assert not any(m.unambiguous for m in merges)
+    assert merge_fragments(tracks).merges == ()
 
 
 def test_rival_taken_by_a_chain_does_not_lower_the_score() -> None:
@@ -253,3 +260,62 @@ def test_real_mot17_ground_truth(shared_data) -> None:
         got = _pairs(bad)
         assert len(want & got) / len(want) >= min_rate
         assert len(got - want) <= max_clean + 2
+
+
+def test_a_rival_passing_the_gap_makes_the_link_review_only() -> None:
+    # 1 ends, 2 starts where 1's motion leads; track 3 walks right past that spot meanwhile.
+    a = _walk(1, range(0, 30), 0, 2.0)
+    b = _walk(2, range(40, 80), 0, 2.0)
+    alone = merge_fragments(Tracks.concat([a, b]))
+    assert [(m.previous, m.from_) for m in alone.merges] == [(1, 2)] and alone.review == ()
+    rival = _walk(3, range(0, 80), 160, -2.0, y0=110.0)  # passes where 2 appears, at frame 40
+    result = merge_fragments(Tracks.concat([a, b, rival]))
+    assert result.merges == ()
+    (m,) = result.review
+    assert (m.previous, m.from_, m.rivals) == (1, 2, (3,))
+    assert "pass close by" in m.reason and m.to_json()["review_only"] == m.reason
+    # The review finding names the rival and is not confident.
+    (f,) = merge_findings([m], Tracks.concat([a, b, rival]))
+    assert f.score == pytest.approx(0.45 * m.score) and f.score < 0.5 and "track(s) 3" in f.message
+
+
+def test_short_pieces_are_reviewed_not_merged() -> None:
+    a = _walk(1, range(0, 30), 0, 2.0)
+    b = _walk(2, range(35, 38), 0, 2.0)  # 3 frames
+    result = merge_fragments(Tracks.concat([a, b]))
+    assert result.merges == () and [m.from_ for m in result.review] == [2]
+    assert "fewer than 5 frames" in result.review[0].reason
+
+
+def test_appearance_rules_a_rival_out() -> None:
+    a = _walk(1, range(0, 30), 0, 2.0)
+    b = _walk(2, range(40, 80), 0, 2.0)
+    rival = _walk(3, range(0, 80), 160, -2.0, y0=110.0)
+    t = Tracks.concat([a, b, rival])
+    colours = {1: (220, 30, 30), 2: (220, 30, 30), 3: (30, 30, 220)}
+
+    def frame(f: int) -> np.ndarray:
+        img = np.full((300, 400, 3), 90, np.uint8)
+        rows = t[t.frame == f]
+        # The rival passes behind the pieces (drawn first).
+        order = np.argsort(-rows.track_id, kind="stable")
+        for tid, box in zip(rows.track_id[order].tolist(), rows.xyxy[order]):
+            x1, y1, x2, y2 = (int(round(v)) for v in box)
+            img[max(y1, 0):y2, max(x1, 0):x2] = colours[tid]
+        return img
+
+    assert [(m.previous, m.from_) for m in merge_fragments(t, frames=frame).merges] == [(1, 2)]
+    colours[3] = (220, 30, 30)  # the rival looks the same: still ambiguous
+    assert merge_fragments(t, frames=frame).merges == ()
+
+
+def test_time_between_frames_scales_the_merge() -> None:
+    from cvat_extension.core.tracks import SequenceInfo
+
+    a = _walk(1, range(0, 30), 0, 2.0)
+    b = _walk(2, range(45, 90), 0, 2.0)  # 14 missing frames
+    t = Tracks.concat([a, b])
+    assert _pairs(t) == {(1, 2)}
+    # At 5 fps the same gap is 2.8 s: longer than the 1 s the merge bridges.
+    assert _pairs(t, info=SequenceInfo(fps=5.0)) == set()
+    assert MergeConfig().for_time_scale(3.0).max_gap_frames == 10

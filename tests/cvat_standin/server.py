@@ -194,6 +194,9 @@ class CvatStandin:
         self.webhook_deliveries: list[Json] = []
         self._httpd: _Server | None = None
         self._thread: threading.Thread | None = None
+        from .lambda_manager import LambdaManager  # CVAT's lambda manager: lambda_manager.py
+
+        self.lambda_manager = LambdaManager(self)
         self._routes = self._build_routes()
 
     # ------------------------------------------------------------------ lifecycle
@@ -488,6 +491,7 @@ class CvatStandin:
                                             "DELETE": self._webhooks_delete}, True),
             (r"/api/comments/(?P<id>\d+)", {"GET": self._comments_get,
                                             "DELETE": self._comments_delete}, True),
+            *self.lambda_manager.routes(),
         ]
         return [(re.compile(p + r"\Z"), m, a) for p, m, a in r]
 

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import argparse
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from cvat_extension.core.tracks import Tracks
-from cvat_extension.errors import ConfigError, InputError
+from cvat_extension.errors import AnnotationFormatError, ConfigError, InputError
 
 __all__ = [
     "ImageFolderFrames",
@@ -41,8 +41,10 @@ class ImageFolderFrames:
     because checks and reports ask for neighbouring frames repeatedly.
     """
 
-    def __init__(self, folder: str | Path, *, cache_frames: int = 16) -> None:
+    def __init__(self, folder: str | Path, *, cache_frames: int = 16, frame_base: int = 0) -> None:
+        """Index ``folder``; ``frame_base`` is the user's first frame number, for messages only."""
         self.folder = Path(folder)
+        self.frame_base = frame_base
         if not self.folder.is_dir():
             raise InputError(f"{self.folder}: --frames must be a folder of images")
         self.files = sorted(p for p in self.folder.iterdir() if p.suffix.lower() in _IMAGE_EXT)
@@ -64,7 +66,9 @@ class ImageFolderFrames:
             self._cache.move_to_end(frame)
             return self._cache[frame]
         if not 0 <= frame < len(self.files):
-            raise InputError(f"{self.folder}: no image for frame {frame} ({len(self.files)} images)")
+            first = self.frame_base
+            raise InputError(f"{self.folder}: no image for frame {frame + first} (the folder has "
+                             f"{len(self.files)} images: frames {first}-{first + len(self.files) - 1})")
         from PIL import Image, UnidentifiedImageError
 
         path = self.files[frame]
@@ -79,7 +83,7 @@ class ImageFolderFrames:
         return arr
 
 
-def load_detections(path: str | Path) -> Tracks:
+def load_detections(path: str | Path, *, allow_empty: bool = False) -> Tracks:
     """Detections as Tracks with ``track_id`` -1 and 0-based frames.
 
     MOT detection files (``frame,id,x,y,w,h,conf,...``, frames from 1, id usually -1) go
@@ -88,17 +92,23 @@ def load_detections(path: str | Path) -> Tracks:
     readers.
 
     Raises:
-        AnnotationFormatError: a malformed row (file and line named).
+        AnnotationFormatError: a malformed row (file and line named), or no detections at
+            all (unless ``allow_empty``).
     """
+    from cvat_extension.io.sniff import EMPTY_HINT
+
     p = Path(path)
     from cvat_extension.io.formats import Format, detect_format, read_tracks
     from cvat_extension.io.mot import read_mot_detections
 
     if detect_format(p) is not Format.MOT:
-        loaded = read_tracks(p)
+        loaded = read_tracks(p, allow_empty=allow_empty)
         vis = loaded.tracks.visible()
         return vis.with_columns(track_id=np.full(len(vis), -1, dtype=np.int64))
-    return read_mot_detections(p)
+    det = read_mot_detections(p)
+    if not len(det) and not allow_empty:
+        raise AnnotationFormatError(f"no detections in this file; {EMPTY_HINT}", path=p)
+    return det
 
 
 def load_yaml(path: str | Path) -> Mapping[str, Any]:
@@ -126,26 +136,30 @@ def load_yaml(path: str | Path) -> Mapping[str, Any]:
     return data
 
 
-def fraction(text: str) -> float:
-    """argparse type: a number in (0, 1]."""
+def _number(text: str, what: str, ok: Callable[[float], bool]) -> float:
+    """Parse ``text`` as a float that ``ok`` accepts, else ArgumentTypeError naming ``what``."""
     try:
         v = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {text!r}") from None
-    if not 0 < v <= 1:
-        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {text}")
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+    if not ok(v):
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text}")
     return v
+
+
+def fraction(text: str) -> float:
+    """argparse type: a number in (0, 1]."""
+    return _number(text, "a number in (0, 1]", lambda v: 0 < v <= 1)
 
 
 def score(text: str) -> float:
     """argparse type: a number in [0, 1]."""
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a score in 0..1, got {text!r}") from None
-    if not 0 <= v <= 1:
-        raise argparse.ArgumentTypeError(f"expected a score in 0..1, got {text}")
-    return v
+    return _number(text, "a score in 0..1", lambda v: 0 <= v <= 1)
+
+
+def fps_value(text: str) -> float:
+    """argparse type: a frame rate in annotated frames per second (> 0, at most 1000)."""
+    return _number(text, "frames per second in (0, 1000]", lambda v: 0 < v <= 1000)
 
 
 def _int_at_least(text: str, low: int) -> int:

@@ -13,8 +13,14 @@ from typing import Any
 import numpy as np
 
 from cvat_extension.core.findings import Finding, ReviewItem
-from cvat_extension.core.merge import Merge, MergeConfig, merge_findings, propose_merges
-from cvat_extension.core.review import plan_review
+from cvat_extension.core.merge import (
+    Merge,
+    MergeConfig,
+    applicable_merges,
+    merge_findings,
+    propose_merges,
+)
+from cvat_extension.core.review import error_mass, group_findings, plan_review
 from cvat_extension.core.tracks import SequenceInfo, Tracks
 
 __all__ = ["CONFIDENT_SCORE", "REVIEW_MIN_MERGE_SCORE", "QaResult", "run_qa"]
@@ -22,7 +28,8 @@ __all__ = ["CONFIDENT_SCORE", "REVIEW_MIN_MERGE_SCORE", "QaResult", "run_qa"]
 #: Fragment links down to this score become review findings (merge applies ``min_score``).
 REVIEW_MIN_MERGE_SCORE = 0.05
 
-#: Findings at or above this score count as confident in the summary's ``flagged_fraction``.
+#: Findings at or above this score count as confident in the summary
+#: (``fraction_with_confident_findings``).
 #: Below it are hints (a frozen box without detections scores 0.3, a short track at the
 #: border 0.2..0.4): they go to the review plan ranked low, but counting them would say that
 #: every frame of clean ground truth is flagged.
@@ -96,14 +103,18 @@ def run_qa(
     # Reviewers see every plausible fragment (low scores rank low); ``merge`` applies only
     # those at or above ``min_score``.
     review_config = replace(config, min_score=min(config.min_score, REVIEW_MIN_MERGE_SCORE))
-    candidates = propose_merges(tracks, config=review_config, frames=merge_frames or frames)
-    merges = [m for m in candidates if m.score >= config.min_score]
+    candidates = propose_merges(tracks, config=review_config, frames=merge_frames or frames,
+                                info=info)
+    merges = applicable_merges(candidates, config.min_score)
     base = info.frame_base
     findings = sorted([*findings, *merge_findings(candidates, tracks, frame_base=base)],
                       key=Finding.sort_key)
     num_frames = info.num_frames or (int(tracks.frame.max()) + 1 if len(tracks) else 0)
     review = plan_review(findings, num_frames=num_frames, budget_frames_fraction=budget,
                          frame_base=base)
+    # How much of the estimated error mass (sum of item scores) the budgeted plan holds.
+    mass_all = error_mass(group_findings(findings, frame_base=base))
+    mass_kept = error_mass(review)
     flagged = _flagged(findings, num_frames)
     confident = _flagged([f for f in findings if f.score >= CONFIDENT_SCORE], num_frames)
     summary = {
@@ -112,15 +123,23 @@ def run_qa(
         "boxes": int((~tracks.outside).sum()),
         "findings": len(findings),
         "findings_by_kind": dict(sorted(Counter(f.kind for f in findings).items())),
+        # Confident findings (score >= confident_score) and hints are counted apart: "0 frames
+        # flagged" next to "every frame has a finding" read as a contradiction when both were
+        # called flagged_*.
         "confident_score": CONFIDENT_SCORE,
-        "flagged_frames": int(confident.sum()),
-        "flagged_fraction": round(float(confident.mean()), 4) if num_frames else 0.0,
-        "flagged_frames_any_score": int(flagged.sum()),
-        "flagged_fraction_any_score": round(float(flagged.mean()), 4) if num_frames else 0.0,
+        "confident_findings": sum(f.score >= CONFIDENT_SCORE for f in findings),
+        "hint_findings": sum(f.score < CONFIDENT_SCORE for f in findings),
+        "frames_with_confident_findings": int(confident.sum()),
+        "fraction_with_confident_findings": round(float(confident.mean()), 4) if num_frames else 0.0,
+        "frames_with_any_finding": int(flagged.sum()),
+        "fraction_with_any_finding": round(float(flagged.mean()), 4) if num_frames else 0.0,
         "merges_proposed": len(merges),
         "fragment_candidates": len(candidates),
         "review_items": len(review),
         "review_budget_fraction": budget,
+        "estimated_errors": round(mass_all, 2),
+        "estimated_errors_in_review": round(mass_kept, 2),
+        "review_covers_fraction": round(mass_kept / mass_all, 4) if mass_all > 0 else 1.0,
         "max_score": round(max((f.score for f in findings), default=0.0), 4),
         "frame_base": info.frame_base,
     }

@@ -71,34 +71,48 @@ def register(subparsers: Any) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("task_id", nargs="?", type=positive_int, help="CVAT task id (omit with --video/--frames)")
+    p.add_argument("task_id", nargs="?", type=positive_int, metavar="TASK_ID",
+                   help="CVAT task id (omit with --video/--frames)")
     src = p.add_mutually_exclusive_group()
-    src.add_argument("--video", type=Path, help="offline: a video file")
-    src.add_argument("--frames", type=Path, help="offline: a folder of images (name order)")
-    p.add_argument("--out", type=Path, help="offline output: .txt/.csv (MOT) or .xml (CVAT for video 1.1)")
-    p.add_argument("--weights", required=True, help="local YOLO model (.pt/.onnx/...); never downloaded")
-    p.add_argument("--tracker", default="bytetrack",
-                   help="bytetrack | botsort | a tracker YAML (Ultralytics-style keys; default bytetrack)")
-    p.add_argument("--reid-weights", type=Path, help="BoT-SORT appearance weights (local file)")
-    p.add_argument("--conf", type=_fraction, default=0.1,
+    src.add_argument("--video", type=Path, metavar="FILE", help="offline: a video file")
+    src.add_argument("--frames", type=Path, metavar="DIR", help="offline: a folder of images (name order)")
+    p.add_argument("--out", type=Path, metavar="FILE",
+                   help="offline output: .txt/.csv (MOT) or .xml (CVAT for video 1.1)")
+    p.add_argument("--weights", required=True, metavar="FILE",
+                   help="local YOLO model (.pt/.onnx/...); never downloaded")
+    p.add_argument("--tracker", default="bytetrack", metavar="NAME",
+                   help="bytetrack, botsort or a tracker YAML (Ultralytics-style keys; default bytetrack)")
+    p.add_argument("--reid-weights", type=Path, metavar="FILE", help="BoT-SORT appearance weights (local file)")
+    p.add_argument("--conf", type=_fraction, default=0.1, metavar="SCORE",
                    help="detector confidence floor (default 0.1: ByteTrack uses low-score boxes too)")
-    p.add_argument("--imgsz", type=positive_int, default=640, help="detector input size (default 640)")
-    p.add_argument("--device", default="auto", help="auto (CUDA when present) | cpu | cuda:0")
+    p.add_argument("--image-size", dest="imgsz", type=positive_int, default=640, metavar="PX",
+                   help="detector input size in pixels (default 640)")
+    p.add_argument("--imgsz", dest="imgsz", type=positive_int, default=argparse.SUPPRESS,
+                   help=argparse.SUPPRESS)  # old spelling of --image-size
+    p.add_argument("--device", default="auto", metavar="DEVICE",
+                   help="auto (CUDA when present), cpu or cuda:0 (default auto)")
     p.add_argument("--keyframes", choices=("smooth", "exact"), default="smooth",
-                   help="smooth (default): smoothed tracks, few keyframes | exact: the raw boxes within --tolerance")
-    p.add_argument("--tolerance", type=_nonnegative_float, default=1.0,
-                   help="keyframe tolerance in px (default 1): exact mode's, and the floor of --box-tolerance")
-    p.add_argument("--box-tolerance", type=_box_fraction, default=_SPARSE.tolerance_box_fraction,
+                   help="smooth (default): smoothed tracks, few keyframes; exact: the raw boxes within --tolerance")
+    p.add_argument("--tolerance", type=_nonnegative_float, default=1.0, metavar="PX",
+                   help="keyframe tolerance in pixels: exact mode's, and the floor of --box-tolerance (default 1)")
+    p.add_argument("--box-tolerance", type=_box_fraction, default=_SPARSE.tolerance_box_fraction, metavar="FRACTION",
                    help="smooth mode: allowed deviation as a fraction of box width/height "
                         f"(default {_SPARSE.tolerance_box_fraction})")
-    p.add_argument("--smoothness", type=_nonnegative_float, default=_SPARSE.smooth.smoothness,
-                   help=f"smooth mode: smoothing strength λ (default {_SPARSE.smooth.smoothness:g}; 0 = none)")
+    p.add_argument("--smoothness", type=_nonnegative_float, default=_SPARSE.smooth.smoothness, metavar="LAMBDA",
+                   help=f"smooth mode: smoothing strength (default {_SPARSE.smooth.smoothness:g}; 0 = none)")
     p.add_argument("--fill-gaps", type=nonnegative_int, default=_SPARSE.smooth.max_fill_gap_frames, metavar="FRAMES",
                    help="smooth mode: fill gaps inside a track up to this many frames, flagged occluded "
                         f"(default {_SPARSE.smooth.max_fill_gap_frames}; 0 = never)")
-    p.add_argument("--url", default=None, help="CVAT URL (default: sync.cvat.url of serverless.yaml, else localhost:8080)")
-    p.add_argument("--checkpoint", type=Path, help="resume file (default .cvat-track/annotate-<source>.ckpt)")
+    p.add_argument("--url", default=None, metavar="URL",
+                   help="CVAT URL (default sync.cvat.url of serverless.yaml, else localhost:8080)")
+    p.add_argument("--resume-file", dest="checkpoint", type=Path, metavar="FILE",
+                   help="resume file (default .cvat-track/annotate-<source>.ckpt)")
+    p.add_argument("--checkpoint", dest="checkpoint", type=Path, default=argparse.SUPPRESS,
+                   help=argparse.SUPPRESS)  # old spelling of --resume-file
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--attention-checks", type=nonnegative_int, default=0, metavar="N",
+                   help="CVAT task: withhold N clearly visible boxes per job as attention checks, recorded "
+                        "in the state store (measure with `cvat-track attention`; default 0: none)")
     p.set_defaults(func=run)
 
 
@@ -119,6 +133,8 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("annotate: --out FILE (.txt MOT or .xml CVAT) is needed with --video/--frames")
     if offline and args.out.suffix.lower() not in (".txt", ".csv", ".xml"):
         raise InputError(f"--out {args.out}: expected a .txt/.csv (MOT) or .xml (CVAT for video) file")
+    if offline and args.attention_checks:
+        raise InputError("annotate: --attention-checks needs a CVAT task (they are measured on its jobs)")
     overrides: dict[str, Any] = {}
     if args.reid_weights is not None:
         overrides.update(with_reid=True, model=args.reid_weights)
@@ -207,9 +223,11 @@ def _cvat(args: argparse.Namespace, detector: Any, tracker: Any, checkpoint: Any
     url = args.url or _url_from_manifest() or "http://localhost:8080"
     api = connect(CvatConfig(url=url))
     start = checkpoint.progress.next_frame
+    from cvat_extension.cvat.attention import planter_from_manifest
+
     return annotate_task(api, args.task_id, detector, tracker, checkpoint=checkpoint, tolerance_px=args.tolerance,
                          on_frame=bar.step, on_start=lambda total: bar.start(total, start),
-                         keyframes=sparse_config(args))
+                         plant=planter_from_manifest(args.attention_checks), keyframes=sparse_config(args))
 
 
 def _url_from_manifest() -> str | None:

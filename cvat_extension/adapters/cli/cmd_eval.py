@@ -3,6 +3,18 @@
 Both files may be MOT CSV, CVAT XML or CVAT JSON (CVAT keyframes are expanded as CVAT does,
 job-boundary pieces stitched). The numbers come from TrackEval's own metric classes, so they
 match what MOT papers report. Only visible boxes count; all labels are pooled.
+
+With --motchallenge (alias --gt-ignore-zero-conf) the MOTChallenge rules apply, through
+TrackEval's own MotChallenge2DBox preprocessing: a prediction matched (IoU >= 0.5) to a
+distractor (person on vehicle, static person, distractor, reflection; on MOT20 also
+non-motorised vehicles) is removed rather than counted, and only pedestrian ground-truth
+rows whose column 7 is not 0 are scored. Classes come from the MOT class column or, for CVAT
+files, from label names (pedestrian/person, static person, ...); ground-truth rows without
+a class count as pedestrians. Prediction rows of other classes (cars, occluders: a ground-
+truth file given as the prediction) are left out, with a note. The numbers equal TrackEval's
+file-based MOTChallenge evaluation.
+
+Example: cvat-track eval gt/gt.txt tracker.txt --motchallenge --json metrics.json
 """
 
 from __future__ import annotations
@@ -17,11 +29,14 @@ def register(subparsers: Any) -> None:
         "eval", help="compare tracks with ground truth (HOTA, MOTA, IDF1 via TrackEval)",
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("gt", help="ground-truth tracks")
-    p.add_argument("pred", help="tracks to score")
-    p.add_argument("--json", metavar="OUT", help="write the metrics as JSON")
-    p.add_argument("--gt-ignore-zero-conf", action="store_true",
-                   help="drop ground-truth rows with conf 0 (MOTChallenge 'ignore' rows)")
+    p.add_argument("gt", metavar="GT", help="ground-truth tracks (MOT CSV, CVAT XML or CVAT JSON)")
+    p.add_argument("pred", metavar="PRED", help="tracks to score, in any of the same formats")
+    p.add_argument("--json", metavar="FILE", help="write the metrics as JSON")
+    p.add_argument("--motchallenge", "--gt-ignore-zero-conf", dest="motchallenge", action="store_true",
+                   help="MOTChallenge rules: ignore rows and distractor classes as TrackEval does")
+    p.add_argument("--mot-benchmark", choices=("auto", "MOT17", "MOT20", "MOT16"), default="auto",
+                   help="distractor rules of --motchallenge (default MOT20 if the sequence name "
+                        "starts with MOT20, else MOT17)")
     p.set_defaults(func=run)
 
 
@@ -33,16 +48,16 @@ def run(args: argparse.Namespace) -> int:
 
     gt = read_tracks(args.gt)
     pred = read_tracks(args.pred)
-    gt_tracks = gt.tracks
-    if args.gt_ignore_zero_conf:
-        gt_tracks = gt_tracks[gt_tracks.score > 0]
     if gt.info.frame_base != pred.info.frame_base:
         # Internal frames are 0-based for both; only the user's numbering differs. Say so,
         # because mixing a MOT file with a CVAT export is a common source of off-by-one.
         print(f"note: {args.gt} numbers frames from {gt.info.frame_base}, {args.pred} from "
               f"{pred.info.frame_base}; both were aligned to frame 0 = first frame")
     num_frames = max(gt.info.num_frames, pred.info.num_frames)
-    m = evaluate_tracks(gt_tracks, pred.tracks, num_frames=num_frames)
+    if args.motchallenge:
+        m = _motchallenge(args, gt, pred, num_frames)
+    else:
+        m = evaluate_tracks(gt.tracks, pred.tracks, num_frames=num_frames)
     if args.json:
         write_json(args.json, {"gt": str(args.gt), "pred": str(args.pred), "metrics": m.to_json()})
     print(f"HOTA {100 * m.hota:.2f}  DetA {100 * m.deta:.2f}  AssA {100 * m.assa:.2f}  "
@@ -50,3 +65,33 @@ def run(args: argparse.Namespace) -> int:
     print(f"MT {m.mt}  PT {m.pt}  ML {m.ml}  FP {m.fp}  FN {m.fn}  IDSW {m.idsw}  Frag {m.frag}  "
           f"(GT {m.num_gt_ids} tracks / {m.num_gt_dets} boxes, pred {m.num_pred_ids} / {m.num_pred_dets})")
     return 0
+
+
+def _motchallenge(args: argparse.Namespace, gt: Any, pred: Any, num_frames: int) -> Any:
+    """Metrics under MOTChallenge's rules (TrackEval's preprocessing); prints what it left out."""
+    import numpy as np
+
+    from cvat_extension.errors import InputError
+    from cvat_extension.metrics.mot_preprocess import mot_classes, person_prediction_rows
+    from cvat_extension.metrics.trackeval_adapter import evaluate_tracks_mot
+
+    benchmark = args.mot_benchmark
+    if benchmark == "auto":
+        name = gt.info.name or str(args.gt)
+        benchmark = "MOT20" if "MOT20" in name.upper() else "MOT17"
+    cls = mot_classes(gt.tracks)
+    unknown = sorted({gt.tracks.labels[i] for i in np.unique(gt.tracks.label[cls < 0])}) \
+        if "mot_class" not in gt.tracks.data and (cls < 0).any() else []
+    if unknown:
+        raise InputError(f"{args.gt}: label {unknown[0]!r} is not a MOTChallenge class; --motchallenge "
+                         "needs MOT class names (pedestrian, person on vehicle, static person, ...)")
+    cls = np.where(cls <= 0, 1, cls)
+    keep = person_prediction_rows(pred.tracks, benchmark)
+    pred_tracks = pred.tracks
+    if not keep.all():
+        dropped = int((~keep & ~pred_tracks.outside).sum())
+        print(f"note: {dropped} prediction boxes of non-person MOT classes left out "
+              f"(MOTChallenge scores pedestrians only)")
+        pred_tracks = pred_tracks[keep]
+    return evaluate_tracks_mot(gt.tracks, pred_tracks, gt_class=cls, gt_consider=gt.tracks.score,
+                               num_frames=num_frames, benchmark=benchmark)

@@ -39,31 +39,47 @@ def _unit(value: str) -> float:
 
 
 def register(subparsers: Any) -> None:
-    p = subparsers.add_parser("propagate", help="fill frames between keyframes with SAM2; flag disagreements")
-    p.add_argument("task_id", nargs="?", type=int, help="CVAT task id (omit with --frames/--annotations)")
-    p.add_argument("--frames", type=Path, help="folder of frame images, in frame order (offline)")
-    p.add_argument("--annotations", type=Path, help="CVAT XML/JSON or MOT file with the keyframes (offline)")
-    p.add_argument("--out", type=Path, help="output annotation file (format from --out-format or extension)")
-    p.add_argument("--out-format", choices=["cvat_xml", "cvat_json", "mot"], help="output format")
-    p.add_argument("--review", type=Path, help="write review items (JSON) for flagged frames here")
-    p.add_argument("--track", type=int, action="append", default=[], help="track id to propagate (repeat)")
-    p.add_argument("--labels", nargs="+", default=[], help="only tracks with these labels")
-    p.add_argument("--min-iou", type=_unit, default=0.5, help="flag frames where forward/backward IoU is below")
-    p.add_argument("--checkpoint", help="SAM2 checkpoint (.pt); env SAM2_CHECKPOINT")
-    p.add_argument("--model-config", help="SAM2 config, default configs/sam2.1/sam2.1_hiera_t.yaml")
-    p.add_argument("--image-size", type=int, help="model input size (e.g. 512 on CPU)")
-    p.add_argument("--device", help="cuda / cpu (default: cuda when available)")
+    p = subparsers.add_parser("propagate", help="fill frames between keyframes with SAM2; flag disagreements",
+                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("task_id", nargs="?", type=int, metavar="TASK_ID",
+                   help="CVAT task id (omit with --frames/--annotations)")
+    p.add_argument("--frames", type=Path, metavar="DIR", help="offline: folder of frame images, in frame order")
+    p.add_argument("--annotations", type=Path, metavar="FILE",
+                   help="offline: CVAT XML/JSON or MOT file with the keyframes")
+    p.add_argument("--out", type=Path, metavar="FILE", help="offline: output annotation file")
+    p.add_argument("--to", dest="out_format", choices=["cvat_xml", "cvat_json", "mot"], metavar="FORMAT",
+                   help="format of --out: cvat_xml, cvat_json or mot (default: from its extension)")
+    p.add_argument("--out-format", dest="out_format", choices=["cvat_xml", "cvat_json", "mot"],
+                   default=argparse.SUPPRESS, help=argparse.SUPPRESS)  # old spelling of --to
+    p.add_argument("--review", type=Path, metavar="FILE", help="write review items (JSON) for flagged frames here")
+    p.add_argument("--track", type=int, action="extend", nargs="+", default=[], metavar="ID",
+                   help="only these track ids (--track 3 7, or --track 3 --track 7)")
+    p.add_argument("--labels", action="extend", nargs="+", default=[], metavar="NAME",
+                   help="only tracks with these labels (--labels person car)")
+    p.add_argument("--min-iou", type=_unit, default=0.5, metavar="FRACTION",
+                   help="flag frames where forward and backward boxes overlap less (default 0.5)")
+    p.add_argument("--weights", dest="checkpoint", metavar="FILE",
+                   help="SAM2 weights (.pt; default the SAM2_CHECKPOINT environment variable)")
+    p.add_argument("--checkpoint", dest="checkpoint", default=argparse.SUPPRESS,
+                   help=argparse.SUPPRESS)  # old spelling of --weights
+    p.add_argument("--model-config", metavar="YAML",
+                   help="SAM2 model config (default configs/sam2.1/sam2.1_hiera_t.yaml)")
+    p.add_argument("--image-size", type=int, metavar="PX", help="model input size in pixels (e.g. 512 on CPU)")
+    p.add_argument("--device", metavar="DEVICE", help="cuda or cpu (default cuda when present)")
     p.add_argument("--random-weights", action="store_true", help=argparse.SUPPRESS)  # tests/benchmarks
-    p.add_argument("--format", choices=["text", "json"], default="text", help="summary format on stdout")
-    p.add_argument("--config", type=Path, default=Path("serverless.yaml"), help="sync config (CVAT mode)")
+    p.add_argument("--format", choices=["text", "json"], default="text", metavar="FORMAT",
+                   help="summary on stdout as text or json (default text)")
+    p.add_argument("--config", type=Path, default=Path("serverless.yaml"), metavar="YAML",
+                   help="CVAT mode: file with the sync: section (default serverless.yaml)")
     p.add_argument("--dry-run", action="store_true", help="CVAT mode: write nothing, print what would change")
     p.add_argument("--push-review", action="store_true",
                    help="CVAT mode: open issues at disagreement frames, move jobs per sync.review")
-    p.add_argument("--write", choices=["boxes", "masks", "none"], default="boxes",
+    p.add_argument("--write", choices=["boxes", "masks", "none"], default="boxes", metavar="WHAT",
                    help="what to write: boxes (thinned keyframes), masks (boxes plus a mask track per "
-                        "object, a keyframe on every frame; offline: CVAT JSON mask tracks), none")
-    p.add_argument("--tolerance", type=float, help="CVAT mode: keyframe thinning tolerance in px "
-                   "(default sync.merge.thin_tolerance_px)")
+                        "object, a keyframe on every frame; offline: CVAT JSON mask tracks) or none "
+                        "(default boxes)")
+    p.add_argument("--tolerance", type=float, metavar="PX", help="CVAT mode: keyframe thinning tolerance "
+                   "in pixels (default sync.merge.thin_tolerance_px)")
     p.set_defaults(func=run)
 
 

@@ -30,10 +30,12 @@ def register(subparsers: Any) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--port", type=_port, default=8070, help="listen port (default 8070)")
-    parser.add_argument("--host", default="0.0.0.0", help="listen address (default 0.0.0.0)")
-    parser.add_argument("--manifest", default="serverless.yaml", help="functions manifest")
-    parser.add_argument("--only", nargs="+", default=[], metavar="NAME", help="serve just these")
+    parser.add_argument("--port", type=_port, default=8070, metavar="PORT", help="listen port (default 8070)")
+    parser.add_argument("--host", default="0.0.0.0", metavar="HOST", help="listen address (default 0.0.0.0)")
+    parser.add_argument("--manifest", default="serverless.yaml", metavar="YAML",
+                        help="functions manifest (default serverless.yaml)")
+    parser.add_argument("--only", action="extend", nargs="+", default=[], metavar="NAME",
+                        help="serve just these functions (--only yolo bytetrack)")
     parser.add_argument(
         "--print-spec",
         metavar="NAME",

@@ -38,7 +38,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--thin-keyframes", action="store_true", default=None,
                    help="also drop keyframes that interpolation reproduces (sync.merge.thin_tolerance_px)")
     p.add_argument("--no-report", action="store_true", help="skip the per-task HTML report")
-    p.add_argument("--json", metavar="OUT", help="write the run summary as JSON ('-' for stdout)")
+    p.add_argument("--json", metavar="FILE", help="write the run summary as JSON ('-' for stdout)")
     p.set_defaults(func=run)
 
 

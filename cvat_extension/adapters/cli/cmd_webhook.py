@@ -25,8 +25,8 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--config", default="serverless.yaml", metavar="YAML",
                    help="file with the sync: section (default serverless.yaml)")
-    p.add_argument("--host", help="address to bind (default sync.webhook.host)")
-    p.add_argument("--port", type=int, help="port to bind (default sync.webhook.port)")
+    p.add_argument("--host", metavar="HOST", help="address to bind (default sync.webhook.host)")
+    p.add_argument("--port", type=int, metavar="PORT", help="port to bind (default sync.webhook.port)")
     p.set_defaults(func=run)
 
 

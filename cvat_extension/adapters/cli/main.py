@@ -5,7 +5,9 @@ parser and sets ``func`` to a callable taking the parsed namespace and returning
 code. Modules import heavy libraries inside ``func`` only, so ``cvat-track --help`` stays
 fast and works without the optional extras.
 
-Exit codes: 0 clean, 1 findings at or above ``--fail-on``, 2 usage/input/config error.
+Exit codes: 0 clean, 1 findings at or above ``--fail-on`` (check) or a failed job (sync),
+2 usage/input/config error. Every subcommand's ``--help`` ends with an example and its codes
+(:mod:`cvat_extension.adapters.cli._help`).
 Only the CLI configures logging and prints; library errors become one line
 ``ErrorType: message`` on stderr.
 """
@@ -35,6 +37,7 @@ COMMANDS: tuple[str, ...] = (
     "annotate",
     "calibrate",
     "propagate",
+    "attention",
     "serve_functions",
 )
 
@@ -50,16 +53,27 @@ def available_commands() -> list[str]:
 
 def build_parser() -> argparse.ArgumentParser:
     """The full ``cvat-track`` parser with every subcommand registered."""
+    from cvat_extension.adapters.cli._help import EXIT_CODES, finish_parser
+
     parser = argparse.ArgumentParser(
         prog="cvat-track",
         description="Clean multi-object tracking datasets in CVAT: check, merge, review, annotate.",
+        epilog="Run 'cvat-track COMMAND --help' for a command's options and examples.\n" + EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv: debug)")
+    parser.add_argument("-v", "--verbose", action="count", default=0,
+                        help="more logging (-vv: debug); also accepted after the command")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in available_commands():
         module = importlib.import_module(f"cvat_extension.adapters.cli.cmd_{name}")
         module.register(subparsers)
+    for name, sub in subparsers.choices.items():
+        # Global options after the subcommand too: "cvat-track check x.txt -v" is what users type.
+        sub.add_argument("-v", "--verbose", dest="verbose_after", action="count", default=0,
+                         help="more logging (-vv: debug)")
+        module_name = f"cvat_extension.adapters.cli.cmd_{name.replace('-', '_')}"
+        finish_parser(name, sub, getattr(sys.modules.get(module_name), "__doc__", None))
     return parser
 
 
@@ -70,8 +84,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    verbose = args.verbose + getattr(args, "verbose_after", 0)
     logging.basicConfig(
-        level=logging.WARNING - 10 * min(args.verbose, 2),
+        level=logging.WARNING - 10 * min(verbose, 2),
         format="%(levelname)s %(name)s: %(message)s",
     )
     try:

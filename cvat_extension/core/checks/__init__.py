@@ -29,6 +29,7 @@ from cvat_extension.core.checks.short_track import ShortTrackConfig, check_short
 from cvat_extension.core.checks.size_jump import SizeJumpConfig, check_size_jump
 from cvat_extension.core.findings import Finding
 from cvat_extension.core.frames import FrameSource
+from cvat_extension.core.timebase import time_scale
 from cvat_extension.core.tracks import SequenceInfo, Tracks
 from cvat_extension.errors import ConfigError
 
@@ -143,6 +144,20 @@ class ChecksConfig:
             out = replace(out, **{name: cfg})
         return out
 
+    def for_time_scale(self, scale: float) -> ChecksConfig:
+        """Every check's thresholds for annotated frames ``scale`` reference intervals apart.
+
+        See ``core/timebase.py``; ``scale`` 1 returns this config unchanged.
+
+        >>> ChecksConfig().for_time_scale(3.0).short_track.min_length_frames
+        2
+        """
+        if scale == 1.0:
+            return self
+        return replace(self, **{f.name: getattr(self, f.name).for_time_scale(scale)
+                                for f in fields(self)
+                                if hasattr(getattr(self, f.name), "for_time_scale")})
+
 
 def run_checks(
     tracks: Tracks,
@@ -163,12 +178,15 @@ def run_checks(
     keep to one core. On threads the shared detection match starts first, split by frames,
     while this thread prepares; ghost and missing_object run last and wait for it.
 
+    ``info.fps`` (when known) scales every per-frame threshold to the time between annotated
+    frames (:meth:`ChecksConfig.for_time_scale`): ``config`` holds the 30 fps values.
+
     Raises:
         ConfigError: ``only`` names an unknown check or ``workers`` < 1.
     """
     if workers < 1:
         raise ConfigError(f"workers must be >= 1, got {workers}")
-    cfg = config or ChecksConfig()
+    cfg = (config or ChecksConfig()).for_time_scale(time_scale(info.fps) if info is not None else 1.0)
     names = list(CHECKS) if only is None else list(only)
     bad = [n for n in names if n not in CHECKS]
     if bad:

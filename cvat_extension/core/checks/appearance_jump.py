@@ -13,13 +13,14 @@ callable; the work per frame is array operations over all its boxes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from cvat_extension.core.checks._common import Prepared, box_tuple, check_range, prepare, quiet_rows
 from cvat_extension.core.findings import Finding, frame_label
 from cvat_extension.core.frames import FrameSource
+from cvat_extension.core.timebase import frames_for
 from cvat_extension.core.tracks import SequenceInfo, Tracks
 
 __all__ = ["AppearanceJumpConfig", "box_embeddings", "check_appearance_jump"]
@@ -46,6 +47,11 @@ class AppearanceJumpConfig:
     min_box_size_px: float = 8.0
     min_visibility: float = 0.7
     max_gap_frames: int = 10
+
+    def for_time_scale(self, scale: float) -> AppearanceJumpConfig:
+        """These thresholds for frames ``scale`` reference intervals apart: the largest gap
+        compared across stays the same number of seconds."""
+        return replace(self, max_gap_frames=frames_for(self.max_gap_frames, scale))
 
     def __post_init__(self) -> None:
         check_range("AppearanceJumpConfig", "max_distance", self.max_distance, 0, 1)

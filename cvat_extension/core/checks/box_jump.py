@@ -9,7 +9,7 @@ identity jump, reported by ``id_switch`` instead.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -49,6 +49,11 @@ class BoxJumpConfig:
     max_iou: float = 0.5
     max_consistency_ratio: float = 0.35
     min_visibility: float = 0.5
+
+    def for_time_scale(self, scale: float) -> BoxJumpConfig:
+        """These thresholds for frames ``scale`` reference intervals apart: the offset a
+        single box may have from its neighbours' line grows with the time between them."""
+        return replace(self, min_offset_ratio=self.min_offset_ratio * scale)
 
     def __post_init__(self) -> None:
         check_range("BoxJumpConfig", "min_offset_ratio", self.min_offset_ratio, 0.05, 100.0)

@@ -7,15 +7,16 @@ Two signals, both vectorised over all rows:
   that, and so does a person walking along with a moving camera, so without detections a
   frozen box is only a hint: 0.3, raised to 0.45 when the camera moves meanwhile or when it
   is the frozen tail of a track that moved before (an annotator held the box after the
-  object left). Only detections make it confident: unsupported, it scores 0.9; supported,
-  it is dropped (a standing person).
+  object left). Only detections make it confident: unsupported on its visible boxes, it
+  scores 0.9; supported, it is dropped (a standing person). A run whose boxes are mostly
+  occluded stays a hint: detectors miss hidden people, so their silence proves nothing.
 - **no detector support** (needs ``detections``): a run of visible, unoccluded boxes with
   no detection at IoU >= ``min_support_iou`` for more than ``min_unsupported_frames``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -30,6 +31,7 @@ from cvat_extension.core.checks._common import (
     runs,
 )
 from cvat_extension.core.findings import Finding, frame_label
+from cvat_extension.core.timebase import frames_for
 from cvat_extension.core.tracks import SequenceInfo, Tracks
 
 __all__ = ["GhostConfig", "check_ghost"]
@@ -64,6 +66,12 @@ class GhostConfig:
     max_support_fraction: float = 0.3
     min_unsupported_frames: int = 30
     min_visibility: float = 0.5
+
+    def for_time_scale(self, scale: float) -> GhostConfig:
+        """These thresholds for frames ``scale`` reference intervals apart: a box must stay
+        frozen (and unsupported) for the same number of seconds."""
+        return replace(self, min_static_frames=frames_for(self.min_static_frames, scale, 3),
+                       min_unsupported_frames=frames_for(self.min_unsupported_frames, scale, 3))
 
     def __post_init__(self) -> None:
         check_range("GhostConfig", "min_static_frames", self.min_static_frames, 2, 1e6)
@@ -118,6 +126,8 @@ def check_ghost(
             matched = match_detections(p, detections, config.min_det_score)
         supported = matched.support >= config.min_support_iou
     cam = np.hypot(*p.cam_shift.T) + np.abs(np.log(p.cam_scale)) * 500.0
+    # Occluded/low-visibility rows (only needed, and computed, with detections).
+    quiet = quiet_rows(p, config.min_visibility) if supported is not None else np.zeros(0, dtype=bool)
 
     out = []
     covered = np.zeros(n, dtype=bool)
@@ -138,8 +148,13 @@ def check_ghost(
             frac = float(supported[rr].mean())
             if frac > 2 * config.max_support_fraction:
                 continue  # the detector sees an object there: a standing person
-            if frac < config.max_support_fraction:
-                score, why = max(score, 0.9), why + f", detections support {frac:.0%} of it"
+            # Detectors miss hidden people: only the run's visible boxes are evidence.
+            seen = rr[~quiet[rr]]
+            seen_frac = float(supported[seen].mean()) if len(seen) else 1.0
+            if len(seen) * 2 < len(rr):
+                why += " (mostly occluded: no detector evidence either way)"
+            elif seen_frac < config.max_support_fraction:
+                score, why = max(score, 0.9), why + f", detections support {seen_frac:.0%} of its visible boxes"
         covered[rr] = True
         out.append(Finding(
             kind="ghost", track_ids=(t,), frames=(f0, f1), box=box_tuple(b[i0]), score=score,
@@ -148,7 +163,6 @@ def check_ghost(
         ))
 
     if supported is not None:
-        quiet = quiet_rows(p, config.min_visibility)
         bad = np.flatnonzero(~supported & ~quiet & ~covered)
         for rr in runs(bad, p.tid, p.frame, 1, min_len=config.min_unsupported_frames + 1):
             i0, i1 = int(rr[0]), int(rr[-1])

@@ -9,7 +9,7 @@ frames (the jump out and the jump back) form one finding.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -21,6 +21,7 @@ from cvat_extension.core.checks._common import (
     runs,
 )
 from cvat_extension.core.findings import Finding, frame_label
+from cvat_extension.core.timebase import frames_for
 from cvat_extension.core.tracks import SequenceInfo, Tracks
 
 __all__ = ["SizeJumpConfig", "check_size_jump"]
@@ -44,6 +45,13 @@ class SizeJumpConfig:
     min_visibility: float = 0.5
     border_margin_px: float = 2.0
     max_run_gap_frames: int = 10
+
+    def for_time_scale(self, scale: float) -> SizeJumpConfig:
+        """These thresholds for frames ``scale`` reference intervals apart: an approaching
+        object grows by a factor per second, so the allowed area ratio is raised to the power
+        ``scale``; the run gap stays the same number of seconds."""
+        return replace(self, max_area_change=(1.0 + self.max_area_change) ** scale - 1.0,
+                       max_run_gap_frames=frames_for(self.max_run_gap_frames, scale))
 
     def __post_init__(self) -> None:
         check_range("SizeJumpConfig", "max_area_change", self.max_area_change, 0.01, 100.0)
