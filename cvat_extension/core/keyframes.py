@@ -177,9 +177,13 @@ def expand_keyframes(
 
 # ---------------------------------------------------------------------------------- thinning
 def _segment_errors(
-    box: np.ndarray, rot: np.ndarray | None, i: int, js: np.ndarray
+    box: np.ndarray, rot: np.ndarray | None, i: int, js: np.ndarray, tol: float | np.ndarray = 0.0
 ) -> np.ndarray:
-    """Max error (px) of interpolating ``box[i] → box[j]`` on the frames strictly between.
+    """Max error (px) beyond ``tol`` of interpolating ``box[i] → box[j]`` on the frames strictly between.
+
+    ``tol`` is a number or, for size-relative thinning, a per-row (n, 4) array of allowed
+    deviations per coordinate; the result is ``max(error - tol)`` over the inner frames and
+    coordinates (0 for adjacent frames), so a segment is acceptable when it is ≤ 0.
 
     Row positions are frame offsets (runs are contiguous), so the interpolation offset of
     position ``m`` is ``(m - i) / (j - i)`` exactly as CVAT computes it.
@@ -192,25 +196,31 @@ def _segment_errors(
     inside = ms[None, :] < js[:, None]
     p0 = box[i]
     pred = p0 + (box[js] - p0)[:, None, :] * t[:, :, None]  # (J, M, 4)
-    err = np.abs(pred - box[ms][None, :, :]).max(axis=2)
+    if isinstance(tol, np.ndarray):
+        excess = np.abs(pred - box[ms][None, :, :]) - tol[ms][None, :, :]
+    else:
+        excess = np.abs(pred - box[ms][None, :, :]) - tol
+    err = excess.max(axis=2)
     if rot is not None:
         r0 = rot[i]
         rpred = np.mod(r0 + cvat_angle_diff(rot[js], np.full(len(js), r0))[:, None] * t + 360.0, 360.0)
         dang = np.abs(np.mod(rpred - rot[ms][None, :] + 180.0, 360.0) - 180.0)
         half_diag = 0.5 * np.hypot(box[ms, 2] - box[ms, 0], box[ms, 3] - box[ms, 1])
         err = err + np.deg2rad(dang) * half_diag[None, :]
-    return np.where(inside, err, 0.0).max(axis=1)
+    return np.where(inside, err, -np.inf).max(axis=1)
 
 
 def _thin_run(
     box: np.ndarray,
     rot: np.ndarray | None,
     forced: np.ndarray,
-    tol: float,
+    tol: float | np.ndarray,
     *,
     open_end: bool,
 ) -> tuple[list[int], bool]:
     """Greedy farthest-reach keyframe choice on one contiguous run of boxes.
+
+    ``tol``: allowed deviation per coordinate, a number or per row (n, 4).
 
     Returns (keyframe positions, whether the run's end is reached without a keyframe on its
     last frame). ``open_end`` means an outside keyframe follows the run, whose box may be
@@ -228,7 +238,8 @@ def _thin_run(
         limit = int(forced_pos[nxt_forced]) if nxt_forced < len(forced_pos) else n - 1
         if not open_end and limit == n - 1:
             # Copy-forward tail: the last keyframe's box is repeated to the stop frame.
-            tail_ok = bool(np.abs(box[i + 1 :] - box[i]).max() <= tol + 1e-9)
+            tail_tol = tol[i + 1 :] if isinstance(tol, np.ndarray) else tol
+            tail_ok = bool((np.abs(box[i + 1 :] - box[i]) - tail_tol).max() <= 1e-9)
             if rot is not None and tail_ok:
                 tail_ok = bool(np.all(rot[i + 1 :] == rot[i]))
             if tail_ok:
@@ -238,7 +249,7 @@ def _thin_run(
         while True:
             hi = min(i + window, limit)
             js = np.arange(i + 1, hi + 1)
-            ok = _segment_errors(box, rot, i, js) <= tol + 1e-9
+            ok = _segment_errors(box, rot, i, js, tol) <= 1e-9
             best = int(js[np.flatnonzero(ok)[-1]])  # j = i+1 is always valid
             if best < hi or hi == limit:
                 break
@@ -256,6 +267,7 @@ def thin_keyframes(
     tolerance_px: float = 1.0,
     stop_frame: int | None = None,
     force_on: Sequence[str] = ("z_order",),
+    tolerance_box_fraction: float = 0.0,
 ) -> Tracks:
     """Fewest CVAT keyframes that reproduce dense per-frame boxes within ``tolerance_px``.
 
@@ -277,12 +289,27 @@ def thin_keyframes(
         stop_frame: last frame of the sequence; a track whose last box is there gets no
             closing outside keyframe. Default: the last frame holding any box.
         force_on: ``data`` columns whose changes need a keyframe (those present are used).
+        tolerance_box_fraction: size-relative tolerance for machine tracks: x coordinates
+            may deviate by this fraction of the box's width and y coordinates of its height
+            (with ``tolerance_px`` as the floor). 0.05 keeps every frame's IoU with the input
+            box above about 0.9 whatever the object's size, where a pixel tolerance is either
+            too strict for a large box or too loose for a small one. Raising it trades box
+            accuracy for fewer keyframes. 0 (default) is the pixel tolerance alone; use it
+            for human annotations, whose boxes should come back as drawn.
 
     Raises:
         AnnotationFormatError: two boxes of one track on the same frame.
+
+    >>> dense = Tracks.from_columns(frame=range(5), track_id=[1] * 5,
+    ...                             xyxy=[[0, 0, 100, 200], [3, 0, 103, 200], [4, 0, 104, 200],
+    ...                                   [9, 0, 109, 200], [12, 0, 112, 200]])
+    >>> len(thin_keyframes(dense)), len(thin_keyframes(dense, tolerance_box_fraction=0.03))
+    (3, 2)
     """
     if tolerance_px < 0 or not np.isfinite(tolerance_px):
         raise ValueError(f"tolerance_px must be a finite number >= 0, got {tolerance_px}")
+    if tolerance_box_fraction < 0 or not np.isfinite(tolerance_box_fraction):
+        raise ValueError(f"tolerance_box_fraction must be a finite number >= 0, got {tolerance_box_fraction}")
     vis = tracks.visible()
     _check_unique_frames(vis)
     if len(vis) == 0:
@@ -302,6 +329,10 @@ def thin_keyframes(
             changed[1:] |= col[1:] != col[:-1]
     forced = changed & same
     has_rot = bool(np.any(vis.rotation != 0))
+    tol_all: float | np.ndarray = float(tolerance_px)
+    if tolerance_box_fraction > 0:
+        wh = np.abs(vis.xyxy[:, 2:] - vis.xyxy[:, :2]) * float(tolerance_box_fraction)
+        tol_all = np.maximum(np.tile(wh, 2), float(tolerance_px))  # (n, 4): w, h, w, h
 
     keep: list[np.ndarray] = []
     outside_rows: list[int] = []
@@ -313,7 +344,8 @@ def thin_keyframes(
         rot = vis.rotation[a:b] if has_rot else None
         last_frame = int(f[b - 1])
         open_end = last_frame < stop
-        kfs, reached = _thin_run(box, rot, forced[a:b], float(tolerance_px), open_end=open_end)
+        tol = tol_all[a:b] if isinstance(tol_all, np.ndarray) else tol_all
+        kfs, reached = _thin_run(box, rot, forced[a:b], tol, open_end=open_end)
         keep.append(a + np.asarray(kfs, dtype=np.int64))
         if open_end:
             last_kf = kfs[-1]

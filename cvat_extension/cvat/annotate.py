@@ -3,10 +3,12 @@
 Why not CVAT's own paths: detector functions and ``cvat-cli task auto-annotate`` can only write
 per-frame shapes (``cvat-interfaces.md`` §1.5, §2.3), and the ``reid`` path sees two frames at
 a time. Here one detector and one multi-object tracker run over the whole sequence in order,
-and the result is uploaded as CVAT tracks with thinned keyframes (``thin_keyframes``: the
-fewest keyframes whose interpolation reproduces the boxes within the tolerance) and ``outside``
-keyframes where an object is gone, so an annotator corrects a handful of keyframes per object
-instead of a box per frame.
+and the result is uploaded as CVAT tracks with sparse keyframes and ``outside`` keyframes where
+an object is gone, so an annotator corrects a handful of keyframes per object instead of a box
+per frame. Detector boxes jitter by several pixels a frame, so each whole track is first
+smoothed (short gaps filled, flagged occluded) and then thinned with a tolerance relative to
+the box size (:class:`~cvat_extension.core.smooth.SparseTrackConfig`; ``exact`` keeps the raw
+boxes within a pixel tolerance instead).
 
 Frames come through the SDK on demand, one data chunk at a time where the task allows it
 (:func:`iter_task_frames`: image tasks serve zip chunks of ``data_chunk_size`` frames, so API
@@ -34,6 +36,7 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
+from cvat_extension.core.smooth import SparseTrackConfig
 from cvat_extension.core.tracks import SOURCES, Source, Tracks
 from cvat_extension.errors import CvatSyncError, InputError
 from cvat_extension.models.mot_tracker import MotTracker
@@ -230,13 +233,17 @@ def annotate_task(
     on_frame: Callable[[int], None] | None = None,
     on_start: Callable[[int], None] | None = None,
     plant: Callable[[int, Tracks, list[dict[str, Any]], dict[str, Any]], Tracks] | None = None,
+    keyframes: SparseTrackConfig | None = None,
 ) -> dict[str, int]:
     """Detect and track every frame of CVAT task ``task_id`` and upload the tracks per job.
 
     Detector labels are matched to task labels by name; detections of other labels are
     dropped (counted in the result). Returns counts: frames, tracks, keyframes, dropped.
     ``plant(task_id, tracks, jobs, meta)`` (attention checks, ``cvat/attention.py``) may
-    withhold boxes; it runs before the first upload.
+    withhold boxes; it runs before the first upload, on the prepared (smoothed) tracks, so
+    a withheld box stays withheld. ``keyframes`` says how tracks become keyframes (default:
+    smoothed, size-relative tolerance with ``tolerance_px`` as its floor); tracks are
+    prepared whole, then cut and thinned per job.
 
     Raises:
         InputError: no detector label exists in the task.
@@ -273,6 +280,8 @@ def annotate_task(
         labels = tuple(CvatLabel(task_labels[name], name) for name in tracks.labels)
     doc = CvatAnnotations(tracks=Tracks.empty(labels=tracks.labels), shapes=Tracks.empty(labels=tracks.labels),
                           labels=labels)
+    sparse = keyframes if keyframes is not None else SparseTrackConfig(tolerance_px=tolerance_px)
+    tracks = sparse.prepare(tracks)
     jobs = sorted(api.list_jobs(task_id=task_id, type="annotation"), key=lambda j: int(j["start_frame"]))
     if plant is not None:
         tracks = plant(task_id, tracks, jobs, meta)
@@ -280,7 +289,7 @@ def annotate_task(
     for job in jobs:
         jid, start, stop = int(job["id"]), int(job["start_frame"]), int(job["stop_frame"])
         piece = tracks[(tracks.frame >= start) & (tracks.frame <= stop)]
-        payload = doc.to_labeled_data(piece, dense=True, stop_frame=stop, tolerance_px=tolerance_px,
+        payload = doc.to_labeled_data(sparse.keyframes(piece, stop_frame=stop), stop_frame=stop,
                                       changed_only=True)
         n_tracks += len(payload["tracks"])
         n_keyframes += sum(len(t["shapes"]) for t in payload["tracks"])

@@ -52,6 +52,8 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
                 "cvat-track restore --job 42"),
     "annotate": ("cvat-track annotate --frames img1/ --out tracks.txt --weights yolo11n.pt",
                  "cvat-track annotate 17 --weights yolo11n.pt --tracker botsort"),
+    "calibrate": ("cvat-track calibrate --gt gt.txt --detections det.txt --map person=pedestrian",
+                  "cvat-track calibrate --task 42 --weights yolo11n.pt --frames-range 0:299"),
     "propagate": ("cvat-track propagate --frames img1/ --annotations keyframes.xml --out dense.xml "
                   "--weights sam2.1_hiera_tiny.pt",),
     "card": ("cvat-track card ../shared/data/motgt --out card/",

@@ -4,7 +4,11 @@
     cvat-track annotate --video clip.mp4 --weights yolo11n.pt --out tracks.txt   # MOT CSV
     cvat-track annotate --frames DIR --weights yolo11n.pt --out tracks.xml       # CVAT for video
 
-A CVAT task gets real tracks (thinned keyframes, outside keyframes at gaps) uploaded per job.
+A CVAT task gets real tracks uploaded per job: each track is smoothed (detector jitter removed,
+gaps up to --fill-gaps frames filled and flagged occluded) and thinned to the keyframes that
+reproduce it within --box-tolerance of the box size, outside keyframes at longer gaps.
+--keyframes exact uploads the raw boxes instead (within --tolerance pixels). Offline --out files
+get the same boxes CVAT would show.
 Interrupted runs resume from the checkpoint file (``--checkpoint``, default
 ``.cvat-track/annotate-<task>.ckpt``); it is removed after a complete run. Credentials come
 from ``$CVAT_ACCESS_TOKEN`` or ``$CVAT_USER``/``$CVAT_PASSWORD``.
@@ -17,6 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from cvat_extension.adapters.cli._inputs import nonnegative_int, positive_int
+from cvat_extension.core.smooth import SmoothConfig, SparseTrackConfig
+
+_SPARSE = SparseTrackConfig()  # the defaults shown in --help
 
 
 def _fraction(text: str) -> float:
@@ -27,6 +34,33 @@ def _fraction(text: str) -> float:
     if not 0.0 <= value <= 1.0:
         raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {value}")
     return value
+
+
+def _nonnegative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text}")
+    return value
+
+
+def _box_fraction(text: str) -> float:
+    value = _nonnegative_float(text)
+    if value >= 0.5:
+        raise argparse.ArgumentTypeError(f"expected a fraction of the box size below 0.5, got {value}")
+    return value
+
+
+def sparse_config(args: argparse.Namespace) -> SparseTrackConfig:
+    """The keyframe settings of the ``--keyframes``/``--tolerance``/... options."""
+    return SparseTrackConfig(
+        exact=args.keyframes == "exact",
+        smooth=SmoothConfig(smoothness=args.smoothness, max_fill_gap_frames=args.fill_gaps),
+        tolerance_px=args.tolerance,
+        tolerance_box_fraction=args.box_tolerance,
+    )
 
 
 def register(subparsers: Any) -> None:
@@ -57,8 +91,18 @@ def register(subparsers: Any) -> None:
                    help=argparse.SUPPRESS)  # old spelling of --image-size
     p.add_argument("--device", default="auto", metavar="DEVICE",
                    help="auto (CUDA when present), cpu or cuda:0 (default auto)")
-    p.add_argument("--tolerance", type=float, default=1.0, metavar="PX",
-                   help="keyframe thinning tolerance in pixels (default 1)")
+    p.add_argument("--keyframes", choices=("smooth", "exact"), default="smooth",
+                   help="smooth (default): smoothed tracks, few keyframes; exact: the raw boxes within --tolerance")
+    p.add_argument("--tolerance", type=_nonnegative_float, default=1.0, metavar="PX",
+                   help="keyframe tolerance in pixels: exact mode's, and the floor of --box-tolerance (default 1)")
+    p.add_argument("--box-tolerance", type=_box_fraction, default=_SPARSE.tolerance_box_fraction, metavar="FRACTION",
+                   help="smooth mode: allowed deviation as a fraction of box width/height "
+                        f"(default {_SPARSE.tolerance_box_fraction})")
+    p.add_argument("--smoothness", type=_nonnegative_float, default=_SPARSE.smooth.smoothness, metavar="LAMBDA",
+                   help=f"smooth mode: smoothing strength (default {_SPARSE.smooth.smoothness:g}; 0 = none)")
+    p.add_argument("--fill-gaps", type=nonnegative_int, default=_SPARSE.smooth.max_fill_gap_frames, metavar="FRAMES",
+                   help="smooth mode: fill gaps inside a track up to this many frames, flagged occluded "
+                        f"(default {_SPARSE.smooth.max_fill_gap_frames}; 0 = never)")
     p.add_argument("--url", default=None, metavar="URL",
                    help="CVAT URL (default sync.cvat.url of serverless.yaml, else localhost:8080)")
     p.add_argument("--resume-file", dest="checkpoint", type=Path, metavar="FILE",
@@ -101,7 +145,7 @@ def run(args: argparse.Namespace) -> int:
     tracker = MotTracker(config)
     source = str(args.task_id) if not offline else str((args.video or args.frames).resolve())
     key = run_key(source=source, weights=Path(args.weights).resolve(), tracker=config, conf=args.conf,
-                  imgsz=args.imgsz, tolerance=args.tolerance)
+                  imgsz=args.imgsz, keyframes=sparse_config(args))
     name = f"task{args.task_id}" if not offline else (args.video or args.frames).name
     checkpoint = Checkpoint(args.checkpoint or Path(".cvat-track") / f"annotate-{name}.ckpt", key)
     bar = _progress_bar(disabled=args.no_progress)
@@ -141,9 +185,10 @@ def _progress_bar(*, disabled: bool) -> _Bar:
 
 
 def _offline(args: argparse.Namespace, detector: Any, tracker: Any, checkpoint: Any, bar: _Bar) -> dict[str, Any]:
+    from cvat_extension.core.keyframes import expand_keyframes
     from cvat_extension.core.tracks import SequenceInfo
     from cvat_extension.cvat.annotate import detect_and_track, iter_frame_folder, iter_video
-    from cvat_extension.io.formats import write_tracks
+    from cvat_extension.io.formats import Format, LoadedTracks, write_tracks
 
     start = checkpoint.progress.next_frame
     count, frames = iter_video(args.video, start) if args.video else iter_frame_folder(args.frames, start)
@@ -161,8 +206,13 @@ def _offline(args: argparse.Namespace, detector: Any, tracker: Any, checkpoint: 
     info = SequenceInfo(num_frames=total, width=size.get("w", 0), height=size.get("h", 0),
                         name=(args.video or args.frames).name)
     fmt = "cvat_xml" if args.out.suffix.lower() == ".xml" else "mot"
-    write_tracks(args.out, tracks, fmt=fmt, info=info, tolerance_px=args.tolerance)
-    return {"frames": total, "tracks": len(tracks.ids), "boxes": len(tracks), "out": str(args.out)}
+    # The same keyframes an upload would store; the file holds what CVAT would show.
+    keyframes = sparse_config(args).sparse(tracks, stop_frame=total - 1)
+    shown = expand_keyframes(keyframes, stop_frame=total - 1).visible()
+    write_tracks(args.out, LoadedTracks(tracks=shown, info=info, format=Format.MOT, keyframes=keyframes),
+                 fmt=fmt, info=info)
+    return {"frames": total, "tracks": len(shown.ids), "boxes": len(shown), "keyframes": len(keyframes),
+            "out": str(args.out)}
 
 
 def _cvat(args: argparse.Namespace, detector: Any, tracker: Any, checkpoint: Any, bar: _Bar) -> dict[str, Any]:
@@ -177,7 +227,7 @@ def _cvat(args: argparse.Namespace, detector: Any, tracker: Any, checkpoint: Any
 
     return annotate_task(api, args.task_id, detector, tracker, checkpoint=checkpoint, tolerance_px=args.tolerance,
                          on_frame=bar.step, on_start=lambda total: bar.start(total, start),
-                         plant=planter_from_manifest(args.attention_checks))
+                         plant=planter_from_manifest(args.attention_checks), keyframes=sparse_config(args))
 
 
 def _url_from_manifest() -> str | None:

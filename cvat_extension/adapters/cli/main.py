@@ -35,6 +35,7 @@ COMMANDS: tuple[str, ...] = (
     "webhook",
     "restore",
     "annotate",
+    "calibrate",
     "propagate",
     "attention",
     "serve_functions",

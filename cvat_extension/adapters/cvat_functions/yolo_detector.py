@@ -4,7 +4,9 @@ Usable unchanged by ``cvat-cli task auto-annotate TASK --function-module
 cvat_extension.adapters.cvat_functions.yolo_detector -p weights=str:/path/model.pt`` and by
 ``cvat-cli function create-native`` / ``run-agent``. Weights load in :func:`create`, never
 at import. Detect models give rectangles, segment models masks (polygons with
-``--conv-mask-to-poly``), pose models skeletons.
+``--conv-mask-to-poly``), pose models skeletons; ``-p output=str:rectangle`` gives every model's
+boxes as rectangles instead (a task with a plain ``person`` rectangle label and pose weights,
+or boxes for the tracking functions), as ``YOLO_OUTPUT=rectangle`` does for the Nuclio function.
 """
 
 from __future__ import annotations
@@ -15,10 +17,18 @@ from typing import Any
 import numpy as np
 
 
+_OUTPUTS = ("auto", "rectangle")
+
+
 class _YoloFunction:
     def __init__(self, **params: Any) -> None:
+        from cvat_extension.errors import ConfigError
         from cvat_extension.models.yolo import YoloDetector, YoloSettings
 
+        output = str(params.pop("output", "auto")).lower()
+        if output not in _OUTPUTS:
+            raise ConfigError(f"-p output: expected one of {', '.join(_OUTPUTS)}, got {output!r}")
+        self._rectangles = output == "rectangle"
         params.setdefault("setting", "-p weights")
         if "weights" not in params:
             from cvat_extension.errors import ConfigError
@@ -32,7 +42,9 @@ class _YoloFunction:
 
         d = self._detector
         n = len(d.labels)
-        if d.task == "pose":
+        if self._rectangles:
+            labels = [cvataa.label_spec(name, i, type="rectangle") for i, name in enumerate(d.labels)]
+        elif d.task == "pose":
             labels = [
                 cvataa.skeleton_label_spec(name, i, [
                     cvataa.keypoint_spec(kp, n + i * len(d.keypoint_names) + k)
@@ -53,7 +65,9 @@ class _YoloFunction:
         out: list[Any] = []
         for i in range(len(dets)):
             label = int(dets.class_id[i])
-            if dets.keypoints is not None:
+            if self._rectangles:
+                out.append(cvataa.rectangle(label, dets.xyxy[i].tolist()))
+            elif dets.keypoints is not None:
                 base = len(d.labels) + label * len(d.keypoint_names)
                 out.append(cvataa.skeleton(label, [
                     cvataa.keypoint(base + k, dets.keypoints[i, k, :2].tolist(),
@@ -75,6 +89,7 @@ class _YoloFunction:
 
 
 def create(**params: Any) -> _YoloFunction:
-    """The function for ``-p`` params: ``weights`` (required), ``conf``, ``iou``, ``imgsz``,
-    ``device``, ``max_det``, ``half`` (see :class:`~cvat_extension.models.yolo.YoloSettings`)."""
+    """The function for ``-p`` params: ``weights`` (required), ``output`` (``auto`` | ``rectangle``),
+    ``conf``, ``iou``, ``imgsz``, ``device``, ``max_det``, ``half`` (see
+    :class:`~cvat_extension.models.yolo.YoloSettings`)."""
     return _YoloFunction(**params)

