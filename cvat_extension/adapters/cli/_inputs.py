@@ -147,6 +147,19 @@ def _number(text: str, what: str, ok: Callable[[float], bool]) -> float:
     return v
 
 
+def number_type(what: str, ok: Callable[[float], bool]) -> Callable[[str], float]:
+    """An argparse type for floats ``ok`` accepts; ``what`` names them in the error.
+
+    >>> number_type("seconds > 0", lambda v: v > 0)("2.5")
+    2.5
+    """
+    def parse(text: str) -> float:
+        return _number(text, what, ok)
+
+    parse.__name__ = what  # argparse names the type in some messages
+    return parse
+
+
 def fraction(text: str) -> float:
     """argparse type: a number in (0, 1]."""
     return _number(text, "a number in (0, 1]", lambda v: 0 < v <= 1)

@@ -23,17 +23,10 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from cvat_extension.adapters.cli._inputs import positive_int
+from cvat_extension.adapters.cli._inputs import number_type, positive_int
 
 
-def _percent(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a percentage, got {text!r}") from None
-    if not v <= 100:
-        raise argparse.ArgumentTypeError(f"expected a percentage up to 100, got {text}")
-    return v
+_percent = number_type("a percentage up to 100", lambda v: v <= 100)
 
 
 def register(subparsers: Any) -> None:

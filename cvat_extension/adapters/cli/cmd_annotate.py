@@ -20,30 +20,13 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from cvat_extension.adapters.cli._inputs import nonnegative_int, positive_int
+from cvat_extension.adapters.cli._inputs import nonnegative_int, number_type, positive_int, score
 from cvat_extension.core.smooth import SmoothConfig, SparseTrackConfig
 
 _SPARSE = SparseTrackConfig()  # the defaults shown in --help
 
 
-def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {value}")
-    return value
-
-
-def _nonnegative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value >= 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text}")
-    return value
+_nonnegative_float = number_type("a finite number >= 0", lambda v: 0 <= v < float("inf"))
 
 
 def _box_fraction(text: str) -> float:
@@ -83,7 +66,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--tracker", default="bytetrack", metavar="NAME",
                    help="bytetrack, botsort or a tracker YAML (Ultralytics-style keys; default bytetrack)")
     p.add_argument("--reid-weights", type=Path, metavar="FILE", help="BoT-SORT appearance weights (local file)")
-    p.add_argument("--conf", type=_fraction, default=0.1, metavar="SCORE",
+    p.add_argument("--conf", type=score, default=0.1, metavar="SCORE",
                    help="detector confidence floor (default 0.1: ByteTrack uses low-score boxes too)")
     p.add_argument("--image-size", dest="imgsz", type=positive_int, default=640, metavar="PX",
                    help="detector input size in pixels (default 640)")

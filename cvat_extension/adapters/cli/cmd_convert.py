@@ -10,17 +10,10 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from cvat_extension.adapters.cli._inputs import nonnegative_int, positive_int
+from cvat_extension.adapters.cli._inputs import nonnegative_int, number_type, positive_int
 
 
-def _tolerance(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text}")
-    return value
+_tolerance = number_type("a number >= 0", lambda v: v >= 0)
 
 
 def register(subparsers: Any) -> None:

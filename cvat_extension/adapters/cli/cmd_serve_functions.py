@@ -23,6 +23,8 @@ import json
 import os
 from typing import Any
 
+from cvat_extension.adapters.cli._inputs import number_type
+
 
 def _port(text: str) -> int:
     try:
@@ -44,14 +46,7 @@ def _positive(text: str) -> int:
     return value
 
 
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from exc
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected seconds > 0, got {value}")
-    return value
+_seconds = number_type("seconds > 0", lambda v: v > 0)
 
 
 def register(subparsers: Any) -> None:

@@ -16,18 +16,11 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from cvat_extension.adapters.cli._inputs import nonnegative_int
+from cvat_extension.adapters.cli._inputs import nonnegative_int, number_type
 from cvat_extension.adapters.cli.cmd_card import add_dataset_inputs
 
 
-def _share(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a share in [0, 1), got {text!r}") from None
-    if not 0 <= v < 1:
-        raise argparse.ArgumentTypeError(f"expected a share in [0, 1), got {text}")
-    return v
+_share = number_type("a share in [0, 1)", lambda v: 0 <= v < 1)
 
 
 def _tier_minimums(text: str) -> tuple[int, int, int]:
