@@ -24,11 +24,12 @@ from scipy.optimize import linear_sum_assignment
 from cvat_extension.core.geometry import iou_xyxy_batch
 from cvat_extension.core.tracks import Tracks
 from cvat_extension.errors import InputError
+from cvat_extension.metrics.mot_preprocess import distractor_classes
 
 __all__ = ["CalibrationTruth", "LabelMap", "frame_ranges", "parse_label_map"]
 
-#: MOT17/MOT20 classes whose matched predictions are ignored (TrackEval's MotChallenge2DBox).
-DISTRACTOR_CLASSES = (2, 7, 8, 12)
+#: MOT17 classes whose matched predictions are ignored (TrackEval's MotChallenge2DBox).
+DISTRACTOR_CLASSES = distractor_classes("MOT17")
 
 
 @dataclass(frozen=True, slots=True)
