@@ -68,6 +68,15 @@ def _before(paths: list[str], checks: bool) -> dict[str, Any]:
     return build_card(load_sequences(list(paths)), checks=checks).to_json()
 
 
+def _import_plotting() -> None:
+    """Import what :func:`~cvat_extension.dataset.plots.write_plots` needs (or fail there)."""
+    try:
+        import matplotlib.backends.backend_agg  # noqa: F401
+        import matplotlib.figure  # noqa: F401
+    except ImportError:
+        pass  # write_plots raises the install hint
+
+
 def run(args: argparse.Namespace) -> int:
     """Build and write the card; returns the exit code."""
     import json
@@ -77,6 +86,14 @@ def run(args: argparse.Namespace) -> int:
     from cvat_extension.dataset.sequences import load_dataset
     from cvat_extension.dataset.staging import staged_output
 
+    warm = None
+    if not args.no_plots:
+        # matplotlib takes about a second to import: do it while the sequences load and
+        # the checks run (their kernels release the GIL), not after them.
+        import threading
+
+        warm = threading.Thread(target=_import_plotting, name="import-matplotlib", daemon=True)
+        warm.start()
     seqs = load_dataset(args.inputs, tasks=args.task, config=args.config)
     card = build_card(seqs, checks=not args.no_checks).to_json()
     before = _before(args.compare, not args.no_checks) if args.compare else None
@@ -87,6 +104,9 @@ def run(args: argparse.Namespace) -> int:
         plots: list[str] = []
         if not args.no_plots:
             from cvat_extension.dataset.plots import write_plots
+
+            if warm is not None:
+                warm.join()
 
             plots = write_plots(card, stage, compare=before)
         (stage / "card.json").write_text(json.dumps(card, indent=1) + "\n", encoding="utf-8")
