@@ -362,8 +362,13 @@ def _near_other(p: Prepared, rows: np.ndarray, half: int, max_sizes: float) -> n
     if not len(rows):
         return np.zeros(0, dtype=bool)
     frames = p.frame[rows]
-    near_frames = np.unique((frames[:, None] + np.arange(-half, half + 1)[None, :]).ravel())
-    pool = np.flatnonzero(np.isin(p.frame, near_frames))
+    # Rows on the frames around the candidates: a lookup table over frames, not np.isin
+    # (which sorts the whole task).
+    f0 = int(p.frame0)
+    wanted = np.zeros(int(p.frame.max()) - f0 + 1, dtype=bool)
+    around = (frames[:, None] + np.arange(-half, half + 1)[None, :]).ravel() - f0
+    wanted[around[(around >= 0) & (around < len(wanted))]] = True
+    pool = np.flatnonzero(wanted[p.frame - f0])
     pool = pool[np.argsort(p.frame[pool], kind="stable")]
     lo = np.searchsorted(p.frame[pool], frames - half, side="left")
     hi = np.searchsorted(p.frame[pool], frames + half, side="right")
