@@ -102,6 +102,10 @@ class CvatConfig:
         password_env: environment variable holding the password.
         timeout_s: per-request timeout. Lower it to notice a hung server sooner; raise it for
             very large annotation payloads on slow servers.
+        source_fps: frame rate of the tasks' videos. CVAT does not record it; with each
+            task's frame step it gives the annotated frames per second that the checks and
+            the merge scale their thresholds by (``core/timebase.py``). 0: 30 fps assumed
+            when a task has a frame step, the checks' reference rate otherwise.
     """
 
     url: str = "http://localhost:8080"
@@ -110,6 +114,7 @@ class CvatConfig:
     user_env: str = "CVAT_USER"
     password_env: str = "CVAT_PASSWORD"
     timeout_s: float = 60.0
+    source_fps: float = 0.0
 
     def credentials(self) -> tuple[str, str] | str:
         """The token (a ``str``) or ``(user, password)`` read from the environment.
@@ -312,7 +317,8 @@ class SyncConfig:
             "sync",
         )
         c = _section(root.get("cvat"), "sync.cvat")
-        _check_keys(c, {"url", "org", "token_env", "user_env", "password_env", "timeout_s"}, "sync.cvat")
+        _check_keys(c, {"url", "org", "token_env", "user_env", "password_env", "timeout_s", "source_fps"},
+                    "sync.cvat")
         cvat = CvatConfig(
             url=_str(c, "url", CvatConfig().url, "sync.cvat") or CvatConfig().url,
             org=_str(c, "org", None, "sync.cvat"),
@@ -321,6 +327,7 @@ class SyncConfig:
             password_env=_str(c, "password_env", CvatConfig().password_env, "sync.cvat")
             or CvatConfig().password_env,
             timeout_s=_num(c, "timeout_s", CvatConfig().timeout_s, "sync.cvat", lo=0.01),
+            source_fps=_num(c, "source_fps", 0.0, "sync.cvat"),
         )
 
         j = _section(root.get("jobs"), "sync.jobs")

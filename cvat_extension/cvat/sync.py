@@ -400,7 +400,7 @@ def _sync_task_steps(
         return
 
     # 2. Read, stitch, propose merges.
-    snap = read_task(api, task_id)
+    snap = read_task(api, task_id, source_fps=cfg.cvat.source_fps)
     extra_findings: list[Finding] = []
     if written is not None:
         # The read-back check of a plan a killed run wrote but could not check.
@@ -409,7 +409,7 @@ def _sync_task_steps(
             summary.merges_applied += sum(len(j["merges"]) for j in written.doc["jobs"])
         except PlanRolledBack as exc:
             summary.planned.append(str(exc))
-            snap = read_task(api, task_id)
+            snap = read_task(api, task_id, source_fps=cfg.cvat.source_fps)
     todo = _keep_leases(lease, task_id, todo, "the merge plan (after the read)", summary)
     if not todo:
         return
@@ -492,7 +492,7 @@ def _sync_task_steps(
         dropped = write_task_plan(api, store, cfg, tplan, summary, lease)
         wrote = True
         if dropped is None:
-            snap = read_task(api, task_id)  # findings and issues refer to the merged tracks
+            snap = read_task(api, task_id, source_fps=cfg.cvat.source_fps)  # findings and issues refer to the merged tracks
             try:
                 rec = store.task_plan(task_id)
                 assert rec is not None  # execute_task_plan recorded it before writing
@@ -500,13 +500,13 @@ def _sync_task_steps(
                 summary.merges_applied += sum(len(p.merges) for p in job_plans)
             except PlanRolledBack as exc:
                 summary.planned.append(str(exc))
-                snap = read_task(api, task_id)
+                snap = read_task(api, task_id, source_fps=cfg.cvat.source_fps)
                 for key in keys:
                     summary.merges_refused += 1
                     extra_findings.append(fragment_finding(snap, merge_of[key], str(exc)))
         else:
             todo = [j for j in todo if j.id not in dropped]
-            snap = read_task(api, task_id)
+            snap = read_task(api, task_id, source_fps=cfg.cvat.source_fps)
     if not todo:
         return
 

@@ -98,7 +98,7 @@ def evaluate_tracker(seq: Sequence, kind: str, dets: Tracks, cache: Path | None)
     sync_merges = applicable_merges(proposed, sync_min)
     # Findings on boxes TrackEval ignores (distractors, ignore regions) are neither right nor
     # wrong: no event can exist there.
-    judged = judgeable(qa.findings, tab, seq.gt[~((seq.gt_class == 1) & (seq.gt_consider != 0))])
+    judged = judgeable(qa.findings, tab, seq.unscored_gt())
     gt_dets = max(clear["TP"] + clear["FN"], 1)
     gains = reviewer_gains(data, matches, review_5, fraction=REVIEW_FRACTION)
     return {

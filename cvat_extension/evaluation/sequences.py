@@ -95,9 +95,17 @@ class Sequence:
     def gt_consider(self) -> np.ndarray:
         return np.asarray(self.gt.score)
 
+    def scored(self) -> np.ndarray:
+        """Per ground-truth row: a pedestrian MOTChallenge scores (class 1, not ignored)."""
+        return (self.gt_class == 1) & (self.gt_consider != 0)
+
     def scored_gt(self) -> Tracks:
         """The clean human annotation of pedestrians (what MOTChallenge scores)."""
-        return self.gt[(self.gt_class == 1) & (self.gt_consider != 0)]
+        return self.gt[self.scored()]
+
+    def unscored_gt(self) -> Tracks:
+        """Annotated boxes MOTChallenge ignores: distractors, ignore regions, other classes."""
+        return self.gt[~self.scored()]
 
 
 def subsample(tracks: Tracks, step: int) -> Tracks:

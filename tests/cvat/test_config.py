@@ -75,3 +75,24 @@ def test_load_errors_name_the_file(tmp_path: Path) -> None:
         load_sync_config(bad)
     with pytest.raises(ConfigError, match="cannot read config"):
         load_sync_config(tmp_path / "missing.yaml")
+
+
+def test_video_rate_and_frame_step_give_the_rate_the_checks_scale_by() -> None:
+    """sync.cvat.source_fps over a task's frame step becomes SequenceInfo.fps of the read."""
+    from types import SimpleNamespace
+
+    from cvat_extension.cvat.annotations import read_task
+
+    cfg = SyncConfig.from_mapping({"cvat": {"source_fps": 25}})
+    assert cfg.cvat.source_fps == 25.0
+    with pytest.raises(ConfigError, match="sync.cvat.source_fps"):
+        SyncConfig.from_mapping({"cvat": {"source_fps": -1}})
+    api = SimpleNamespace(
+        get_task=lambda task_id: {"size": 10, "name": "street"},
+        list_jobs=lambda **query: [],
+        list_labels=lambda task_id: [{"id": 1, "name": "person"}],
+        get_task_meta=lambda task_id: {"frame_filter": "step=5", "frames": [{"width": 640, "height": 360}]},
+        get_task_annotations=lambda task_id: {"version": 0, "tags": [], "shapes": [], "tracks": []},
+    )
+    assert read_task(api, 7, source_fps=cfg.cvat.source_fps).info.fps == 5.0
+    assert read_task(api, 7).info.fps == 6.0  # 30 fps assumed for the video

@@ -457,6 +457,41 @@ def runs(flag_idx: np.ndarray, tid: np.ndarray, frame: np.ndarray, max_gap_frame
     return [flag_idx[starts[k]:ends[k]] for k in keep]
 
 
+def rows_near_frames(p: Prepared, frames: np.ndarray, before: int = 0, after: int = 0,
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every (query, row) pair where row ``r`` of ``p`` lies on a frame from
+    ``frames[q] - before`` to ``frames[q] + after``.
+
+    For checks that look at a few candidates' surroundings (drift hints, detections inside
+    annotated boxes): only the rows on the frames involved are found (a lookup table over
+    frames, not ``np.isin``, which sorts the whole task) and sorted, so the cost follows the
+    queries, not the task. Returns ``(query, row, count)``: pairs grouped by query in query
+    order, and how many pairs each query has.
+
+    >>> t = Tracks.from_columns(frame=[0, 1, 2, 0, 2], track_id=[1, 1, 1, 2, 2],
+    ...                         xyxy=[[0, 0, 1, 1]] * 5)
+    >>> q, r, n = rows_near_frames(prepare(t), np.array([2, 0]), before=1)
+    >>> q.tolist(), r.tolist(), n.tolist()  # frame 2 sees frames 1-2; frame 0 sees frame 0
+    ([0, 0, 0, 1, 1], [1, 2, 4, 0, 3], [3, 2])
+    """
+    frames = np.asarray(frames, dtype=np.int64)
+    if not len(frames) or not len(p.frame):
+        z = np.zeros(0, dtype=np.int64)
+        return z, z, np.zeros(len(frames), dtype=np.int64)
+    f0 = int(p.frame0)
+    wanted = np.zeros(int(p.frame.max()) - f0 + 1, dtype=bool)
+    around = (frames[:, None] + np.arange(-before, after + 1)[None, :]).ravel() - f0
+    wanted[around[(around >= 0) & (around < len(wanted))]] = True
+    pool = np.flatnonzero(wanted[p.frame - f0])
+    pool = pool[np.argsort(p.frame[pool], kind="stable")]
+    pf = p.frame[pool]
+    lo = np.searchsorted(pf, frames - before, side="left")
+    cnt = np.searchsorted(pf, frames + after, side="right") - lo
+    query = np.repeat(np.arange(len(frames)), cnt)
+    off = np.arange(int(cnt.sum())) - np.repeat(np.cumsum(cnt) - cnt, cnt)
+    return query, pool[np.repeat(lo, cnt) + off], cnt
+
+
 def quiet_rows(p: Prepared, min_visibility: float) -> np.ndarray:
     """Rows whose boxes occlusion explains: occluded flag or visibility below the bound."""
     return p.occluded | (p.visibility < min_visibility)

@@ -30,6 +30,7 @@ from cvat_extension.core.checks._common import (
     box_tuple,
     check_range,
     prepare,
+    rows_near_frames,
     window_motion_kept,
 )
 from cvat_extension.core.checks.box_jump import BoxJumpConfig, single_outliers
@@ -356,26 +357,11 @@ def _near_other(p: Prepared, rows: np.ndarray, half: int, max_sizes: float) -> n
     """Per row in ``rows``: another track's box centre within ``max_sizes`` object sizes of
     this row's on some frame within ``half`` frames (image coordinates).
 
-    Only the rows on frames around ``rows`` are sorted and paired (one ``searchsorted``
-    range per row, all pairs at once), so the cost follows the candidates, not the task.
+    All pairs at once (``_common.rows_near_frames``): the cost follows the candidates.
     """
     if not len(rows):
         return np.zeros(0, dtype=bool)
-    frames = p.frame[rows]
-    # Rows on the frames around the candidates: a lookup table over frames, not np.isin
-    # (which sorts the whole task).
-    f0 = int(p.frame0)
-    wanted = np.zeros(int(p.frame.max()) - f0 + 1, dtype=bool)
-    around = (frames[:, None] + np.arange(-half, half + 1)[None, :]).ravel() - f0
-    wanted[around[(around >= 0) & (around < len(wanted))]] = True
-    pool = np.flatnonzero(wanted[p.frame - f0])
-    pool = pool[np.argsort(p.frame[pool], kind="stable")]
-    lo = np.searchsorted(p.frame[pool], frames - half, side="left")
-    hi = np.searchsorted(p.frame[pool], frames + half, side="right")
-    cnt = hi - lo
-    which = np.repeat(np.arange(len(rows)), cnt)
-    off = np.arange(int(cnt.sum())) - np.repeat(np.cumsum(cnt) - cnt, cnt)
-    other = pool[np.repeat(lo, cnt) + off]
+    which, other, _ = rows_near_frames(p, p.frame[rows], half, half)
     mine = rows[which]
     box_m, box_o = p.xyxy[mine], p.xyxy[other]
     dx = 0.5 * ((box_o[:, 0] + box_o[:, 2]) - (box_m[:, 0] + box_m[:, 2]))

@@ -26,6 +26,7 @@ from cvat_extension.core.checks._common import (
     box_tuple,
     check_range,
     prepare,
+    rows_near_frames,
 )
 from cvat_extension.core.findings import Finding, frame_label
 from cvat_extension.core.tracks import SequenceInfo, Tracks
@@ -95,23 +96,9 @@ def _inside_annotated(dets: Tracks, p: Prepared) -> np.ndarray:
     out = np.zeros(len(dets), dtype=np.float64)
     if not len(dets) or not len(p.frame):
         return out
-    # Annotated rows on the detections' frames: a lookup table over frames (np.isin would
-    # sort the whole task).
-    f0 = int(p.frame0)
-    wanted = np.zeros(int(p.frame.max()) - f0 + 1, dtype=bool)
-    rel = dets.frame - f0
-    wanted[rel[(rel >= 0) & (rel < len(wanted))]] = True
-    pool = np.flatnonzero(wanted[p.frame - f0])
-    pool = pool[np.argsort(p.frame[pool], kind="stable")]
-    pf = p.frame[pool]
-    lo = np.searchsorted(pf, dets.frame, side="left")
-    hi = np.searchsorted(pf, dets.frame, side="right")
-    cnt = hi - lo
-    if not cnt.sum():
+    di, ai, cnt = rows_near_frames(p, dets.frame)
+    if not len(di):
         return out
-    di = np.repeat(np.arange(len(dets)), cnt)
-    off = np.arange(int(cnt.sum())) - np.repeat(np.cumsum(cnt) - cnt, cnt)
-    ai = pool[np.repeat(lo, cnt) + off]
     d, a = dets.xyxy[di], p.xyxy[ai]
     iw = np.clip(np.minimum(d[:, 2], a[:, 2]) - np.maximum(d[:, 0], a[:, 0]), 0, None)
     ih = np.clip(np.minimum(d[:, 3], a[:, 3]) - np.maximum(d[:, 1], a[:, 1]), 0, None)
