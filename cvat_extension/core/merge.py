@@ -797,7 +797,7 @@ def merge_findings(
         # A link with a rival explanation is about as likely someone else's: under half the
         # confidence, so a review-only link never counts as a confident finding.
         score = m.score * (_REVIEW_ONLY_FACTOR if m.reason else 1.0)
-        why = f"; review only: {m.reason}" if m.reason else ""
+        why = f" if they are one object; not merged automatically: {m.reason}" if m.reason else ""
         out.append(
             Finding(
                 kind="fragment",

@@ -9,9 +9,11 @@ attempt refuse (they become fragment review items), and the run's writes to a ta
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from cvat_extension.core.findings import Finding
+from cvat_extension.core.merge import merge_findings
 from cvat_extension.cvat.annotations import TaskSnapshot, job_annotations_by_id
 from cvat_extension.cvat.config import SyncConfig
 from cvat_extension.cvat.jobs import JobInfo
@@ -93,20 +95,14 @@ def write_task_plan(api: Any, store: StateStore, cfg: SyncConfig, plan: TaskWrit
 
 
 def fragment_finding(snap: TaskSnapshot, m: Any, reason: str) -> Finding:
-    """The review item of a merge that is not applied, saying why (``reason``)."""
-    rows = snap.dense.track(int(m.from_))
-    rows = rows[~rows.outside]
-    box = tuple(float(v) for v in rows.xyxy[0]) if len(rows) else None
-    return Finding(
-        kind="fragment",
-        track_ids=tuple(sorted((int(m.previous), int(m.from_)))),
-        frames=(int(m.end_frame), int(m.start_frame)),
-        box=box,  # type: ignore[arg-type]
-        score=float(min(max(m.score, 0.0), 1.0)),
-        message=(f"track {int(m.from_)} at frame {int(m.start_frame)} continues track "
-                 f"{int(m.previous)} (gap {int(m.gap_frames)} frames); not merged automatically: {reason}"),
-        metrics={"gap_frames": float(m.gap_frames), "score": float(m.score)},
-    )
+    """The review item of a merge that is not applied, saying why (``reason``).
+
+    The finding itself is the core's (``merge_findings``: a link with rivals scores 0.45 of
+    its motion score and names them); sync adds why it did not write the link.
+    """
+    (f,) = merge_findings([m], snap.dense, frame_base=snap.info.frame_base)
+    why = "" if reason == getattr(m, "reason", "") else f"; not merged automatically: {reason}"
+    return replace(f, message=f.message + why, metrics={**f.metrics, "gap_frames": float(m.gap_frames)})
 
 
 def resolve_job_pieces(snap: TaskSnapshot, job: JobInfo, job_raw: Any,
