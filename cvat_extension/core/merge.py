@@ -38,9 +38,8 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from scipy.optimize import linear_sum_assignment
 
-from cvat_extension.core.checks._common import prepare
+from cvat_extension.core.checks._common import Prepared, prepare
 from cvat_extension.core.findings import Finding, frame_label
 from cvat_extension.core.geometry import center_xyxy
 from cvat_extension.core.timebase import frames_for, time_scale
@@ -319,20 +318,21 @@ def _velocity_robust(frames: np.ndarray, centers: np.ndarray) -> np.ndarray:
     return np.asarray(np.median(slopes, axis=0), dtype=np.float64)
 
 
-def _stabilised(vis: Tracks, compensate: bool) -> tuple[np.ndarray, np.ndarray]:
+def _stabilised(vis: Tracks, compensate: bool,
+                prepared: Prepared | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Per visible row: centre (n, 2) and width/height (n, 2) in stabilised coordinates.
 
     With ``compensate``, the per-frame camera similarity transform (zoom + shift) of the
     checks (:func:`cvat_extension.core.checks._common.prepare`: medians over the tracks
     present in both frames, kept only where the shift stands out of the tracks' own spread)
     is undone, so that a pan or a forward-moving camera during a gap does not move where
-    the object reappears. Without it, image coordinates.
+    the object reappears. Without it, image coordinates. ``prepared`` is the checks'
+    ``prepare`` of the tracks ``vis`` was taken from (the same visible rows, in order).
     """
-    c = center_xyxy(vis.xyxy)
     wh = np.clip(vis.xyxy[:, 2:] - vis.xyxy[:, :2], 1e-3, None)
     if not compensate or len(vis) < 2:
-        return c, wh
-    p = prepare(vis)
+        return center_xyxy(vis.xyxy), wh
+    p = prepared if prepared is not None else prepare(vis)
     # prepare keeps every row of an all-visible Tracks, in the same order.
     zoom = np.divide(np.sqrt(wh[:, 0] * wh[:, 1]), p.size.astype(np.float64))
     return np.c_[p.cx, p.cy], wh / zoom[:, None]
@@ -351,22 +351,25 @@ def _summarise(vis: Tracks, centre: np.ndarray, wh: np.ndarray, config: MergeCon
     h = config.history_frames
     na = config.appearance_frames
     ns = config.appearance_search_frames
-    bounds = np.searchsorted(vis.track_id, vis.ids) if len(vis) else np.zeros(0, np.int64)
-    for (tid, rows), a in zip(vis.iter_tracks(), bounds.tolist()):
-        fr, box = rows.frame, rows.xyxy
-        c = centre[a : a + len(rows)]
-        size = wh[a : a + len(rows)]
+    starts = vis.track_starts.tolist()
+    for a, b in zip(starts[:-1], starts[1:]):
+        # Array slices, not ``vis[a:b]``: a Tracks per track re-validates its rows, which
+        # costs more than the summary itself.
+        tid = int(vis.track_id[a])
+        fr, box = vis.frame[a:b], vis.xyxy[a:b]
+        c = centre[a:b]
+        size = wh[a:b]
         cf.append(c[0])
         cl.append(c[-1])
         whf.append(size[0])
         whl.append(size[-1])
-        clear = (rows.visibility >= config.min_appearance_visibility) & ~rows.occluded
+        clear = (vis.visibility[a:b] >= config.min_appearance_visibility) & ~vis.occluded[a:b]
         head = np.flatnonzero(clear[:ns])[:na]
         tail_start = max(len(fr) - ns, 0)
         tail = tail_start + np.flatnonzero(clear[tail_start:])[-na:]
         ids.append(tid)
-        lf.append(rows.label[0])
-        ll.append(rows.label[-1])
+        lf.append(vis.label[a])
+        ll.append(vis.label[b - 1])
         first.append(fr[0])
         last.append(fr[-1])
         length.append(len(fr))
@@ -564,6 +567,8 @@ def _assign(sub: np.ndarray) -> tuple[float, list[tuple[int, int]]]:
     big[np.arange(n), m + np.arange(n)] = _UNLINKED
     big[n + np.arange(m), np.arange(m)] = _UNLINKED
     big[n:, m:] = 0.0
+    from scipy.optimize import linear_sum_assignment  # ~0.3-0.6 s to import: only when needed
+
     r, c = linear_sum_assignment(big)
     total = float(big[r, c].sum())
     pairs = [(int(a), int(b)) for a, b in zip(r, c) if a < n and b < m and big[a, b] < _INFEASIBLE]
@@ -576,6 +581,7 @@ def propose_merges(
     config: MergeConfig | None = None,
     frames: FrameGetter | None = None,
     info: SequenceInfo | None = None,
+    prepared: Prepared | None = None,
 ) -> list[Merge]:
     """Find fragment links without changing the tracks.
 
@@ -585,6 +591,8 @@ def propose_merges(
         frames: optional frame source (0-based frame → RGB uint8) for the appearance gate.
         info: the sequence; its ``fps`` scales the per-frame settings
             (:meth:`MergeConfig.for_time_scale`), ``config`` holding the 30 fps values.
+        prepared: the checks' ``prepare(tracks)`` when the caller has it (``run_qa``):
+            the camera-compensated coordinates are then not computed a second time.
 
     Returns:
         Merges sorted by (into, start_frame); ``into`` is the first piece of each chain.
@@ -601,7 +609,7 @@ def propose_merges(
     if len(tracks) == 0:
         return []
     vis = tracks.visible()
-    centre, wh = _stabilised(vis, config.compensate_camera)
+    centre, wh = _stabilised(vis, config.compensate_camera, prepared)
     ends = _summarise(vis, centre, wh, config)
     if len(ends.ids) < 2:
         return []

@@ -39,11 +39,11 @@ tracks".
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
-from scipy.linalg import solveh_banded
 
 from cvat_extension.core.keyframes import thin_keyframes
 from cvat_extension.core.tracks import Tracks
@@ -89,6 +89,14 @@ class SmoothConfig:
             raise ConfigError(f"iterations: expected an integer >= 1, got {self.iterations!r}")
 
 
+def _solveh_banded() -> Callable[..., np.ndarray]:
+    """scipy's banded solver, imported on first use: ``scipy.linalg`` costs ~0.3 s to import,
+    which every ``cvat-track`` command would pay through the CLI's option defaults."""
+    from scipy.linalg import solveh_banded
+
+    return solveh_banded
+
+
 def _second_difference_bands(n: int, lam: float, weights: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     """Upper banded form (3, n) of ``diag(weights) + λ DᵀD`` for scipy's ``solveh_banded``.
 
@@ -122,7 +130,7 @@ def _smooth_run(
     weights = w
     fit = zz
     for _ in range(int(config.iterations)):
-        fit = solveh_banded(_second_difference_bands(n, config.smoothness, weights), weights[:, None] * zz,
+        fit = _solveh_banded()(_second_difference_bands(n, config.smoothness, weights), weights[:, None] * zz,
                             check_finite=False)
         # Residual of each box in its own size units (x by width, y by height).
         r = np.abs(fit - zz) / np.tile(size, 2)[:, [0, 1, 0, 1]]

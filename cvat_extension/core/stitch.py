@@ -25,7 +25,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 from cvat_extension.core.geometry import iou_xyxy_batch
 from cvat_extension.core.keyframes import expand_keyframes
@@ -92,6 +91,8 @@ def stitch_job_pieces(
             continue
         iou = iou_xyxy_batch(tracks.xyxy[last_vis[a_idx]], tracks.xyxy[first[b_idx]])
         iou = np.where(label[last[a_idx]][:, None] == label[first[b_idx]][None, :], iou, 0.0)
+        from scipy.optimize import linear_sum_assignment  # ~0.3-0.6 s to import: only when needed
+
         rows, cols = linear_sum_assignment(-iou)
         for r, c in zip(rows, cols):
             if iou[r, c] >= min_iou:

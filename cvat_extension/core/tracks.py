@@ -44,6 +44,15 @@ class Source(str, Enum):
 SOURCES: tuple[Source, ...] = tuple(Source)
 
 
+
+def _sorted_by_track_frame(track_id: np.ndarray, frame: np.ndarray) -> bool:
+    """Whether rows are in (track_id, frame) order: one linear test instead of a sort
+    (readers that sorted already, and every selection of a Tracks, pass it)."""
+    if len(track_id) < 2:
+        return True
+    dt = np.diff(track_id)
+    return bool(np.all((dt > 0) | ((dt == 0) & (np.diff(frame) >= 0))))
+
 @dataclass(frozen=True, slots=True)
 class SequenceInfo:
     """What a file or CVAT task says about the sequence around its tracks.
@@ -161,11 +170,7 @@ class Tracks:
             )
         if n > 1:
             # Sorted (track_id, frame) order is an invariant every check relies on.
-            order_ok = np.all(
-                (np.diff(self.track_id) > 0)
-                | ((np.diff(self.track_id) == 0) & (np.diff(self.frame) >= 0))
-            )
-            if not order_ok:
+            if not _sorted_by_track_frame(self.track_id, self.frame):
                 raise ValueError("Tracks rows must be sorted by (track_id, frame); use from_columns")
 
     @classmethod
@@ -215,8 +220,9 @@ class Tracks:
             "rotation": _column(rotation, np.float64, n, "rotation", 0.0),
         }
         extra = {k: np.asarray(v) for k, v in (data or {}).items()}
-        order = np.lexsort((cols["frame"], cols["track_id"]))
-        if n and not np.all(order == np.arange(n)):
+        if not _sorted_by_track_frame(cols["track_id"], cols["frame"]):
+            # lexsort is stable: rows already in order would stay where they are.
+            order = np.lexsort((cols["frame"], cols["track_id"]))
             cols = {k: v[order] for k, v in cols.items()}
             extra = {k: v[order] for k, v in extra.items()}
         return cls(**cols, labels=tuple(labels), data=extra)
@@ -334,7 +340,10 @@ class Tracks:
         return self[slice(int(a), int(b))]
 
     def visible(self) -> Tracks:
-        """Rows that are not outside: the boxes a viewer sees."""
+        """Rows that are not outside: the boxes a viewer sees (``self`` when all are: Tracks
+        is immutable, and a copy of a million-row task costs more than everything after it)."""
+        if not self.outside.any():
+            return self
         return self[~self.outside]
 
     def label_name(self, code: int) -> str:

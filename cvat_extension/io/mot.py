@@ -22,7 +22,7 @@ from typing import IO
 
 import numpy as np
 
-from cvat_extension.core.geometry import xywh_to_xyxy, xyxy_to_xywh
+from cvat_extension.core.geometry import xyxy_to_xywh
 from cvat_extension.core.tracks import SOURCES, SequenceInfo, Source, Tracks
 from cvat_extension.errors import AnnotationFormatError
 from cvat_extension.io._atomic import write_atomic
@@ -117,11 +117,19 @@ def _decode(raw: bytes, path: Path) -> str:
         raise AnnotationFormatError(f"not UTF-8 text (byte {exc.start}): not a MOT CSV file", path=path) from exc
 
 
-def _parse_arrow(raw: bytes) -> np.ndarray | None:
-    """(n, k) float64 values via Arrow's multi-threaded CSV reader; None if it refuses.
+#: The nine MOT columns and the value of each optional one when a file leaves it out.
+_COLUMNS = ("frame", "id", "x", "y", "w", "h", "conf", "class", "visibility")
+_DEFAULTS = {6: 1.0, 7: -1.0, 8: 1.0}
+
+
+def _parse_arrow(raw: bytes) -> list[np.ndarray] | None:
+    """The file's columns (float64, one array each) via Arrow's multi-threaded CSV reader;
+    None if it refuses.
 
     Measured in ``bench/bench_ingest.py``: several times faster than ``numpy.loadtxt`` on a
-    1 M-box file. Arrow reads no ``#`` comments, so files with one take the next path.
+    1 M-box file (polars' reader measured the same, and imports slower). Columns stay
+    separate: a (rows, columns) matrix would be one more copy of the file. Arrow reads no
+    ``#`` comments, so files with one take the next path.
     """
     import pyarrow as pa
     import pyarrow.csv as pacsv
@@ -142,29 +150,27 @@ def _parse_arrow(raw: bytes) -> np.ndarray | None:
         return None
     if table.num_columns != k:
         return None
-    out = np.empty((table.num_rows, k), dtype=np.float64)
-    for j, col in enumerate(table.columns):
-        row = 0
-        for chunk in col.chunks:
-            # Straight from Arrow's data buffer: ``to_numpy`` would import pandas (~1 s).
-            if chunk.null_count:  # none with null_values=[]; a reader that changed takes the slow path
-                return None
-            n = len(chunk)
-            out[row:row + n, j] = np.frombuffer(chunk.buffers()[1], dtype=np.float64)[chunk.offset:chunk.offset + n]
-            row += n
+    out = []
+    for col in table.columns[:9]:
+        if col.null_count:  # none with null_values=[]; a reader that changed takes the slow path
+            return None
+        # Straight from Arrow's data buffers: ``to_numpy`` would import pandas (~1 s).
+        parts = [np.frombuffer(c.buffers()[1], dtype=np.float64)[c.offset:c.offset + len(c)]
+                 for c in col.chunks]
+        out.append(parts[0] if len(parts) == 1 else np.concatenate(parts))
     return out
 
 
-def _parse_loadtxt(raw: bytes, path: Path) -> np.ndarray | None:
-    """(n, k) values via ``numpy.loadtxt`` (comments, spaces after commas); None if it refuses."""
+def _parse_loadtxt(raw: bytes, path: Path) -> list[np.ndarray] | None:
+    """Columns via ``numpy.loadtxt`` (comments, spaces after commas); None if it refuses."""
     text = _decode(raw, path)
     try:
         arr = np.loadtxt(io.StringIO(text), delimiter=",", comments="#", ndmin=2, dtype=np.float64)
     except ValueError:
         return None
     if arr.size == 0:
-        return np.zeros((0, 6))
-    return arr if 6 <= arr.shape[1] <= 10 else None
+        return [np.zeros(0) for _ in range(6)]
+    return list(arr.T[:9]) if 6 <= arr.shape[1] <= 10 else None
 
 
 class _Lines:
@@ -181,27 +187,23 @@ class _Lines:
         return int(self._map[row])
 
 
-def _parse_rows(raw: bytes, path: Path) -> np.ndarray:
-    """Values (n, 9) with defaults for missing columns; the exact slow parse only on failure."""
+def _parse_columns(raw: bytes, path: Path) -> list[np.ndarray]:
+    """The nine MOT columns (float64), defaults for missing optional ones; the exact slow
+    parse only on failure."""
     ws = b"\xef\xbb\xbf \t\r\n"
     if not raw[:4096].strip(ws) and not raw.strip(ws):  # the head first: no 60 MB copy
-        return np.zeros((0, 9))
-    arr = _parse_arrow(raw)
-    if arr is None:
-        arr = _parse_loadtxt(raw, path)
-    if arr is None:
+        return [np.zeros(0) for _ in _COLUMNS]
+    cols = _parse_arrow(raw)
+    if cols is None:
+        cols = _parse_loadtxt(raw, path)
+    if cols is None:
         raise _diagnose(raw, path)
-    out = np.empty((len(arr), 9))
-    out[:, 6:9] = (1.0, -1.0, 1.0)  # conf, class, visibility defaults
-    m = min(arr.shape[1], 9)
-    out[:, :m] = arr[:, :m]
-    if m < 6:
-        out[:, m:6] = np.nan
-    return out
+    n = len(cols[0])
+    return [*cols, *(np.full(n, _DEFAULTS[j]) for j in range(len(cols), 9))]
 
 
-def _read_rows(path: str | Path) -> tuple[Path, np.ndarray, _Lines]:
-    """Parse and validate what every MOT file shares: (path, values (n, 9), line numbers).
+def _read_rows(path: str | Path) -> tuple[Path, list[np.ndarray], _Lines]:
+    """Parse and validate what every MOT file shares: (path, the nine columns, line numbers).
 
     A UTF-8 byte-order mark (Excel's CSV export writes one) is accepted.
 
@@ -214,19 +216,33 @@ def _read_rows(path: str | Path) -> tuple[Path, np.ndarray, _Lines]:
         raw = p.read_bytes()
     except OSError as exc:
         raise AnnotationFormatError(f"cannot read: {exc.strerror or exc}", path=p) from exc
-    vals = _parse_rows(raw, p)
-    line_no = _Lines(raw, p, len(vals))
-    _fail_at(~np.isfinite(vals).all(axis=1), "NaN or infinite value", p, line_no)
-    frame = vals[:, 0]
+    cols = _parse_columns(raw, p)
+    line_no = _Lines(raw, p, len(cols[0]))
+    # Column by column, each test one pass; the combined mask (the first bad line) only on failure.
+    if not all(np.isfinite(c).all() for c in cols):
+        _fail_at(~np.logical_and.reduce([np.isfinite(c) for c in cols]), "NaN or infinite value", p, line_no)
+    frame = cols[0]
     _fail_at(frame != np.round(frame), "frame must be an integer", p, line_no)
     _fail_at(frame < 1, "frame must be >= 1 (MOT frames start at 1)", p, line_no)
-    _fail_at((vals[:, 4] < 0) | (vals[:, 5] < 0), "negative box width or height", p, line_no)
-    return p, vals, line_no
+    _fail_at((cols[4] < 0) | (cols[5] < 0), "negative box width or height", p, line_no)
+    return p, cols, line_no
 
 
 def _fail_at(mask: np.ndarray, msg: str, path: Path, line_no: _Lines) -> None:
     if mask.any():
         raise AnnotationFormatError(msg, path=path, line=line_no[int(np.argmax(mask))])
+
+
+def _xyxy(x: np.ndarray, y: np.ndarray, w: np.ndarray, h: np.ndarray,
+          order: np.ndarray | None = None) -> np.ndarray:
+    """(n, 4) corners from the x, y, w, h columns, rows taken in ``order`` if given."""
+    if order is not None:
+        x, y, w, h = x[order], y[order], w[order], h[order]
+    out = np.empty((len(x), 4))
+    out[:, 0], out[:, 1] = x, y
+    np.add(x, w, out=out[:, 2])
+    np.add(y, h, out=out[:, 3])
+    return out
 
 
 def read_mot_detections(path: str | Path) -> Tracks:
@@ -238,13 +254,14 @@ def read_mot_detections(path: str | Path) -> Tracks:
     Raises:
         AnnotationFormatError: as :func:`read_mot`, minus the id rules.
     """
-    _p, vals, _lines = _read_rows(path)
+    _p, cols, _lines = _read_rows(path)
+    n = len(cols[0])
     return Tracks.from_columns(
-        frame=vals[:, 0].astype(np.int64) - 1,
-        track_id=np.full(len(vals), -1),
-        xyxy=xywh_to_xyxy(vals[:, 2:6]),
-        score=np.clip(vals[:, 6], 0.0, 1.0),
-        source=np.full(len(vals), _AUTO_SOURCE),
+        frame=cols[0].astype(np.int64) - 1,
+        track_id=np.full(n, -1),
+        xyxy=_xyxy(*cols[2:6]),
+        score=np.clip(cols[6], 0.0, 1.0),
+        source=np.full(n, _AUTO_SOURCE),
         labels=("person",),
     )
 
@@ -256,22 +273,28 @@ def read_mot(path: str | Path) -> tuple[Tracks, SequenceInfo]:
         AnnotationFormatError: a malformed line, NaN/infinite value, negative size, frame
             below 1, non-integer frame or id, or a duplicate (frame, id); names file and line.
     """
-    p, vals, line_no = _read_rows(path)
-    _fail_at(vals[:, 1] != np.round(vals[:, 1]), "id must be an integer", p, line_no)
-    frame = vals[:, 0].astype(np.int64) - 1
-    tid = vals[:, 1].astype(np.int64)
-    if len(frame) > 1:
-        order = _track_frame_order(tid, frame)
-        t_o, f_o = tid[order], frame[order]
-        dup = (t_o[1:] == t_o[:-1]) & (f_o[1:] == f_o[:-1])
+    p, cols, line_no = _read_rows(path)
+    _fail_at(cols[1] != np.round(cols[1]), "id must be an integer", p, line_no)
+    frame = cols[0].astype(np.int64) - 1
+    tid = cols[1].astype(np.int64)
+    # Rows in (id, frame) order, found once here: every column is gathered in that order
+    # straight into its final dtype, and Tracks.from_columns finds them sorted.
+    order = _track_frame_order(tid, frame) if len(frame) > 1 else None
+    if order is not None:
+        frame, tid = frame[order], tid[order]
+        dup = (tid[1:] == tid[:-1]) & (frame[1:] == frame[:-1])
         if dup.any():
             k = int(np.argmax(dup))
             a, b = line_no[int(order[k])], line_no[int(order[k + 1])]
             raise AnnotationFormatError(
-                f"duplicate box for id {int(t_o[k])} on frame {int(f_o[k]) + 1} (also on line {a})",
+                f"duplicate box for id {int(tid[k])} on frame {int(frame[k]) + 1} (also on line {a})",
                 path=p, line=b,
             )
-    cls = vals[:, 7].astype(np.int64)
+
+    def sorted_column(c: np.ndarray) -> np.ndarray:
+        return c if order is None else c[order]
+
+    cls = sorted_column(cols[7]).astype(np.int64)
     names = _class_names(p)
     uniq = np.unique(cls)
     label_names = tuple(_class_name(int(c), names) for c in uniq)
@@ -279,10 +302,10 @@ def read_mot(path: str | Path) -> tuple[Tracks, SequenceInfo]:
     tracks = Tracks.from_columns(
         frame=frame,
         track_id=tid,
-        xyxy=xywh_to_xyxy(vals[:, 2:6]),
+        xyxy=_xyxy(*cols[2:6], order=order),
         label=label,
-        visibility=np.clip(vals[:, 8], 0.0, 1.0).astype(np.float32),
-        score=vals[:, 6].astype(np.float32),
+        visibility=np.clip(sorted_column(cols[8]), 0.0, 1.0).astype(np.float32),
+        score=sorted_column(cols[6]).astype(np.float32),
         labels=label_names or ("pedestrian",),
         data={"mot_class": cls},
     )

@@ -81,3 +81,18 @@ def test_track_and_visible_views() -> None:
     assert len(t.visible()) == 2
     moved = t.with_columns(track_id=np.array([7, 7, 7]))
     assert moved.ids.tolist() == [7]
+
+
+def test_visible_of_all_visible_tracks_is_the_same_object() -> None:
+    """No copy of a task where nothing is outside (MOT files): Tracks is immutable."""
+    t = Tracks.from_columns(frame=[0, 1], track_id=[5, 5], xyxy=np.zeros((2, 4)))
+    assert t.visible() is t
+
+
+def test_rows_already_in_order_keep_their_order_and_others_are_sorted() -> None:
+    """from_columns skips the sort when rows are in (track_id, frame) order, ties included."""
+    t = Tracks.from_columns(frame=[0, 0, 1], track_id=[1, 1, 2], xyxy=np.arange(12.0).reshape(3, 4))
+    assert t.xyxy[:, 0].tolist() == [0.0, 4.0, 8.0]
+    u = Tracks.from_columns(frame=[3, 1, 2], track_id=[2, 2, 1], xyxy=np.arange(12.0).reshape(3, 4))
+    assert u.track_id.tolist() == [1, 2, 2] and u.frame.tolist() == [2, 1, 3]
+    assert u.xyxy[:, 0].tolist() == [8.0, 4.0, 0.0]

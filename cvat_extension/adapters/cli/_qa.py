@@ -96,15 +96,21 @@ def run_qa(
         ConfigError: bad check settings.
     """
     from cvat_extension.core.checks import ChecksConfig, run_checks
+    from cvat_extension.core.checks._common import prepare
 
     cfg = ChecksConfig.from_mapping(checks_config) if checks_config else ChecksConfig()
-    findings = run_checks(tracks, config=cfg, detections=detections, frames=frames, info=info)
+    # One camera-compensated preparation serves the checks and the merge (a tenth of a
+    # second per million boxes, each).
+    prepared = prepare(tracks)
+    findings = run_checks(tracks, config=cfg, detections=detections, frames=frames, info=info,
+                          prepared=prepared)
     config = merge_config or MergeConfig()
     # Reviewers see every plausible fragment (low scores rank low); ``merge`` applies only
     # those at or above ``min_score``.
     review_config = replace(config, min_score=min(config.min_score, REVIEW_MIN_MERGE_SCORE))
     candidates = propose_merges(tracks, config=review_config, frames=merge_frames or frames,
-                                info=info)
+                                info=info, prepared=prepared)
+    del prepared
     merges = applicable_merges(candidates, config.min_score)
     base = info.frame_base
     findings = sorted([*findings, *merge_findings(candidates, tracks, frame_base=base)],

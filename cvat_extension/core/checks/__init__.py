@@ -18,7 +18,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-from cvat_extension.core.checks._common import DetectionMatch, prepare, start_match, visible_boxes
+from cvat_extension.core.checks._common import DetectionMatch, Prepared, prepare, start_match, visible_boxes
 from cvat_extension.core.checks.appearance_jump import AppearanceJumpConfig, check_appearance_jump
 from cvat_extension.core.checks.box_jump import BoxJumpConfig, check_box_jump
 from cvat_extension.core.checks.ghost import GhostConfig, check_ghost
@@ -168,6 +168,7 @@ def run_checks(
     info: SequenceInfo | None = None,
     only: Sequence[str] | None = None,
     workers: int = 2,
+    prepared: Prepared | None = None,
 ) -> list[Finding]:
     """Run the selected checks (all by default) and return their findings, sorted.
 
@@ -177,6 +178,9 @@ def run_checks(
     window fits work in bounded chunks, so two checks at once stay within memory; use 1 to
     keep to one core. On threads the shared detection match starts first, split by frames,
     while this thread prepares; ghost and missing_object run last and wait for it.
+
+    ``prepared`` is ``_common.prepare(tracks)`` when the caller already has it (``run_qa``
+    shares one with the fragment merge); computed here otherwise.
 
     ``info.fps`` (when known) scales every per-frame threshold to the time between annotated
     frames (:meth:`ChecksConfig.for_time_scale`): ``config`` holds the 30 fps values.
@@ -207,7 +211,8 @@ def run_checks(
             frame, xyxy = visible_boxes(tracks)
             wait_match = start_match(frame, xyxy, detections, cfg.ghost.min_det_score, pool, workers)
         # An idle pool helps prepare; while the match runs on it, it would only wait.
-        prepared = prepare(tracks, pool if wait_match is None else None)
+        if prepared is None:
+            prepared = prepare(tracks, pool if wait_match is None else None)
 
         def one(name: str) -> list[Finding]:
             matched = wait_match() if wait_match is not None and name in _USES_MATCH else None

@@ -15,8 +15,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 
 from cvat_extension.core.checks._common import (
     DetectionMatch,
@@ -140,6 +138,9 @@ def check_missing_object(
     link, arg = best_match_same_frame(u.frame - 1, u.xyxy, u.frame, u.xyxy,
                                       min_iou=max(config.min_link_iou, 1e-3))
     src = np.flatnonzero((link >= config.min_link_iou) & (arg >= 0))
+    from scipy.sparse import coo_matrix  # imported only when there are detections to group
+    from scipy.sparse.csgraph import connected_components
+
     graph = coo_matrix((np.ones(len(src)), (src, arg[src])), shape=(m, m))
     _, comp = connected_components(graph, directed=False)
     # Per object (component): frames seen, mean score, first/last frame, without a Python
