@@ -136,6 +136,14 @@ def run(args: argparse.Namespace) -> int:
     label_map = parse_label_map(args.map)
     base = load_tracker_config(args.tracker)
     tracker_function = args.tracker_function or base.tracker_type.value
+    from cvat_extension.io.outputs import OutputPlan
+
+    tracker_file = Path(args.tracker) if Path(args.tracker).is_file() else None
+    plan = OutputPlan(inputs=[args.gt, args.detections, args.frames, args.video, args.weights, tracker_file,
+                              args.manifest])
+    plot_out = plan.file(args.plot, option="--plot", kind="png")
+    json_out = plan.file(args.json, option="--json", kind="json")
+    assert plot_out is not None  # --plot has a default
     if not args.dry_run:
         _check_manifest(args.manifest, args.detector_function, tracker_function)
 
@@ -152,20 +160,25 @@ def run(args: argparse.Namespace) -> int:
     _print_table(results, chosen, args.band, truth, first, last, args.precision)
     from cvat_extension.calibration.plot import plot_curve
 
-    plot_curve(results, args.plot, band=args.band, chosen=chosen,
-               title=f"{source.name}: frames {first}–{last}, {base.tracker_type.value}", measure=args.precision)
-    if args.json:
-        from cvat_extension.adapters.cli._inputs import write_json
+    tracker_yaml = None
+    # The plot and JSON are staged; the manifest edit (backed up and verified by
+    # set_function_env) is the last step inside, so a refused edit leaves no plot or JSON.
+    with plan.staged() as stage:
+        plot_curve(results, stage[plot_out], band=args.band, chosen=chosen,
+                   title=f"{source.name}: frames {first}–{last}, {base.tracker_type.value}", measure=args.precision)
+        if json_out is not None:
+            from cvat_extension.adapters.cli._inputs import write_json
 
-        write_json(args.json, {"band": list(args.band), "chosen": chosen.to_json() if chosen else None,
-                               "settings": [r.to_json() for r in results]})
+            write_json(stage[json_out], {"band": list(args.band), "chosen": chosen.to_json() if chosen else None,
+                                         "settings": [r.to_json() for r in results]})
+        if chosen is not None and not args.dry_run:
+            tracker_yaml = _write_settings(args.manifest, args.detector_function, tracker_function,
+                                           base, chosen)
     if chosen is None:
         print(_miss_message(results, args.band), file=sys.stderr)
         return 1
-    if args.dry_run:
+    if tracker_yaml is None:
         return 0
-    tracker_yaml = _write_settings(args.manifest, args.detector_function, tracker_function,
-                                   base, chosen)
     s = chosen.setting
     print(f"wrote {args.manifest}: {args.detector_function}.env.YOLO_CONF={s.det_conf:g}, "
           f"{tracker_function}.env.TRACKER_CONFIG={tracker_yaml}")
