@@ -152,7 +152,9 @@ class OutputPlan:
         """Temporary paths for every declared output, moved into place on success.
 
         Yields a mapping from each declared path to the path to write instead. Folders are
-        created empty; files are not created (writers create them).
+        created empty; files are not created (writers create them), and a file the command
+        did not write (``calibrate`` that found no setting) is not moved in: its target stays
+        as it was.
 
         Raises:
             InputError: a folder or temporary file cannot be created.
@@ -169,6 +171,7 @@ class OutputPlan:
                     fd, tmp = tempfile.mkstemp(prefix=f".{out.path.name}.", suffix=f".tmp{out.path.suffix}",
                                                dir=out.path.parent)
                     os.close(fd)
+                    os.unlink(tmp)  # the name is reserved in a folder we write; a writer creates it
                     stage[out.path] = Path(tmp)
         except OSError as exc:
             _discard(stage.values(), created)
@@ -176,7 +179,8 @@ class OutputPlan:
         try:
             yield stage
             for out in self._outputs:
-                _move_in(stage[out.path], out.path, folder=out.kind == "folder")
+                if out.kind == "folder" or stage[out.path].exists():
+                    _move_in(stage[out.path], out.path, folder=out.kind == "folder")
         except BaseException:
             _discard(stage.values(), created)
             raise

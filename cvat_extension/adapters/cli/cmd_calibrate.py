@@ -138,14 +138,21 @@ def run(args: argparse.Namespace) -> int:
     tracker_function = args.tracker_function or base.tracker_type.value
     from cvat_extension.io.outputs import OutputPlan
 
+    target = None
+    if not args.dry_run:
+        _check_manifest(args.manifest, args.detector_function, tracker_function)
+        target, _ = _tracker_yaml_path(args.manifest, tracker_function)
     tracker_file = Path(args.tracker) if Path(args.tracker).is_file() else None
+    if tracker_file is not None and target is not None and tracker_file.resolve() == target.resolve():
+        tracker_file = None  # re-calibrating from the last result: that file is ours to replace
     plan = OutputPlan(inputs=[args.gt, args.detections, args.frames, args.video, args.weights, tracker_file,
                               args.manifest])
     plot_out = plan.file(args.plot, option="--plot", kind="png")
     json_out = plan.file(args.json, option="--json", kind="json")
+    # The tracker YAML the manifest will name is staged too: a refused manifest edit must not
+    # leave a calibrated.yaml that nothing points to (or that an older manifest still names).
+    tracker_out = plan.file(target, option=f"{tracker_function}'s TRACKER_CONFIG", kind="yaml")
     assert plot_out is not None  # --plot has a default
-    if not args.dry_run:
-        _check_manifest(args.manifest, args.detector_function, tracker_function)
 
     api = _connect(args) if args.task is not None else None
     source = _Source.open(args, api)
@@ -171,9 +178,9 @@ def run(args: argparse.Namespace) -> int:
 
             write_json(stage[json_out], {"band": list(args.band), "chosen": chosen.to_json() if chosen else None,
                                          "settings": [r.to_json() for r in results]})
-        if chosen is not None and not args.dry_run:
+        if chosen is not None and tracker_out is not None:
             tracker_yaml = _write_settings(args.manifest, args.detector_function, tracker_function,
-                                           base, chosen)
+                                           base, chosen, write_to=stage[tracker_out])
     if chosen is None:
         print(_miss_message(results, args.band), file=sys.stderr)
         return 1
@@ -376,7 +383,9 @@ def _check_manifest(manifest: Path, detector_function: str, tracker_function: st
                                 tracker_function: {"TRACKER_CONFIG": "x.yaml"}}, write=False)
 
 
-def _write_settings(manifest: Path, detector_function: str, tracker_function: str, base: Any, chosen: Any) -> str:
+def _write_settings(manifest: Path, detector_function: str, tracker_function: str, base: Any, chosen: Any, *,
+                    write_to: Path) -> str:
+    """Write the tracker YAML to ``write_to`` (its staged path), then edit the manifest; returns TRACKER_CONFIG."""
     import dataclasses
     import datetime
 
@@ -384,19 +393,18 @@ def _write_settings(manifest: Path, detector_function: str, tracker_function: st
 
     from cvat_extension.calibration.manifest_edit import set_function_env
     from cvat_extension.calibration.sweep import tracker_for
-    from cvat_extension.io._atomic import write_atomic
 
     config = tracker_for(base, chosen.setting.track_thresh)
     values = {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}
     values = {k: (v.value if hasattr(v, "value") else str(v) if isinstance(v, Path) else v) for k, v in values.items()}
-    target, value = _tracker_yaml_path(manifest, tracker_function)
+    _, value = _tracker_yaml_path(manifest, tracker_function)
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     header = (f"# Written by `cvat-track calibrate` ({stamp}): detector confidence {chosen.setting.det_conf:g}, "
               f"tracker threshold {chosen.setting.track_thresh:g}\n"
               f"# box precision {chosen.box_precision:.1%}, identity precision {chosen.id_precision:.1%}, "
               f"recall {chosen.recall:.1%}, IDF1 {chosen.idf1:.1%} "
               "on the calibration ground truth.\n")
-    write_atomic(target, lambda fh: fh.write(header + yaml.safe_dump(values, sort_keys=False)))
+    write_to.write_text(header + yaml.safe_dump(values, sort_keys=False), encoding="utf-8")
     set_function_env(manifest, {detector_function: {"YOLO_CONF": f"{chosen.setting.det_conf:g}"},
                                 tracker_function: {"TRACKER_CONFIG": value}})
     return value
