@@ -238,8 +238,8 @@ def test_refused_manifest_edit_leaves_no_plot_or_json(
 
     monkeypatch.setattr(manifest_edit, "set_function_env", refuse)
     before = _snapshot(tmp_path)
-    code = main(["calibrate", "--gt", str(gt), "--detections", str(det), "--map", "person=pedestrian", "--det-conf", "0.5",
-                 "--track-thresh", "0.5", "--band", "0:1", "--json", "cal.json", "--plot", "p/cal.png"])
+    code = main(["calibrate", "--gt", str(gt), "--detections", str(det), "--map", "person=pedestrian",
+                 "--det-conf", "0.5", "--track-thresh", "0.5", "--band", "0:1", "--json", "cal.json", "--plot", "p/cal.png"])
     assert code == 2, capsys.readouterr()
     assert "simulated" in capsys.readouterr().err
     assert _snapshot(tmp_path) == before

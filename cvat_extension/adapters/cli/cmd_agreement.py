@@ -48,6 +48,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--symmetric", action="store_true", help="gate on the mean of both directions")
     p.add_argument("--ignore-zero-conf", action="store_true",
                    help="drop rows with conf 0 (MOTChallenge 'ignore' rows) from both")
+    p.add_argument("--allow-empty", action="store_true",
+                   help="accept annotation files without boxes (both annotators found nothing); "
+                        "otherwise refused as a likely wrong file")
     p.add_argument("--json", metavar="FILE", help="write metrics, disagreements and review items as JSON")
     p.add_argument("--report", metavar="DIR", help="write an HTML review report with the agreement")
     p.add_argument("--push", action="store_true", help="CVAT inputs: open the review items as issues on B")
@@ -68,7 +71,8 @@ def _load(args: argparse.Namespace) -> tuple[Any, Any, Any]:
             raise InputError(f"agreement compares two annotations; got {len(args.files)} file(s)")
         if args.push:
             raise InputError("--push needs CVAT inputs (--tasks or --jobs)")
-        return read_sequence(args.files[0]), read_sequence(args.files[1]), None
+        return (read_sequence(args.files[0], allow_empty=args.allow_empty),
+                read_sequence(args.files[1], allow_empty=args.allow_empty), None)
     from cvat_extension.dataset.cvat_source import (
         connect_from_config,
         job_sequence,

@@ -28,6 +28,8 @@ def add_dataset_inputs(p: argparse.ArgumentParser) -> None:
                    help="a CVAT task as one sequence (repeat; connection from --config)")
     p.add_argument("--config", default="serverless.yaml", metavar="YAML",
                    help="file with the sync: section for CVAT inputs (default serverless.yaml)")
+    p.add_argument("--allow-empty", action="store_true",
+                   help="accept track files without boxes (a sequence nobody appears in); otherwise refused as a likely wrong file")
 
 
 def register(subparsers: Any) -> None:
@@ -48,7 +50,7 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=run)
 
 
-def _before(paths: list[str], checks: bool) -> dict[str, Any]:
+def _before(paths: list[str], checks: bool, allow_empty: bool) -> dict[str, Any]:
     import json
     from pathlib import Path
 
@@ -66,7 +68,7 @@ def _before(paths: list[str], checks: bool) -> dict[str, Any]:
             return data
         if isinstance(data, dict) and data.get("version") is None:
             raise InputError(f"{p}: not a card.json (no 'total' and 'sequences')")
-    return build_card(load_sequences(list(paths)), checks=checks).to_json()
+    return build_card(load_sequences(list(paths), allow_empty=allow_empty), checks=checks).to_json()
 
 
 def _import_plotting() -> None:
@@ -100,9 +102,9 @@ def run(args: argparse.Namespace) -> int:
 
         warm = threading.Thread(target=_import_plotting, name="import-matplotlib", daemon=True)
         warm.start()
-    seqs = load_dataset(args.inputs, tasks=args.task, config=args.config)
+    seqs = load_dataset(args.inputs, tasks=args.task, config=args.config, allow_empty=args.allow_empty)
     card = build_card(seqs, checks=not args.no_checks).to_json()
-    before = _before(args.compare, not args.no_checks) if args.compare else None
+    before = _before(args.compare, not args.no_checks, args.allow_empty) if args.compare else None
     compare = compare_cards(before, card) if before is not None else None
     if compare is not None:
         card["compare"] = compare

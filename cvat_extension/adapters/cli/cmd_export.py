@@ -88,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
     assert out is not None  # --out is required by the parser
     seqs = [s for f in args.from_coco for s in read_coco_video(f)]
     if args.inputs or args.task or not seqs:
-        seqs += load_dataset(args.inputs, tasks=args.task, config=args.config)
+        seqs += load_dataset(args.inputs, tasks=args.task, config=args.config, allow_empty=args.allow_empty)
     names = [s.name for s in seqs]
     if len(set(names)) != len(names):
         raise InputError(f"two sequences are named {sorted(n for n in names if names.count(n) > 1)[0]!r}")

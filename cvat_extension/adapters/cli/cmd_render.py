@@ -40,6 +40,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--encoder", choices=["pyav", "ffmpeg"], default="pyav",
                    help="H.264 backend (default pyav: least CPU per frame in bench/bench_render.py)")
     p.add_argument("--labels", action="store_true", help="show label names after the ids")
+    p.add_argument("--allow-empty", action="store_true",
+                   help="accept a tracks file without boxes (renders the frames alone); otherwise refused")
     p.set_defaults(func=run)
 
 
@@ -97,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             from cvat_extension.dataset.sequences import read_sequence
 
-            seq = read_sequence(args.tracks)
+            seq = read_sequence(args.tracks, allow_empty=args.allow_empty)
         info, base = seq.info, seq.info.frame_base
         n = seq.num_frames
         first = (args.start - base) if args.start is not None else 0

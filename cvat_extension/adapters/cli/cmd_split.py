@@ -84,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
     out = outputs.folder(args.out, option="--out", marker="split.json")
     json_out = outputs.file(None if args.json == "-" else args.json, option="--json", kind="json")
     assert out is not None  # --out is required by the parser
-    seqs = load_dataset(args.inputs, tasks=args.task, config=args.config)
+    seqs = load_dataset(args.inputs, tasks=args.task, config=args.config, allow_empty=args.allow_empty)
     diffs = [sequence_difficulty(s.tracks, s.num_frames, name=s.name) for s in seqs]
     easy, medium, hard = args.min_test_per_tier
     plan = plan_split(diffs, test_fraction=args.test, val_fraction=args.val, seed=args.seed,
