@@ -164,11 +164,14 @@ def run(args: argparse.Namespace) -> int:
         return 1
     if args.dry_run:
         return 0
-    tracker_yaml = _write_settings(args.manifest, args.detector_function, tracker_function,
-                                   base, chosen)
+    tracker_yaml, nuclio_files = _write_settings(args.manifest, args.detector_function, tracker_function,
+                                                 base, chosen)
     s = chosen.setting
     print(f"wrote {args.manifest}: {args.detector_function}.env.YOLO_CONF={s.det_conf:g}, "
           f"{tracker_function}.env.TRACKER_CONFIG={tracker_yaml}")
+    if nuclio_files:
+        print(f"wrote the same into {', '.join(map(str, nuclio_files))}: redeploy the functions "
+              f"(nuctl deploy) for CVAT to use them")
     print(f"annotate with the same setting: cvat-track annotate ... --conf {s.det_conf:g} --tracker {tracker_yaml}")
     return 0
 
@@ -354,22 +357,47 @@ def _tracker_yaml_path(manifest: Path, tracker_function: str) -> tuple[Path, str
     return target, value
 
 
+def _nuclio_changes(manifest: Path, detector_function: str, tracker_function: str,
+                    det_conf: str) -> dict[Path, dict[str, str]]:
+    """The Nuclio configurations (``function.yaml``, ``function-gpu.yaml``) of both functions
+    and the values each gets: what ``nuctl deploy`` builds and CVAT calls reads these, not the
+    manifest. The tracker YAML lies beside function.yaml, which Nuclio copies to /opt/nuclio."""
+    from cvat_extension.adapters.nuclio.manifest import load_manifest
+    from cvat_extension.calibration.nuclio_env_edit import NUCLIO_FUNCTION_DIR
+
+    values = {detector_function: {"YOLO_CONF": det_conf},
+              tracker_function: {"TRACKER_CONFIG": f"{NUCLIO_FUNCTION_DIR}/calibrated.yaml"}}
+    changes: dict[Path, dict[str, str]] = {}
+    for entry in load_manifest(manifest, only=[detector_function, tracker_function]):
+        for path in sorted(entry.path.glob("function*.yaml")):
+            changes[path] = values[entry.name]
+    return changes
+
+
 def _check_manifest(manifest: Path, detector_function: str, tracker_function: str) -> None:
-    """Fail before any work when the manifest cannot take the result."""
+    """Fail before any work when the manifest or a function.yaml cannot take the result."""
     from cvat_extension.calibration.manifest_edit import set_function_env
+    from cvat_extension.calibration.nuclio_env_edit import set_nuclio_env
 
     _tracker_yaml_path(manifest, tracker_function)
     set_function_env(manifest, {detector_function: {"YOLO_CONF": "0.5"},
                                 tracker_function: {"TRACKER_CONFIG": "x.yaml"}}, write=False)
+    for path, values in _nuclio_changes(manifest, detector_function, tracker_function, "0.5").items():
+        set_nuclio_env(path, values, write=False)
 
 
-def _write_settings(manifest: Path, detector_function: str, tracker_function: str, base: Any, chosen: Any) -> str:
+def _write_settings(manifest: Path, detector_function: str, tracker_function: str, base: Any,
+                    chosen: Any) -> tuple[str, list[Path]]:
+    """Write the tracker YAML, the manifest and the functions' Nuclio configurations; returns
+    the manifest's TRACKER_CONFIG value and the function.yaml files changed. Every edit is
+    computed and checked before the first file is written."""
     import dataclasses
     import datetime
 
     import yaml
 
     from cvat_extension.calibration.manifest_edit import set_function_env
+    from cvat_extension.calibration.nuclio_env_edit import set_nuclio_env
     from cvat_extension.calibration.sweep import tracker_for
     from cvat_extension.io._atomic import write_atomic
 
@@ -383,10 +411,17 @@ def _write_settings(manifest: Path, detector_function: str, tracker_function: st
               f"# box precision {chosen.box_precision:.1%}, identity precision {chosen.id_precision:.1%}, "
               f"recall {chosen.recall:.1%}, IDF1 {chosen.idf1:.1%} "
               "on the calibration ground truth.\n")
+    det_conf = f"{chosen.setting.det_conf:g}"
+    manifest_values = {detector_function: {"YOLO_CONF": det_conf}, tracker_function: {"TRACKER_CONFIG": value}}
+    nuclio = _nuclio_changes(manifest, detector_function, tracker_function, det_conf)
+    set_function_env(manifest, manifest_values, write=False)
+    for path, env in nuclio.items():
+        set_nuclio_env(path, env, write=False)
     write_atomic(target, lambda fh: fh.write(header + yaml.safe_dump(values, sort_keys=False)))
-    set_function_env(manifest, {detector_function: {"YOLO_CONF": f"{chosen.setting.det_conf:g}"},
-                                tracker_function: {"TRACKER_CONFIG": value}})
-    return value
+    set_function_env(manifest, manifest_values)
+    for path, env in nuclio.items():
+        set_nuclio_env(path, env)
+    return value, list(nuclio)
 
 
 def _connect(args: argparse.Namespace) -> Any:
