@@ -27,7 +27,7 @@ from cvat_extension.core.geometry import xyxy_to_xywh
 from cvat_extension.core.tracks import SOURCES, SequenceInfo, Source, Tracks
 from cvat_extension.errors import AnnotationFormatError
 from cvat_extension.io._atomic import write_atomic
-from cvat_extension.io._limits import INT32_MAX, MAX_COORD, MAX_FRAMES
+from cvat_extension.io._limits import INT32_MAX, MAX_COORD, MAX_FRAMES, frame_ok
 
 __all__ = ["MOT_CLASS_NAMES", "read_mot", "read_mot_detections", "write_mot"]
 
@@ -60,7 +60,7 @@ def _seqinfo(path: Path) -> SequenceInfo:
             try:
                 cp.read(ini, encoding="utf-8")
                 s = cp["Sequence"]
-                return SequenceInfo(
+                info = SequenceInfo(
                     num_frames=int(s.get("seqLength", 0)),
                     width=int(s.get("imWidth", 0)),
                     height=int(s.get("imHeight", 0)),
@@ -68,6 +68,11 @@ def _seqinfo(path: Path) -> SequenceInfo:
                     name=s.get("name", ""),
                     fps=float(s.get("frameRate", 0) or 0),
                 )
+                if not (frame_ok(info.num_frames) and 0 <= info.width <= INT32_MAX
+                        and 0 <= info.height <= INT32_MAX and 0 <= info.fps <= 1e6):
+                    raise ValueError(f"values out of range (seqLength 0..{MAX_FRAMES}, sizes and "
+                                     "frameRate >= 0)")
+                return info
             except (configparser.Error, KeyError, ValueError) as exc:
                 raise AnnotationFormatError(f"invalid seqinfo.ini: {exc}", path=ini) from exc
     return SequenceInfo(frame_base=1, name=path.parent.parent.name if path.parent.name == "gt" else path.stem)
