@@ -7,10 +7,10 @@ TrackEval (HOTA, IDF1, MOTA via ``cvat_extension.metrics.trackeval_adapter``) ag
 ground truth. Only detections are available for most frames (no images), so both trackers run
 without pixels: ByteTrack with ``img=None``, BoT-SORT with ``use_embeddings=False`` and no CMC.
 
-Ground truth follows MOTChallenge's evaluation rules: only pedestrians (class 1) with the
-consider flag set count; a prediction matched (IoU ≥ 0.5, Hungarian) to a distractor-class box
-(person on vehicle, static person, distractor, reflection) is removed rather than counted as a
-false positive. The data is non-commercial (CC BY-NC-SA 3.0): it is read in place from
+Ground truth follows MOTChallenge's evaluation rules, applied by TrackEval's own preprocessing
+(``evaluate_tracks_mot``): only pedestrians (class 1) with the consider flag set count; a
+prediction matched (IoU ≥ 0.5, Hungarian) to a distractor-class box (person on vehicle, static
+person, distractor, reflection) is removed rather than counted as a false positive. The data is non-commercial (CC BY-NC-SA 3.0): it is read in place from
 ``../shared/data`` and never copied.
 
 Run: ``OMP_NUM_THREADS=1 python scripts/eval_trackers_mot17.py [--data ../shared/data] [--json OUT]``
@@ -26,52 +26,21 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
-from cvat_extension.core.geometry import iou_xyxy_batch
 from cvat_extension.core.tracks import Tracks
 from cvat_extension.io.mot import read_mot, read_mot_detections
-from cvat_extension.metrics.trackeval_adapter import evaluate_tracks
+from cvat_extension.metrics.trackeval_adapter import evaluate_tracks_mot
 from cvat_extension.models.mot_tracker import track_sequence
 from cvat_extension.models.tracker_config import TrackerConfig
 
 SEQUENCES = {"MOT17-02": 600, "MOT17-04": 1050}
-DISTRACTOR_CLASSES = (2, 7, 8, 12)
 
 
-def load_gt(path: Path) -> tuple[Tracks, Tracks]:
-    """Ground truth split into (scored pedestrians, distractors), frames from 0."""
+def load_gt(path: Path) -> tuple[Tracks, np.ndarray]:
+    """Ground truth, every row (pedestrians, distractors, ignore rows), and its MOT classes."""
     gt, _info = read_mot(path)
     cls = np.asarray(gt.data["mot_class"])
-    scored = (gt.score != 0) & (cls == 1)
-    distract = np.isin(cls, DISTRACTOR_CLASSES)
-    return gt[scored], gt[distract]
-
-
-def remove_distractor_matches(pred: Tracks, gt: Tracks, distractors: Tracks) -> Tracks:
-    """Drop predictions that MOTChallenge would ignore: matched to a distractor box.
-
-    As in TrackEval's MotChallenge2DBox preprocessing, predictions are matched to *all* GT
-    boxes of a frame (Hungarian, IoU ≥ 0.5); those whose match is a distractor are removed.
-    """
-    keep = np.ones(len(pred), dtype=bool)
-    if not len(distractors):
-        return pred
-    all_frames = np.concatenate([gt.frame, distractors.frame])
-    all_boxes = np.concatenate([gt.xyxy, distractors.xyxy])
-    is_distractor_all = np.concatenate([np.zeros(len(gt), bool), np.ones(len(distractors), bool)])
-    for f in np.unique(distractors.frame):
-        pi = np.flatnonzero(pred.frame == f)
-        gi = np.flatnonzero(all_frames == f)
-        if not len(pi) or not len(gi):
-            continue
-        iou = iou_xyxy_batch(all_boxes[gi], pred.xyxy[pi])
-        score = np.where(iou >= 0.5 - np.finfo(float).eps, iou, 0.0)
-        rows, cols = linear_sum_assignment(-score)
-        ok = score[rows, cols] > 0
-        hit = is_distractor_all[gi[rows[ok]]]
-        keep[pi[cols[ok][hit]]] = False
-    return pred[keep]
+    return gt, np.where(cls <= 0, 1, cls)
 
 
 def run_direct(dets: Tracks, num_frames: int, config: TrackerConfig) -> Tracks:
@@ -109,7 +78,7 @@ def evaluate(data: Path) -> list[dict[str, object]]:
     rows: list[dict[str, object]] = []
     for seq, n in SEQUENCES.items():
         dets = read_mot_detections(data / "MOT17-mini" / "train" / f"{seq}-FRCNN" / "det" / "det.txt")
-        gt, distractors = load_gt(data / "motgt" / seq / "gt.txt")
+        gt, gt_class = load_gt(data / "motgt" / seq / "gt.txt")
         for kind in ("bytetrack", "botsort"):
             base = TrackerConfig(tracker_type=kind)
             variants = {  # called right away, inside this iteration
@@ -124,7 +93,7 @@ def evaluate(data: Path) -> list[dict[str, object]]:
                 pred = fn()
                 seconds = time.perf_counter() - t0
                 results[name] = pred
-                m = evaluate_tracks(gt, remove_distractor_matches(pred, gt, distractors), num_frames=n)
+                m = evaluate_tracks_mot(gt, pred, gt_class=gt_class, gt_consider=gt.score, num_frames=n)
                 rows.append({"sequence": seq, "tracker": kind, "variant": name,
                              "HOTA": m.hota, "IDF1": m.idf1, "MOTA": m.mota, "IDSW": m.idsw,
                              "ids": m.num_pred_ids, "fps": n / seconds})

@@ -31,6 +31,7 @@ from cvat_extension.core.keyframes import expand_keyframes, thin_keyframes
 from cvat_extension.core.tracks import SOURCES, SequenceInfo, Source, Tracks
 from cvat_extension.errors import AnnotationFormatError
 from cvat_extension.io._atomic import write_atomic
+from cvat_extension.io._limits import MAX_COORD, MAX_FRAMES, frame_ok, int32_ok
 
 __all__ = ["CvatAnnotations", "CvatLabel", "parse_labeled_data", "read_cvat_json", "write_cvat_json"]
 
@@ -344,6 +345,10 @@ def _num(value: Any, ctx: _Ctx, where: str, what: str, *, integer: bool = False)
         raise ctx.fail(f"{what} must be an integer, got {value!r}", where)
     if not math.isfinite(float(value)):
         raise ctx.fail(f"{what} must be finite, got {value!r}", where)
+    if integer and (not int32_ok(value) or (what == "frame" and not frame_ok(value))):
+        raise ctx.fail(f"{what} out of range, got {value!r}", where)
+    if abs(value) > MAX_COORD:
+        raise ctx.fail(f"{what} out of range (|value| <= {MAX_COORD:g}), got {value!r}", where)
     return float(value)
 
 
@@ -415,6 +420,8 @@ def parse_labeled_data(
             continue
         if isinstance(track.get("id"), int) and not isinstance(track.get("id"), bool):
             tid = int(track["id"])
+            if not int32_ok(tid):
+                raise ctx.fail(f"track id {tid} out of range", where)
             if tid in raw_tracks:
                 raise ctx.fail(f"duplicate track id {tid}", where, track_id=tid)
         else:
@@ -470,6 +477,7 @@ def parse_labeled_data(
     tags = _list(data, "tags", ctx, "document")
     extra = {k: v for k, v in data.items() if k not in ("version", "tags", "shapes", "tracks", "labels", "meta")}
     meta = data.get("meta", {}) if isinstance(data.get("meta", {}), Mapping) else {}
+    _check_meta(meta, ctx)
     version = data.get("version", 0)
     return CvatAnnotations(
         tracks=tracks,
@@ -485,6 +493,21 @@ def parse_labeled_data(
         synthetic_ids=frozenset(synthetic),
         meta=dict(meta),
     )
+
+
+def _check_meta(meta: Mapping[str, Any], ctx: _Ctx) -> None:
+    """The sidecar meta's numbers are whole, in range (sizes and starts within
+    :data:`~cvat_extension.io._limits.MAX_FRAMES`), so that reading them never fails later."""
+    for key in ("size", "width", "height"):
+        value = meta.get(key, 0) or 0
+        if isinstance(value, bool) or not isinstance(value, int) or not int32_ok(value) or value < 0 \
+                or (key == "size" and not frame_ok(value)):
+            raise ctx.fail(f"meta.{key} must be a whole number in 0..{MAX_FRAMES if key == 'size' else 2**31 - 1}, "
+                           f"got {value!r}", "meta")
+    starts = meta.get("job_starts", []) or []
+    if not isinstance(starts, list) or not all(
+            isinstance(s, int) and not isinstance(s, bool) and frame_ok(s) for s in starts):
+        raise ctx.fail(f"meta.job_starts must be a list of frame numbers, got {starts!r}", "meta")
 
 
 def _parse_shapes(shapes: list[Any], ctx: _Ctx, code_of: Mapping[int, int], names: tuple[str, ...]) -> Tracks:

@@ -25,6 +25,7 @@ import numpy as np
 from cvat_extension.core.tracks import SOURCES, SequenceInfo, Source, Tracks
 from cvat_extension.errors import AnnotationFormatError
 from cvat_extension.io._atomic import write_atomic
+from cvat_extension.io._limits import MAX_COORD, MAX_FRAMES, frame_ok, int32_ok
 
 __all__ = ["CvatXmlDocument", "read_cvat_xml", "write_cvat_xml"]
 
@@ -58,9 +59,12 @@ def _int(el: ET.Element, key: str, where: str, path: Path, default: int | None =
             raise AnnotationFormatError(f"missing attribute {key!r}", path=path, element=where)
         return default
     try:
-        return int(raw)
+        value = int(raw)
     except ValueError:
         raise AnnotationFormatError(f"{key}={raw!r} is not an integer", path=path, element=where) from None
+    if not int32_ok(value) or (key == "frame" and not frame_ok(value)):
+        raise AnnotationFormatError(f"{key}={raw!r} is out of range", path=path, element=where)
+    return value
 
 
 def _float(el: ET.Element, key: str, where: str, path: Path, default: float | None = None) -> float:
@@ -75,6 +79,9 @@ def _float(el: ET.Element, key: str, where: str, path: Path, default: float | No
         raise AnnotationFormatError(f"{key}={raw!r} is not a number", path=path, element=where) from None
     if not math.isfinite(v):
         raise AnnotationFormatError(f"{key}={raw!r} is not finite", path=path, element=where)
+    if abs(v) > MAX_COORD:
+        raise AnnotationFormatError(f"{key}={raw!r} is out of range (|value| <= {MAX_COORD:g})",
+                                    path=path, element=where)
     return v
 
 
@@ -104,6 +111,9 @@ def _meta(root: ET.Element, path: Path) -> tuple[SequenceInfo, list[str]]:
             starts = sorted({int(seg.findtext("start") or 0) for seg in task.iterfind("segments/segment")})
         except ValueError as exc:
             raise AnnotationFormatError(f"invalid number in <meta>: {exc}", path=path, element="meta") from None
+        if not frame_ok(size) or not all(frame_ok(s) for s in starts):
+            raise AnnotationFormatError(f"frame count or segment start out of range (0..{MAX_FRAMES})",
+                                        path=path, element="meta")
         name = task.findtext("name") or ""
     osz = meta.find("original_size")
     if osz is None and task is not None:
@@ -112,7 +122,9 @@ def _meta(root: ET.Element, path: Path) -> tuple[SequenceInfo, list[str]]:
         try:
             width = int(float(osz.findtext("width") or 0))
             height = int(float(osz.findtext("height") or 0))
-        except ValueError:
+            if not (int32_ok(width) and int32_ok(height)):
+                raise ValueError("out of range")
+        except (ValueError, OverflowError):
             raise AnnotationFormatError("invalid <original_size>", path=path, element="meta/original_size") from None
     return SequenceInfo(num_frames=size, width=width, height=height, frame_base=0, job_starts=tuple(starts), name=name), names
 
@@ -131,6 +143,8 @@ def read_cvat_xml(path: str | Path) -> CvatXmlDocument:
     except ET.ParseError as exc:
         line = exc.position[0] if getattr(exc, "position", None) else None
         raise AnnotationFormatError(f"malformed XML: {exc}", path=p, line=line) from exc
+    except LookupError as exc:  # <?xml encoding="..."?> names a codec Python does not know
+        raise AnnotationFormatError(f"malformed XML: {exc}", path=p, line=1) from exc
     except OSError as exc:
         raise AnnotationFormatError(f"cannot read: {exc}", path=p) from exc
     if root.tag != "annotations":

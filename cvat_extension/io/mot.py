@@ -16,6 +16,7 @@ from __future__ import annotations
 import configparser
 import io
 import math
+import warnings
 from dataclasses import replace
 from pathlib import Path
 from typing import IO
@@ -26,10 +27,12 @@ from cvat_extension.core.geometry import xyxy_to_xywh
 from cvat_extension.core.tracks import SOURCES, SequenceInfo, Source, Tracks
 from cvat_extension.errors import AnnotationFormatError
 from cvat_extension.io._atomic import write_atomic
+from cvat_extension.io._limits import INT32_MAX, MAX_COORD, MAX_FRAMES, frame_ok
 
 __all__ = ["MOT_CLASS_NAMES", "read_mot", "read_mot_detections", "write_mot"]
 
 _AUTO_SOURCE = SOURCES.index(Source.AUTO)
+_FLOAT32_MAX = float(np.finfo(np.float32).max)  # conf and visibility are stored as float32
 
 #: MOT17/MOT20 ground-truth class ids (1-based) and their names.
 MOT_CLASS_NAMES: tuple[str, ...] = (
@@ -57,7 +60,7 @@ def _seqinfo(path: Path) -> SequenceInfo:
             try:
                 cp.read(ini, encoding="utf-8")
                 s = cp["Sequence"]
-                return SequenceInfo(
+                info = SequenceInfo(
                     num_frames=int(s.get("seqLength", 0)),
                     width=int(s.get("imWidth", 0)),
                     height=int(s.get("imHeight", 0)),
@@ -65,6 +68,11 @@ def _seqinfo(path: Path) -> SequenceInfo:
                     name=s.get("name", ""),
                     fps=float(s.get("frameRate", 0) or 0),
                 )
+                if not (frame_ok(info.num_frames) and 0 <= info.width <= INT32_MAX
+                        and 0 <= info.height <= INT32_MAX and 0 <= info.fps <= 1e6):
+                    raise ValueError(f"values out of range (seqLength 0..{MAX_FRAMES}, sizes and "
+                                     "frameRate >= 0)")
+                return info
             except (configparser.Error, KeyError, ValueError) as exc:
                 raise AnnotationFormatError(f"invalid seqinfo.ini: {exc}", path=ini) from exc
     return SequenceInfo(frame_base=1, name=path.parent.parent.name if path.parent.name == "gt" else path.stem)
@@ -165,7 +173,9 @@ def _parse_loadtxt(raw: bytes, path: Path) -> list[np.ndarray] | None:
     """Columns via ``numpy.loadtxt`` (comments, spaces after commas); None if it refuses."""
     text = _decode(raw, path)
     try:
-        arr = np.loadtxt(io.StringIO(text), delimiter=",", comments="#", ndmin=2, dtype=np.float64)
+        with warnings.catch_warnings():  # comments only: "input contained no data", answered below
+            warnings.filterwarnings("ignore", message="loadtxt: input contained no data", category=UserWarning)
+            arr = np.loadtxt(io.StringIO(text), delimiter=",", comments="#", ndmin=2, dtype=np.float64)
     except ValueError:
         return None
     if arr.size == 0:
@@ -209,7 +219,8 @@ def _read_rows(path: str | Path) -> tuple[Path, list[np.ndarray], _Lines]:
 
     Raises:
         AnnotationFormatError: unreadable file, malformed line, NaN/infinite value, frame
-            below 1 or not an integer, negative size; names file and line.
+            below 1, beyond ``MAX_FRAMES`` or not an integer, negative size, a class beyond
+            32 bits; names file and line.
     """
     p = Path(path)
     try:
@@ -224,6 +235,11 @@ def _read_rows(path: str | Path) -> tuple[Path, list[np.ndarray], _Lines]:
     frame = cols[0]
     _fail_at(frame != np.round(frame), "frame must be an integer", p, line_no)
     _fail_at(frame < 1, "frame must be >= 1 (MOT frames start at 1)", p, line_no)
+    _fail_at(frame > MAX_FRAMES, f"frame beyond {MAX_FRAMES:,} (a sequence this long is not a MOT file)", p, line_no)
+    _fail_at(np.abs(cols[7]) > INT32_MAX, "class out of range", p, line_no)
+    _fail_at((np.abs(cols[2]) > MAX_COORD) | (np.abs(cols[3]) > MAX_COORD) | (cols[4] > MAX_COORD)
+             | (cols[5] > MAX_COORD), f"box coordinate out of range (|value| <= {MAX_COORD:g} px)", p, line_no)
+    _fail_at(np.abs(cols[6]) > _FLOAT32_MAX, "conf out of range", p, line_no)
     _fail_at((cols[4] < 0) | (cols[5] < 0), "negative box width or height", p, line_no)
     return p, cols, line_no
 
@@ -275,6 +291,7 @@ def read_mot(path: str | Path) -> tuple[Tracks, SequenceInfo]:
     """
     p, cols, line_no = _read_rows(path)
     _fail_at(cols[1] != np.round(cols[1]), "id must be an integer", p, line_no)
+    _fail_at(np.abs(cols[1]) > INT32_MAX, "id out of range", p, line_no)
     frame = cols[0].astype(np.int64) - 1
     tid = cols[1].astype(np.int64)
     # Rows in (id, frame) order, found once here: every column is gathered in that order

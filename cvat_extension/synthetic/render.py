@@ -8,6 +8,8 @@ colour histogram of a box crop is not trivially the object's colour alone.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 from cvat_extension.core.tracks import SequenceInfo, Tracks
@@ -38,16 +40,29 @@ def _hsv_to_rgb(h: np.ndarray, s: float, v: float) -> np.ndarray:
     return (np.stack([r, g, b], axis=-1) * 255).astype(np.uint8)
 
 
-def _background(width: int, height: int, frame: int, seed: int, pan: np.ndarray) -> np.ndarray:
-    """Low-contrast grey-green texture: two gratings plus seeded noise (moves with the pan)."""
+@lru_cache(maxsize=4)
+def _texture(width: int, height: int, seed: int, pan_x: float, pan_y: float) -> np.ndarray:
+    """(H, W, 3) float32 gratings of :func:`_background`, the same for every frame of a
+    scene: computed once (three transcendental passes over the image were most of the
+    demo's rendering time). Read-only, since the cache hands out the same array."""
     rng = np.random.default_rng(seed)
     fx, fy = rng.uniform(0.01, 0.05, 2)
     y, x = np.mgrid[0:height, 0:width].astype(np.float32)
-    x = x - pan[0]
-    y = y - pan[1]
+    # numpy float64 scalars, as the pan array's items were: under NEP 50 they make the
+    # gratings float64, where a Python float would keep them float32 (other pixels).
+    x = x - np.float64(pan_x)
+    y = y - np.float64(pan_y)
     base = 110 + 25 * np.sin(x * fx) * np.cos(y * fy) + 15 * np.sin((x + y) * 0.11)
+    out = np.stack([base * 0.9, base * 1.0, base * 0.85], axis=-1)
+    out.flags.writeable = False
+    return out
+
+
+def _background(width: int, height: int, frame: int, seed: int, pan: np.ndarray) -> np.ndarray:
+    """Low-contrast grey-green texture: two gratings plus seeded noise (moves with the pan)."""
+    texture = _texture(width, height, seed, float(pan[0]), float(pan[1]))
     noise = np.random.default_rng(seed * 100003 + frame).integers(-8, 9, (height, width))
-    img = np.stack([base * 0.9, base * 1.0, base * 0.85], axis=-1) + noise[..., None]
+    img = texture + noise[..., None]
     return np.clip(img, 0, 255).astype(np.uint8)
 
 

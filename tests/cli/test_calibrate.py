@@ -76,6 +76,19 @@ def test_synthetic_scene_lands_in_the_band_and_is_written(workdir: Path, capsys:
     from cvat_extension.models.tracker_config import load_tracker_config
 
     assert load_tracker_config(workdir / tracker_file).track_high_thresh == chosen["track_thresh"]
+    # What `nuctl deploy` builds gets the same values (Nuclio copies the folder to /opt/nuclio).
+    for name in ("function.yaml", "function-gpu.yaml"):
+        det_env = _nuclio_env(workdir / "functions" / "yolo-detector" / name)
+        trk_env = _nuclio_env(workdir / "functions" / "bytetrack" / name)
+        assert float(det_env["YOLO_CONF"]) == conf
+        assert trk_env["TRACKER_CONFIG"] == "/opt/nuclio/calibrated.yaml"
+        assert (REPO / "functions" / "bytetrack" / name).read_text().count("#") == \
+            (workdir / "functions" / "bytetrack" / name).read_text().count("#")
+    assert "redeploy the functions" in out
+
+
+def _nuclio_env(path: Path) -> dict[str, str]:
+    return {e["name"]: e["value"] for e in yaml.safe_load(path.read_text())["spec"]["env"]}
 
 
 def test_no_setting_in_the_band_exits_1_and_writes_nothing(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -139,14 +139,16 @@ def run(args: argparse.Namespace) -> int:
     from cvat_extension.io.outputs import OutputPlan
 
     target = None
+    edited: list[Path] = []  # edited in place on purpose: never an output of the plan
     if not args.dry_run:
         _check_manifest(args.manifest, args.detector_function, tracker_function)
         target, _ = _tracker_yaml_path(args.manifest, tracker_function)
+        edited = list(_nuclio_changes(args.manifest, args.detector_function, tracker_function, "0.5"))
     tracker_file = Path(args.tracker) if Path(args.tracker).is_file() else None
     if tracker_file is not None and target is not None and tracker_file.resolve() == target.resolve():
         tracker_file = None  # re-calibrating from the last result: that file is ours to replace
     plan = OutputPlan(inputs=[args.gt, args.detections, args.frames, args.video, args.weights, tracker_file,
-                              args.manifest])
+                              args.manifest, *edited])
     plot_out = plan.file(args.plot, option="--plot", kind="png")
     json_out = plan.file(args.json, option="--json", kind="json")
     # The tracker YAML the manifest will name is staged too: a refused manifest edit must not
@@ -168,8 +170,10 @@ def run(args: argparse.Namespace) -> int:
     from cvat_extension.calibration.plot import plot_curve
 
     tracker_yaml = None
-    # The plot and JSON are staged; the manifest edit (backed up and verified by
-    # set_function_env) is the last step inside, so a refused edit leaves no plot or JSON.
+    nuclio_files: list[Path] = []
+    # The plot, JSON and tracker YAML are staged; the edits of the manifest and the Nuclio
+    # configurations (checked, then written) are the last step inside, so a refused edit
+    # leaves none of the staged files.
     with plan.staged() as stage:
         plot_curve(results, stage[plot_out], band=args.band, chosen=chosen,
                    title=f"{source.name}: frames {first}–{last}, {base.tracker_type.value}", measure=args.precision)
@@ -179,8 +183,8 @@ def run(args: argparse.Namespace) -> int:
             write_json(stage[json_out], {"band": list(args.band), "chosen": chosen.to_json() if chosen else None,
                                          "settings": [r.to_json() for r in results]})
         if chosen is not None and tracker_out is not None:
-            tracker_yaml = _write_settings(args.manifest, args.detector_function, tracker_function,
-                                           base, chosen, write_to=stage[tracker_out])
+            tracker_yaml, nuclio_files = _write_settings(args.manifest, args.detector_function, tracker_function,
+                                                         base, chosen, write_to=stage[tracker_out])
     if chosen is None:
         print(_miss_message(results, args.band), file=sys.stderr)
         return 1
@@ -189,6 +193,9 @@ def run(args: argparse.Namespace) -> int:
     s = chosen.setting
     print(f"wrote {args.manifest}: {args.detector_function}.env.YOLO_CONF={s.det_conf:g}, "
           f"{tracker_function}.env.TRACKER_CONFIG={tracker_yaml}")
+    if nuclio_files:
+        print(f"wrote the same into {', '.join(map(str, nuclio_files))}: redeploy the functions "
+              f"(nuctl deploy) for CVAT to use them")
     print(f"annotate with the same setting: cvat-track annotate ... --conf {s.det_conf:g} --tracker {tracker_yaml}")
     return 0
 
@@ -374,24 +381,47 @@ def _tracker_yaml_path(manifest: Path, tracker_function: str) -> tuple[Path, str
     return target, value
 
 
+def _nuclio_changes(manifest: Path, detector_function: str, tracker_function: str,
+                    det_conf: str) -> dict[Path, dict[str, str]]:
+    """The Nuclio configurations (``function.yaml``, ``function-gpu.yaml``) of both functions
+    and the values each gets: what ``nuctl deploy`` builds and CVAT calls reads these, not the
+    manifest. The tracker YAML lies beside function.yaml, which Nuclio copies to /opt/nuclio."""
+    from cvat_extension.adapters.nuclio.manifest import load_manifest
+    from cvat_extension.calibration.nuclio_env_edit import NUCLIO_FUNCTION_DIR
+
+    values = {detector_function: {"YOLO_CONF": det_conf},
+              tracker_function: {"TRACKER_CONFIG": f"{NUCLIO_FUNCTION_DIR}/calibrated.yaml"}}
+    changes: dict[Path, dict[str, str]] = {}
+    for entry in load_manifest(manifest, only=[detector_function, tracker_function]):
+        for path in sorted(entry.path.glob("function*.yaml")):
+            changes[path] = values[entry.name]
+    return changes
+
+
 def _check_manifest(manifest: Path, detector_function: str, tracker_function: str) -> None:
-    """Fail before any work when the manifest cannot take the result."""
+    """Fail before any work when the manifest or a function.yaml cannot take the result."""
     from cvat_extension.calibration.manifest_edit import set_function_env
+    from cvat_extension.calibration.nuclio_env_edit import set_nuclio_env
 
     _tracker_yaml_path(manifest, tracker_function)
     set_function_env(manifest, {detector_function: {"YOLO_CONF": "0.5"},
                                 tracker_function: {"TRACKER_CONFIG": "x.yaml"}}, write=False)
+    for path, values in _nuclio_changes(manifest, detector_function, tracker_function, "0.5").items():
+        set_nuclio_env(path, values, write=False)
 
 
-def _write_settings(manifest: Path, detector_function: str, tracker_function: str, base: Any, chosen: Any, *,
-                    write_to: Path) -> str:
-    """Write the tracker YAML to ``write_to`` (its staged path), then edit the manifest; returns TRACKER_CONFIG."""
+def _write_settings(manifest: Path, detector_function: str, tracker_function: str, base: Any,
+                    chosen: Any, *, write_to: Path) -> tuple[str, list[Path]]:
+    """Write the tracker YAML to ``write_to`` (its staged path), then edit the manifest and the
+    functions' Nuclio configurations; returns the manifest's TRACKER_CONFIG value and the
+    function.yaml files changed. Every edit is computed and checked before the first is written."""
     import dataclasses
     import datetime
 
     import yaml
 
     from cvat_extension.calibration.manifest_edit import set_function_env
+    from cvat_extension.calibration.nuclio_env_edit import set_nuclio_env
     from cvat_extension.calibration.sweep import tracker_for
 
     config = tracker_for(base, chosen.setting.track_thresh)
@@ -404,10 +434,17 @@ def _write_settings(manifest: Path, detector_function: str, tracker_function: st
               f"# box precision {chosen.box_precision:.1%}, identity precision {chosen.id_precision:.1%}, "
               f"recall {chosen.recall:.1%}, IDF1 {chosen.idf1:.1%} "
               "on the calibration ground truth.\n")
+    det_conf = f"{chosen.setting.det_conf:g}"
+    manifest_values = {detector_function: {"YOLO_CONF": det_conf}, tracker_function: {"TRACKER_CONFIG": value}}
+    nuclio = _nuclio_changes(manifest, detector_function, tracker_function, det_conf)
+    set_function_env(manifest, manifest_values, write=False)
+    for path, env in nuclio.items():
+        set_nuclio_env(path, env, write=False)
     write_to.write_text(header + yaml.safe_dump(values, sort_keys=False), encoding="utf-8")
-    set_function_env(manifest, {detector_function: {"YOLO_CONF": f"{chosen.setting.det_conf:g}"},
-                                tracker_function: {"TRACKER_CONFIG": value}})
-    return value
+    set_function_env(manifest, manifest_values)
+    for path, env in nuclio.items():
+        set_nuclio_env(path, env)
+    return value, list(nuclio)
 
 
 def _connect(args: argparse.Namespace) -> Any:

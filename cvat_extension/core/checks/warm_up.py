@@ -35,10 +35,13 @@ def _warm_up(with_detections: bool) -> None:
 
 
 def start_warm_up(*, with_detections: bool = False) -> threading.Thread:
-    """Start loading the kernels on a daemon thread and return it (joining is optional).
+    """Start loading the kernels on a background thread and return it (joining is optional).
 
     A failure there is logged at debug level and otherwise ignored: the real run loads the
-    kernels itself and reports any error where it belongs.
+    kernels itself and reports any error where it belongs. The thread is not a daemon: a
+    command that fails early (a bad input) exits only after the warm-up ends, since
+    stopping a daemon thread inside numba's compiler at interpreter exit aborts the process
+    ("terminate called without an active exception", exit code 134 instead of 2).
     """
 
     def run() -> None:
@@ -47,6 +50,6 @@ def start_warm_up(*, with_detections: bool = False) -> threading.Thread:
         except Exception:  # noqa: BLE001 - the warm-up is an optimisation, never an error
             logger.debug("kernel warm-up failed", exc_info=True)
 
-    thread = threading.Thread(target=run, name="kernel-warm-up", daemon=True)
+    thread = threading.Thread(target=run, name="kernel-warm-up", daemon=False)
     thread.start()
     return thread
