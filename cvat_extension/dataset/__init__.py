@@ -8,8 +8,10 @@ One concept per module:
 - :mod:`.difficulty` / :mod:`.split` — difficulty scores and sequence-level splits;
 - :mod:`.mot_export` / :mod:`.coco_video` — MOT Challenge folders and COCO-video JSON;
 - :mod:`.agreement` — inter-annotator agreement and ranked disagreements;
-- :mod:`.render` / :mod:`.encode` — videos with colour-stable ids;
-- :mod:`.staging` — outputs appear complete or not at all.
+- :mod:`.render` / :mod:`.encode` — videos with colour-stable ids.
+
+The commands write through :class:`cvat_extension.io.outputs.OutputPlan`, so their outputs
+appear complete or not at all.
 
 Heavy libraries (matplotlib, PyAV) are imported inside the functions that need them.
 """

@@ -48,8 +48,8 @@ def write_mot_challenge(
 ) -> list[str]:
     """Write the sequences of each split into ``folder``; return warnings.
 
-    ``folder`` should be a staging folder (see :mod:`.staging`): nothing here is atomic
-    across files.
+    ``folder`` should be a staged folder (see :class:`~cvat_extension.io.outputs.OutputPlan`):
+    nothing here is atomic across files.
     """
     from cvat_extension.io.mot import write_mot
 

@@ -101,17 +101,27 @@ def groups_of(document: object, piece_map: Mapping[int, int]) -> dict[int, int]:
     return out
 
 
-def read_sequence(path: str | Path, *, name: str | None = None) -> Sequence:
+def read_sequence(path: str | Path, *, name: str | None = None, allow_empty: bool = False) -> Sequence:
     """Read one track file as a :class:`Sequence`.
 
+    ``allow_empty`` accepts a file without boxes (a sequence nobody appears in); without it
+    such a file is refused as a likely wrong file.
+
     Raises:
-        AnnotationFormatError: the file does not parse (file and line named).
+        AnnotationFormatError: the file does not parse (file and line named), or has no
+            boxes (unless ``allow_empty``).
     """
     from cvat_extension.io.formats import Format, read_tracks
 
     p = Path(path)
-    loaded = read_tracks(p)
+    loaded = read_tracks(p, allow_empty=allow_empty)
     info = loaded.info
+    if loaded.format is Format.MOT and not len(loaded.tracks) and not info.num_frames:
+        # An empty file is not parsed, so its seqinfo.ini (name, length, size) is read here:
+        # an empty sequence still has frames to count, split and render.
+        from cvat_extension.io.mot import _seqinfo
+
+        info = _seqinfo(p)
     warnings: list[str] = []
     ini = find_seqinfo(p) if loaded.format is Format.MOT else None
     if loaded.format is Format.MOT and ini is None:
@@ -137,8 +147,10 @@ def _gt_file(folder: Path) -> Path | None:
     return None
 
 
-def load_sequences(paths: list[str | Path] | tuple[str | Path, ...]) -> list[Sequence]:
+def load_sequences(paths: list[str | Path] | tuple[str | Path, ...], *, allow_empty: bool = False) -> list[Sequence]:
     """Every sequence named by ``paths`` (files, sequence folders, dataset folders).
+
+    ``allow_empty``: see :func:`read_sequence`.
 
     Raises:
         InputError: a path does not exist, a folder holds no sequence, or two sequences
@@ -149,19 +161,20 @@ def load_sequences(paths: list[str | Path] | tuple[str | Path, ...]) -> list[Seq
     for raw in paths:
         p = Path(raw)
         if p.is_file():
-            out.append(read_sequence(p))
+            out.append(read_sequence(p, allow_empty=allow_empty))
         elif p.is_dir():
             gt = _gt_file(p)
             if gt is not None:
-                out.append(read_sequence(gt))
+                out.append(read_sequence(gt, allow_empty=allow_empty))
                 continue
             subs = sorted(d for d in p.iterdir() if d.is_dir() and _gt_file(d) is not None)
             files = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in _TRACK_SUFFIXES
                            and not f.name.startswith("."))
             if not subs and not files:
                 raise InputError(f"{p}: no sequences found (expected SEQ/gt/gt.txt folders or track files)")
-            out.extend(read_sequence(_gt_file(d) or d) for d in subs)
-            out.extend(read_sequence(f) for f in files if f.name not in ("seqinfo.ini", "labels.txt"))
+            out.extend(read_sequence(_gt_file(d) or d, allow_empty=allow_empty) for d in subs)
+            out.extend(read_sequence(f, allow_empty=allow_empty) for f in files
+                       if f.name not in ("seqinfo.ini", "labels.txt"))
         else:
             raise InputError(f"{p}: no such file or folder")
     names = [s.name for s in out]
@@ -176,8 +189,11 @@ def load_dataset(
     *,
     tasks: list[int] | tuple[int, ...] = (),
     config: str | Path | None = None,
+    allow_empty: bool = False,
 ) -> list[Sequence]:
     """Sequences from files/folders and from CVAT tasks (``config``: the sync config).
+
+    ``allow_empty``: accept files without boxes (see :func:`read_sequence`).
 
     Raises:
         InputError: nothing given, a path is missing, or names collide.
@@ -185,7 +201,7 @@ def load_dataset(
     """
     if not paths and not tasks:
         raise InputError("no input: give track files, sequence folders or --task IDs")
-    out = load_sequences(list(paths)) if paths else []
+    out = load_sequences(list(paths), allow_empty=allow_empty) if paths else []
     if tasks:
         from cvat_extension.dataset.cvat_source import connect_from_config, task_sequence
 

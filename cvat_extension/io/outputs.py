@@ -9,6 +9,14 @@ written, a parent that can be created); :meth:`OutputPlan.staged` then hands out
 paths beside each target and moves them into place only when the whole command succeeded.
 On any error every temporary file, and every folder the plan created, is removed.
 
+Folder outputs (a report, a dataset card, an export) are replaced as a whole, never merged
+into: stale files of an older run (plots, sequences no longer exported) would otherwise sit
+beside the new ones and pass for part of them. An existing folder is replaced only when it
+holds the marker file the command writes, so a mistyped ``--out ~/Documents`` is refused.
+
+Temporary files keep the target's extension (``.v.mp4.x1y2.tmp.mp4``) because some writers
+(PyAV, matplotlib, Pillow) choose the format from it.
+
 A crash between two final renames can still leave a mix; the renames are the last, cheap
 step, so that window is as small as the file system allows.
 """
@@ -33,7 +41,15 @@ _KINDS: dict[str, tuple[str, tuple[str, ...]]] = {
     "cvat_xml": ("CVAT for video XML", (".xml",)),
     "cvat_json": ("CVAT JSON", (".json",)),
     "json": ("JSON", (".json",)),
+    "mp4": ("MP4 video", (".mp4",)),
+    "gif": ("GIF", (".gif",)),
+    "png": ("PNG", (".png",)),
+    "html": ("HTML", (".html", ".htm")),
+    "yaml": ("YAML", (".yaml", ".yml")),
+    "md": ("Markdown", (".md",)),
 }
+#: Kinds whose writers pick the encoding from the extension: the name must carry it.
+_NEEDS_EXT = frozenset({"mp4", "gif", "png"})
 _ALL_EXT = {ext for _, exts in _KINDS.values() for ext in exts}
 
 
@@ -60,51 +76,70 @@ class OutputPlan:
         """Declare an output file holding ``kind`` content; returns its path (None → None).
 
         Raises:
-            InputError: the path is a folder, an input, declared twice, its extension names
-                another format, or its parent is a file.
+            InputError: the path is an input, declared twice, lies in a folder output, is a
+                folder, its extension names another format (or, for video and images, is
+                missing), or its parent is a file.
         """
         if path is None:
             return None
         p = Path(path)
+        self._check_clash(p, option, folder=False)
         name, exts = _KINDS[kind]
         if p.is_dir():
             raise InputError(f"{p}: {option} is a folder; give a file name, e.g. {p / ('out' + exts[0])}")
         suffix = p.suffix.lower()
-        if suffix in _ALL_EXT and suffix not in exts:
-            raise InputError(f"{p}: {option} would get {name} content under a {suffix} name; "
+        if (suffix in _ALL_EXT or kind in _NEEDS_EXT) and suffix not in exts:
+            got = f"a {suffix} name" if suffix else "a name without extension"
+            raise InputError(f"{p}: {option} would get {name} content under {got}; "
                              f"use {' or '.join(exts)}")
         self._add(_Output(p, option, kind))
         return p
 
-    def folder(self, path: str | Path | None, *, option: str, marker: str = "index.html") -> Path | None:
+    def folder(self, path: str | Path | None, *, option: str,
+               marker: str | tuple[str, ...] = "index.html") -> Path | None:
         """Declare an output folder, replaced as a whole; returns its path (None → None).
 
-        An existing folder is replaced only if it is empty or holds ``marker`` (one we wrote
-        before), so that ``--report ~/Documents`` cannot wipe someone's files.
+        An existing folder is replaced only if it is empty or holds ``marker`` (a file the
+        command writes, or one of several names), so that ``--report ~/Documents`` cannot
+        wipe someone's files.
 
         Raises:
-            InputError: the path is a file, an input or holds one, or a foreign folder.
+            InputError: the path is a file, an input or holds one, overlaps another output,
+                or is a foreign folder.
         """
         if path is None:
             return None
         p = Path(path)
         if p.exists() and not p.is_dir():
             raise InputError(f"{p}: {option} must be a folder, but a file of that name exists")
-        if p.is_dir() and any(p.iterdir()) and not (p / marker).is_file():
-            raise InputError(f"{p}: {option} folder exists and holds other files (no {marker}); "
+        self._check_clash(p, option, folder=True)
+        markers = (marker,) if isinstance(marker, str) else marker
+        if p.is_dir() and any(p.iterdir()) and not any((p / m).exists() for m in markers):
+            raise InputError(f"{p}: {option} folder exists and holds other files (no {' or '.join(markers)}); "
                              "give a new or empty folder")
         self._add(_Output(p, option, "folder"))
         return p
 
-    def _add(self, out: _Output) -> None:
-        target = out.path.resolve()
+    def _check_clash(self, path: Path, option: str, *, folder: bool) -> None:
+        """Refuse an input as output, a path given twice, and outputs nested in a folder output."""
+        target = path.resolve()
         for inp in self._inputs:
-            if target == inp or (out.kind == "folder" and target in inp.parents):
-                raise InputError(f"{out.path}: {out.option} would overwrite the input {inp}; "
+            if target == inp or (folder and target in inp.parents):
+                raise InputError(f"{path}: {option} would overwrite the input {inp}; "
                                  "choose another name (inputs are never changed)")
         for other in self._outputs:
-            if other.path.resolve() == target:
-                raise InputError(f"{out.path}: given to both {other.option} and {out.option}")
+            there = other.path.resolve()
+            if there == target:
+                raise InputError(f"{path}: given to both {other.option} and {option}")
+            if other.kind == "folder" and there in target.parents:
+                raise InputError(f"{path}: {option} lies inside the {other.option} folder, which is "
+                                 "replaced as a whole; write it elsewhere")
+            if folder and target in there.parents:
+                raise InputError(f"{other.path}: {other.option} lies inside the {option} folder, which is "
+                                 "replaced as a whole; write it elsewhere")
+
+    def _add(self, out: _Output) -> None:
+        target = out.path.resolve()
         parent = next((a for a in target.parents if a.exists()), None)
         if parent is not None and not parent.is_dir():
             raise InputError(f"{out.path}: {out.option}: {parent} is a file, not a folder")
@@ -117,7 +152,9 @@ class OutputPlan:
         """Temporary paths for every declared output, moved into place on success.
 
         Yields a mapping from each declared path to the path to write instead. Folders are
-        created empty; files are not created (writers create them).
+        created empty; files are not created (writers create them), and a file the command
+        did not write (``calibrate`` that found no setting) is not moved in: its target stays
+        as it was.
 
         Raises:
             InputError: a folder or temporary file cannot be created.
@@ -131,8 +168,10 @@ class OutputPlan:
                     stage[out.path] = Path(tempfile.mkdtemp(prefix=f".{out.path.name}.", suffix=".tmp",
                                                             dir=out.path.parent))
                 else:
-                    fd, tmp = tempfile.mkstemp(prefix=f".{out.path.name}.", suffix=".tmp", dir=out.path.parent)
+                    fd, tmp = tempfile.mkstemp(prefix=f".{out.path.name}.", suffix=f".tmp{out.path.suffix}",
+                                               dir=out.path.parent)
                     os.close(fd)
+                    os.unlink(tmp)  # the name is reserved in a folder we write; a writer creates it
                     stage[out.path] = Path(tmp)
         except OSError as exc:
             _discard(stage.values(), created)
@@ -140,7 +179,8 @@ class OutputPlan:
         try:
             yield stage
             for out in self._outputs:
-                _move_in(stage[out.path], out.path, folder=out.kind == "folder")
+                if out.kind == "folder" or stage[out.path].exists():
+                    _move_in(stage[out.path], out.path, folder=out.kind == "folder")
         except BaseException:
             _discard(stage.values(), created)
             raise

@@ -48,6 +48,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--symmetric", action="store_true", help="gate on the mean of both directions")
     p.add_argument("--ignore-zero-conf", action="store_true",
                    help="drop rows with conf 0 (MOTChallenge 'ignore' rows) from both")
+    p.add_argument("--allow-empty", action="store_true",
+                   help="accept annotation files without boxes (both annotators found nothing); "
+                        "otherwise refused as a likely wrong file")
     p.add_argument("--json", metavar="FILE", help="write metrics, disagreements and review items as JSON")
     p.add_argument("--report", metavar="DIR", help="write an HTML review report with the agreement")
     p.add_argument("--push", action="store_true", help="CVAT inputs: open the review items as issues on B")
@@ -68,7 +71,8 @@ def _load(args: argparse.Namespace) -> tuple[Any, Any, Any]:
             raise InputError(f"agreement compares two annotations; got {len(args.files)} file(s)")
         if args.push:
             raise InputError("--push needs CVAT inputs (--tasks or --jobs)")
-        return read_sequence(args.files[0]), read_sequence(args.files[1]), None
+        return (read_sequence(args.files[0], allow_empty=args.allow_empty),
+                read_sequence(args.files[1], allow_empty=args.allow_empty), None)
     from cvat_extension.dataset.cvat_source import (
         connect_from_config,
         job_sequence,
@@ -118,6 +122,14 @@ def run(args: argparse.Namespace) -> int:
     from cvat_extension.dataset.agreement import AgreementConfig, compute_agreement, same_sequence_problem
     from cvat_extension.errors import InputError
 
+    from cvat_extension.adapters.cli._inputs import write_json
+    from cvat_extension.io.outputs import OutputPlan
+
+    # Checked before anything is read from CVAT or pushed to it.
+    cvat = bool(args.tasks or args.jobs or args.replicas)
+    plan = OutputPlan(inputs=[*args.files, args.config if cvat else None])
+    json_out = plan.file(args.json, option="--json", kind="json")
+    report_out = plan.folder(args.report, option="--report")
     a, b, api = _load(args)
     try:
         problem = same_sequence_problem(a.info, b.info, a.source or a.name, b.source or b.name)
@@ -134,17 +146,19 @@ def run(args: argparse.Namespace) -> int:
         result = compute_agreement(ta, tb, num_frames=max(a.num_frames, b.num_frames), config=cfg,
                                    frame_base=base, names=(a.source or a.name, b.source or b.name))
         doc = result.to_json(base)
-        if args.report:
-            from cvat_extension.report.html import write_report
+        with plan.staged() as stage:
+            if report_out is not None:
+                from cvat_extension.report.html import write_report
 
-            index = write_report(args.report, tracks=tb, info=b.info, items=result.review,
-                                 title=f"Agreement: {b.name} against {a.name}", agreement=doc)
-            print(f"report: {index}")
-        pushed = _push(api, args._sync_config, b, result.review, args.dry_run) if args.push else []
-        if args.json:
-            from cvat_extension.adapters.cli._inputs import write_json
-
-            write_json(args.json, {**doc, "pushed": pushed})
+                write_report(stage[report_out], tracks=tb, info=b.info, items=result.review,
+                             title=f"Agreement: {b.name} against {a.name}", agreement=doc)
+            # Pushed after the report is drawn (a failed report opens no issues), before the
+            # JSON that lists what was pushed.
+            pushed = _push(api, args._sync_config, b, result.review, args.dry_run) if args.push else []
+            if json_out is not None:
+                write_json(stage[json_out], {**doc, "pushed": pushed})
+        if report_out is not None:
+            print(f"report: {report_out / 'index.html'}")
     finally:
         if api is not None:
             api.client.close()

@@ -118,6 +118,17 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--out {args.out}: expected a .txt/.csv (MOT) or .xml (CVAT for video) file")
     if offline and args.attention_checks:
         raise InputError("annotate: --attention-checks needs a CVAT task (they are measured on its jobs)")
+    from cvat_extension.io.outputs import OutputPlan
+
+    name = f"task{args.task_id}" if not offline else (args.video or args.frames).name
+    checkpoint_path = args.checkpoint or Path(".cvat-track") / f"annotate-{name}.ckpt"
+    tracker_file = Path(args.tracker) if Path(args.tracker).is_file() else None
+    # Checked before a model is loaded; the resume file counts as an input (it is removed
+    # after the run, so an --out of that name would vanish).
+    plan = OutputPlan(inputs=[args.video, args.frames, args.weights, tracker_file, args.reid_weights,
+                              checkpoint_path])
+    out = plan.file(args.out if offline else None, option="--out",
+                    kind="cvat_xml" if offline and args.out.suffix.lower() == ".xml" else "mot")
     overrides: dict[str, Any] = {}
     if args.reid_weights is not None:
         overrides.update(with_reid=True, model=args.reid_weights)
@@ -129,12 +140,12 @@ def run(args: argparse.Namespace) -> int:
     source = str(args.task_id) if not offline else str((args.video or args.frames).resolve())
     key = run_key(source=source, weights=Path(args.weights).resolve(), tracker=config, conf=args.conf,
                   imgsz=args.imgsz, keyframes=sparse_config(args))
-    name = f"task{args.task_id}" if not offline else (args.video or args.frames).name
-    checkpoint = Checkpoint(args.checkpoint or Path(".cvat-track") / f"annotate-{name}.ckpt", key)
+    checkpoint = Checkpoint(checkpoint_path, key)
     bar = _progress_bar(disabled=args.no_progress)
     try:
-        if offline:
-            summary = _offline(args, detector, tracker, checkpoint, bar)
+        if out is not None:
+            with plan.staged() as stage:
+                summary = _offline(args, detector, tracker, checkpoint, bar, write_to=stage[out])
         else:
             summary = _cvat(args, detector, tracker, checkpoint, bar)
     finally:
@@ -167,7 +178,9 @@ def _progress_bar(*, disabled: bool) -> _Bar:
     return _Bar(disabled)
 
 
-def _offline(args: argparse.Namespace, detector: Any, tracker: Any, checkpoint: Any, bar: _Bar) -> dict[str, Any]:
+def _offline(args: argparse.Namespace, detector: Any, tracker: Any, checkpoint: Any, bar: _Bar, *,
+             write_to: Path) -> dict[str, Any]:
+    """Detect and track a video or folder; write the tracks to ``write_to`` (the staged ``--out``)."""
     from cvat_extension.core.keyframes import expand_keyframes
     from cvat_extension.core.tracks import SequenceInfo
     from cvat_extension.cvat.annotate import detect_and_track, iter_frame_folder, iter_video
@@ -192,7 +205,7 @@ def _offline(args: argparse.Namespace, detector: Any, tracker: Any, checkpoint: 
     # The same keyframes an upload would store; the file holds what CVAT would show.
     keyframes = sparse_config(args).sparse(tracks, stop_frame=total - 1)
     shown = expand_keyframes(keyframes, stop_frame=total - 1).visible()
-    write_tracks(args.out, LoadedTracks(tracks=shown, info=info, format=Format.MOT, keyframes=keyframes),
+    write_tracks(write_to, LoadedTracks(tracks=shown, info=info, format=Format.MOT, keyframes=keyframes),
                  fmt=fmt, info=info)
     return {"frames": total, "tracks": len(shown.ids), "boxes": len(shown), "keyframes": len(keyframes),
             "out": str(args.out)}

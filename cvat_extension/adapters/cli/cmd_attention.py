@@ -64,7 +64,14 @@ def run(args: argparse.Namespace) -> int:
     from cvat_extension.cvat.state_store import open_state_store
     from cvat_extension.report.annotators import write_annotator_report
 
+    from cvat_extension.adapters.cli._inputs import write_json
+    from cvat_extension.io.outputs import OutputPlan
+
+    # Checked before CVAT is measured or flagged: a bad path must not cost a run.
     cfg = load_sync_config(args.config) if Path(args.config).is_file() else SyncConfig()
+    plan = OutputPlan(inputs=[args.config, cfg.state.path])
+    json_out = plan.file(None if args.json == "-" else args.json, option="--json", kind="json")
+    report_out = plan.folder(args.report, option="--report", marker="annotators.html")
     if args.url:
         cfg = replace(cfg, cvat=replace(cfg.cvat, url=args.url))
     settings = cfg.attention
@@ -93,12 +100,13 @@ def run(args: argparse.Namespace) -> int:
         flag = "  BELOW BAR" if r["attention_below"] else ""
         print(f"{name}: {r['jobs']} job(s), {rate}, {r['issues_per_100_frames']:.2f} review issues / 100 frames{flag}",
               file=sys.stdout)
-    if args.report is not None:
-        print(f"report: {write_annotator_report(doc, args.report)}", file=sys.stdout)
-    if args.json:
-        text = json.dumps(doc, indent=2)
-        if args.json == "-":
-            print(text, file=sys.stdout)
-        else:
-            Path(args.json).write_text(text, encoding="utf-8")
+    with plan.staged() as stage:
+        if report_out is not None:
+            write_annotator_report(doc, stage[report_out])
+        if json_out is not None:
+            write_json(stage[json_out], doc)
+    if report_out is not None:
+        print(f"report: {report_out / 'annotators.html'}", file=sys.stdout)
+    if args.json == "-":
+        print(json.dumps(doc, indent=2), file=sys.stdout)
     return 0

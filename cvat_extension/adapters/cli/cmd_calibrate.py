@@ -136,8 +136,25 @@ def run(args: argparse.Namespace) -> int:
     label_map = parse_label_map(args.map)
     base = load_tracker_config(args.tracker)
     tracker_function = args.tracker_function or base.tracker_type.value
+    from cvat_extension.io.outputs import OutputPlan
+
+    target = None
+    edited: list[Path] = []  # edited in place on purpose: never an output of the plan
     if not args.dry_run:
         _check_manifest(args.manifest, args.detector_function, tracker_function)
+        target, _ = _tracker_yaml_path(args.manifest, tracker_function)
+        edited = list(_nuclio_changes(args.manifest, args.detector_function, tracker_function, "0.5"))
+    tracker_file = Path(args.tracker) if Path(args.tracker).is_file() else None
+    if tracker_file is not None and target is not None and tracker_file.resolve() == target.resolve():
+        tracker_file = None  # re-calibrating from the last result: that file is ours to replace
+    plan = OutputPlan(inputs=[args.gt, args.detections, args.frames, args.video, args.weights, tracker_file,
+                              args.manifest, *edited])
+    plot_out = plan.file(args.plot, option="--plot", kind="png")
+    json_out = plan.file(args.json, option="--json", kind="json")
+    # The tracker YAML the manifest will name is staged too: a refused manifest edit must not
+    # leave a calibrated.yaml that nothing points to (or that an older manifest still names).
+    tracker_out = plan.file(target, option=f"{tracker_function}'s TRACKER_CONFIG", kind="yaml")
+    assert plot_out is not None  # --plot has a default
 
     api = _connect(args) if args.task is not None else None
     source = _Source.open(args, api)
@@ -152,20 +169,27 @@ def run(args: argparse.Namespace) -> int:
     _print_table(results, chosen, args.band, truth, first, last, args.precision)
     from cvat_extension.calibration.plot import plot_curve
 
-    plot_curve(results, args.plot, band=args.band, chosen=chosen,
-               title=f"{source.name}: frames {first}–{last}, {base.tracker_type.value}", measure=args.precision)
-    if args.json:
-        from cvat_extension.adapters.cli._inputs import write_json
+    tracker_yaml = None
+    nuclio_files: list[Path] = []
+    # The plot, JSON and tracker YAML are staged; the edits of the manifest and the Nuclio
+    # configurations (checked, then written) are the last step inside, so a refused edit
+    # leaves none of the staged files.
+    with plan.staged() as stage:
+        plot_curve(results, stage[plot_out], band=args.band, chosen=chosen,
+                   title=f"{source.name}: frames {first}–{last}, {base.tracker_type.value}", measure=args.precision)
+        if json_out is not None:
+            from cvat_extension.adapters.cli._inputs import write_json
 
-        write_json(args.json, {"band": list(args.band), "chosen": chosen.to_json() if chosen else None,
-                               "settings": [r.to_json() for r in results]})
+            write_json(stage[json_out], {"band": list(args.band), "chosen": chosen.to_json() if chosen else None,
+                                         "settings": [r.to_json() for r in results]})
+        if chosen is not None and tracker_out is not None:
+            tracker_yaml, nuclio_files = _write_settings(args.manifest, args.detector_function, tracker_function,
+                                                         base, chosen, write_to=stage[tracker_out])
     if chosen is None:
         print(_miss_message(results, args.band), file=sys.stderr)
         return 1
-    if args.dry_run:
+    if tracker_yaml is None:
         return 0
-    tracker_yaml, nuclio_files = _write_settings(args.manifest, args.detector_function, tracker_function,
-                                                 base, chosen)
     s = chosen.setting
     print(f"wrote {args.manifest}: {args.detector_function}.env.YOLO_CONF={s.det_conf:g}, "
           f"{tracker_function}.env.TRACKER_CONFIG={tracker_yaml}")
@@ -387,10 +411,10 @@ def _check_manifest(manifest: Path, detector_function: str, tracker_function: st
 
 
 def _write_settings(manifest: Path, detector_function: str, tracker_function: str, base: Any,
-                    chosen: Any) -> tuple[str, list[Path]]:
-    """Write the tracker YAML, the manifest and the functions' Nuclio configurations; returns
-    the manifest's TRACKER_CONFIG value and the function.yaml files changed. Every edit is
-    computed and checked before the first file is written."""
+                    chosen: Any, *, write_to: Path) -> tuple[str, list[Path]]:
+    """Write the tracker YAML to ``write_to`` (its staged path), then edit the manifest and the
+    functions' Nuclio configurations; returns the manifest's TRACKER_CONFIG value and the
+    function.yaml files changed. Every edit is computed and checked before the first is written."""
     import dataclasses
     import datetime
 
@@ -399,12 +423,11 @@ def _write_settings(manifest: Path, detector_function: str, tracker_function: st
     from cvat_extension.calibration.manifest_edit import set_function_env
     from cvat_extension.calibration.nuclio_env_edit import set_nuclio_env
     from cvat_extension.calibration.sweep import tracker_for
-    from cvat_extension.io._atomic import write_atomic
 
     config = tracker_for(base, chosen.setting.track_thresh)
     values = {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}
     values = {k: (v.value if hasattr(v, "value") else str(v) if isinstance(v, Path) else v) for k, v in values.items()}
-    target, value = _tracker_yaml_path(manifest, tracker_function)
+    _, value = _tracker_yaml_path(manifest, tracker_function)
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     header = (f"# Written by `cvat-track calibrate` ({stamp}): detector confidence {chosen.setting.det_conf:g}, "
               f"tracker threshold {chosen.setting.track_thresh:g}\n"
@@ -417,7 +440,7 @@ def _write_settings(manifest: Path, detector_function: str, tracker_function: st
     set_function_env(manifest, manifest_values, write=False)
     for path, env in nuclio.items():
         set_nuclio_env(path, env, write=False)
-    write_atomic(target, lambda fh: fh.write(header + yaml.safe_dump(values, sort_keys=False)))
+    write_to.write_text(header + yaml.safe_dump(values, sort_keys=False), encoding="utf-8")
     set_function_env(manifest, manifest_values)
     for path, env in nuclio.items():
         set_nuclio_env(path, env)

@@ -8,7 +8,8 @@ consistency (from the QA checks), categories, visibility and box sizes, QA findi
 
 ``--compare BEFORE`` (a previous ``card.json``, or the inputs of the previous version) adds
 a before/after table and draws both versions in the plots. Everything is written at the
-end: a failure leaves ``--out`` as it was.
+end: a failure leaves ``--out`` as it was. An existing ``--out`` is replaced as a whole (no
+stale plots of an older card), and only if it holds a ``card.json``.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ def add_dataset_inputs(p: argparse.ArgumentParser) -> None:
                    help="a CVAT task as one sequence (repeat; connection from --config)")
     p.add_argument("--config", default="serverless.yaml", metavar="YAML",
                    help="file with the sync: section for CVAT inputs (default serverless.yaml)")
+    p.add_argument("--allow-empty", action="store_true",
+                   help="accept track files without boxes (a sequence nobody appears in); otherwise refused as a likely wrong file")
 
 
 def register(subparsers: Any) -> None:
@@ -47,7 +50,7 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=run)
 
 
-def _before(paths: list[str], checks: bool) -> dict[str, Any]:
+def _before(paths: list[str], checks: bool, allow_empty: bool) -> dict[str, Any]:
     import json
     from pathlib import Path
 
@@ -65,7 +68,7 @@ def _before(paths: list[str], checks: bool) -> dict[str, Any]:
             return data
         if isinstance(data, dict) and data.get("version") is None:
             raise InputError(f"{p}: not a card.json (no 'total' and 'sequences')")
-    return build_card(load_sequences(list(paths)), checks=checks).to_json()
+    return build_card(load_sequences(list(paths), allow_empty=allow_empty), checks=checks).to_json()
 
 
 def _import_plotting() -> None:
@@ -82,10 +85,15 @@ def run(args: argparse.Namespace) -> int:
     import json
     import sys
 
+    from cvat_extension.adapters.cli._inputs import write_json
     from cvat_extension.dataset.card import build_card, card_markdown, compare_cards
     from cvat_extension.dataset.sequences import load_dataset
-    from cvat_extension.dataset.staging import staged_output
+    from cvat_extension.io.outputs import OutputPlan
 
+    plan = OutputPlan(inputs=[*args.inputs, *(args.compare or []), args.config if args.task else None])
+    out = plan.folder(args.out, option="--out", marker="card.json")
+    json_out = plan.file(None if args.json == "-" else args.json, option="--json", kind="json")
+    assert out is not None  # --out is required by the parser
     warm = None
     if not args.no_plots:
         # matplotlib takes about a second to import: do it while the sequences load and
@@ -94,13 +102,14 @@ def run(args: argparse.Namespace) -> int:
 
         warm = threading.Thread(target=_import_plotting, name="import-matplotlib", daemon=True)
         warm.start()
-    seqs = load_dataset(args.inputs, tasks=args.task, config=args.config)
+    seqs = load_dataset(args.inputs, tasks=args.task, config=args.config, allow_empty=args.allow_empty)
     card = build_card(seqs, checks=not args.no_checks).to_json()
-    before = _before(args.compare, not args.no_checks) if args.compare else None
+    before = _before(args.compare, not args.no_checks, args.allow_empty) if args.compare else None
     compare = compare_cards(before, card) if before is not None else None
     if compare is not None:
         card["compare"] = compare
-    with staged_output(args.out) as stage:
+    with plan.staged() as stage:
+        folder = stage[out]
         plots: list[str] = []
         if not args.no_plots:
             from cvat_extension.dataset.plots import write_plots
@@ -108,16 +117,14 @@ def run(args: argparse.Namespace) -> int:
             if warm is not None:
                 warm.join()
 
-            plots = write_plots(card, stage, compare=before)
-        (stage / "card.json").write_text(json.dumps(card, indent=1) + "\n", encoding="utf-8")
-        (stage / "card.md").write_text(card_markdown(card, title=args.title, plots=plots, compare=compare),
-                                       encoding="utf-8")
+            plots = write_plots(card, folder, compare=before)
+        (folder / "card.json").write_text(json.dumps(card, indent=1) + "\n", encoding="utf-8")
+        (folder / "card.md").write_text(card_markdown(card, title=args.title, plots=plots, compare=compare),
+                                        encoding="utf-8")
+        if json_out is not None:
+            write_json(stage[json_out], card)
     if args.json == "-":
         print(json.dumps(card, indent=1))
-    elif args.json:
-        from cvat_extension.adapters.cli._inputs import write_json
-
-        write_json(args.json, card)
     t = card["total"]
     for w in card["warnings"]:
         print(f"warning: {w}", file=sys.stderr)

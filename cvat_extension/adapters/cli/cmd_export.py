@@ -11,7 +11,9 @@ annotations with ``track_id``); ``--masks`` adds uncompressed COCO RLE masks fro
 tracks. ``--to both`` writes both.
 
 Inputs: track files, MOT folders, a COCO-video JSON of ours (``--from-coco FILE``), or CVAT
-tasks (``--task ID``; job pieces stitched). Everything is written at the end.
+tasks (``--task ID``; job pieces stitched). Everything is written at the end. An existing
+``--out`` is replaced as a whole, and only if it is an export (holds ``seqmaps/`` or
+``annotations.json``).
 """
 
 from __future__ import annotations
@@ -76,12 +78,17 @@ def run(args: argparse.Namespace) -> int:
     from cvat_extension.dataset.coco_video import coco_video_document, read_coco_video
     from cvat_extension.dataset.mot_export import write_mot_challenge
     from cvat_extension.dataset.sequences import load_dataset
-    from cvat_extension.dataset.staging import staged_output
     from cvat_extension.errors import InputError
+    from cvat_extension.io.outputs import OutputPlan
 
+    # A re-export replaces an export folder of ours (seqmaps/ or annotations.json) as a
+    # whole, so sequences dropped since the last export do not linger for TrackEval to read.
+    plan = OutputPlan(inputs=[*args.inputs, *args.from_coco, args.split, args.config if args.task else None])
+    out = plan.folder(args.out, option="--out", marker=("seqmaps", "annotations.json"))
+    assert out is not None  # --out is required by the parser
     seqs = [s for f in args.from_coco for s in read_coco_video(f)]
     if args.inputs or args.task or not seqs:
-        seqs += load_dataset(args.inputs, tasks=args.task, config=args.config)
+        seqs += load_dataset(args.inputs, tasks=args.task, config=args.config, allow_empty=args.allow_empty)
     names = [s.name for s in seqs]
     if len(set(names)) != len(names):
         raise InputError(f"two sequences are named {sorted(n for n in names if names.count(n) > 1)[0]!r}")
@@ -89,12 +96,13 @@ def run(args: argparse.Namespace) -> int:
     warnings = [w for s in seqs for w in s.warnings]
     if args.masks and not any(s.extra.get("mask_tracks") for s in seqs):
         warnings.append("--masks: no CVAT mask tracks in the inputs; boxes only")
-    with staged_output(args.out) as stage:
+    with plan.staged() as stage:
+        folder = stage[out]
         if args.to in ("mot", "both"):
-            warnings += write_mot_challenge(stage, splits, benchmark=args.benchmark)
+            warnings += write_mot_challenge(folder, splits, benchmark=args.benchmark)
         if args.to in ("coco", "both"):
             doc = coco_video_document([s for v in splits.values() for s in v], masks=args.masks)
-            (stage / "annotations.json").write_text(json.dumps(doc) + "\n", encoding="utf-8")
+            (folder / "annotations.json").write_text(json.dumps(doc) + "\n", encoding="utf-8")
     for w in warnings:
         print(f"warning: {w}", file=sys.stderr)
     total = sum(len(s.tracks.visible()) for s in seqs)

@@ -132,7 +132,7 @@ def make_propagator(args: argparse.Namespace) -> Any:
     return Sam2VideoPropagator(_settings(args))
 
 
-def _run_cvat(args: argparse.Namespace, cfg: Any) -> int:
+def _run_cvat(args: argparse.Namespace, cfg: Any, plan: Any, out: Path | None, review: Path | None) -> int:
     from cvat_extension.cvat.config import load_sync_config
     from cvat_extension.cvat.connection import connect
     from cvat_extension.cvat.propagate import check_write_mode, run_propagate
@@ -151,10 +151,11 @@ def _run_cvat(args: argparse.Namespace, cfg: Any) -> int:
         store.close()
     done = s.propagation
     assert done is not None  # set by run_propagate
-    if args.out is not None:
-        _write_out(args, done.result.tracks, done.snapshot.info)
-    if args.review is not None:
-        args.review.write_text(json.dumps([it.to_json(0) for it in done.review_items], indent=1))
+    with plan.staged() as stage:
+        if out is not None:
+            _write_out(args, stage[out], done.result.tracks, done.snapshot.info)
+        if review is not None:
+            _write_json(stage[review], [it.to_json(0) for it in done.review_items])
     if args.format == "json":
         print(json.dumps(s.to_json()))
         return 0
@@ -172,14 +173,40 @@ def _run_cvat(args: argparse.Namespace, cfg: Any) -> int:
     return 0
 
 
-def _write_out(args: argparse.Namespace, tracks: Any, info: Any) -> None:
+def _out_format(args: argparse.Namespace) -> str:
+    """The format of ``--out``: ``--to``, else from its extension."""
+    fmt = args.out_format or OUT_FORMATS.get(args.out.suffix.lower())
+    if fmt is None:
+        raise InputError(f"{args.out}: --out: unknown extension; use .txt/.csv, .xml or .json, or give --to")
+    return str(fmt)
+
+
+def _plan_outputs(args: argparse.Namespace, offline: bool) -> tuple[Any, Path | None, Path | None, Path | None]:
+    """(plan, --out, --review, the mask file) declared and checked before a model is loaded."""
+    from cvat_extension.io.outputs import OutputPlan
+
+    inputs = [args.frames, args.annotations, args.checkpoint, args.model_config]
+    plan = OutputPlan(inputs=inputs if offline else [args.config])
+    out = masks = None
+    if args.out is not None:
+        fmt = _out_format(args)
+        out = plan.file(args.out, option="--out", kind=fmt)
+        if offline and args.write == "masks" and fmt != "cvat_json":
+            masks = plan.file(args.out.with_suffix(".masks.json"), option="--write masks (<out>.masks.json)",
+                              kind="json")
+    review = plan.file(args.review, option="--review", kind="json")
+    return plan, out, review, masks
+
+
+def _write_json(path: Path, payload: Any) -> None:
+    path.write_text(json.dumps(payload, indent=1), encoding="utf-8")
+
+
+def _write_out(args: argparse.Namespace, path: Path, tracks: Any, info: Any) -> None:
     from cvat_extension.core.tracks import SequenceInfo
     from cvat_extension.io.formats import write_tracks
 
-    fmt = args.out_format or OUT_FORMATS.get(args.out.suffix.lower())
-    if fmt is None:
-        raise InputError(f"--out: {args.out}: unknown extension; give --out-format")
-    write_tracks(args.out, tracks, fmt=fmt, info=SequenceInfo(
+    write_tracks(path, tracks, fmt=_out_format(args), info=SequenceInfo(
         info.num_frames, info.width, info.height, info.frame_base, info.job_starts, info.name))
 
 
@@ -200,13 +227,14 @@ def _mask_tracks_json(result: Any, stop: int, label_ids: dict[str, int], groups:
     return out
 
 
-def _write_masks(args: argparse.Namespace, result: Any, stop: int) -> Path:
-    """Write the mask tracks offline (see the module docstring); return the file written."""
-    from cvat_extension.io._atomic import write_atomic
+def _write_masks(args: argparse.Namespace, result: Any, stop: int, *, out: Path, masks: Path | None) -> Path:
+    """Write the mask tracks offline (see the module docstring); return the file written.
 
-    fmt = args.out_format or OUT_FORMATS.get(args.out.suffix.lower())
-    if fmt == "cvat_json":
-        path = args.out
+    ``out`` is the staged ``--out`` (already written), ``masks`` the staged mask file, or None
+    when the masks go into ``out`` itself (CVAT JSON).
+    """
+    if masks is None:
+        path = out
         doc = json.loads(path.read_text())
         label_ids = {str(lb["name"]): int(lb["id"]) for lb in doc.get("labels") or []}
         boxes = {int(t["id"]): t for t in doc.get("tracks") or [] if t.get("id") is not None}
@@ -215,13 +243,13 @@ def _write_masks(args: argparse.Namespace, result: Any, stop: int) -> Path:
         for tid in sorted(result.masks.rle):
             box = boxes.get(int(tid))
             if box is None:
-                raise InputError(f"--out: {path}: track {tid} was not written, cannot group its mask track")
+                raise InputError(f"--out: {args.out}: track {tid} was not written, cannot group its mask track")
             if not box.get("group"):
                 box["group"] = max(used | {0}) + 1
                 used.add(box["group"])
             groups[tid] = int(box["group"])
     else:
-        path = args.out.with_suffix(".masks.json")
+        path = masks
         names = result.tracks.labels
         label_ids = {name: i + 1 for i, name in enumerate(names)}
         groups = {tid: int(tid) for tid in result.masks.rle}
@@ -230,12 +258,8 @@ def _write_masks(args: argparse.Namespace, result: Any, stop: int) -> Path:
                "labels": [{"id": i, "name": n} for n, i in label_ids.items()], "meta": info}
     doc["tracks"] = list(doc.get("tracks") or []) + _mask_tracks_json(result, stop, label_ids, groups)
 
-    def dump(fh: Any) -> None:
-        json.dump(doc, fh, indent=1)
-        fh.write("\n")
-
-    write_atomic(path, dump)
-    return Path(path)
+    path.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
+    return path
 
 
 def run(args: argparse.Namespace) -> int:
@@ -251,8 +275,10 @@ def run(args: argparse.Namespace) -> int:
     if offline and (args.frames is None or args.annotations is None or args.out is None):
         raise InputError("offline propagation needs --frames, --annotations and --out")
     cfg = PropagationConfig(min_agreement_iou=args.min_iou)
+    plan, out, review, masks = _plan_outputs(args, offline)
     if not offline:
-        return _run_cvat(args, cfg)
+        return _run_cvat(args, cfg, plan, out, review)
+    assert out is not None  # offline needs --out (checked above)
     propagator = make_propagator(args)
     loaded = read_tracks(args.annotations)
     frames = FrameFolder(args.frames)
@@ -262,10 +288,14 @@ def run(args: argparse.Namespace) -> int:
     stop = max(info.num_frames - 1, len(frames.paths) - 1)
     result = propagate_keyframes(keyframes, frames, propagator, stop_frame=stop, config=cfg)
     items = group_findings(result.findings)
-    _write_out(args, result.tracks, info)
-    masks_out = _write_masks(args, result, stop) if args.write == "masks" else None
-    if args.review is not None:
-        args.review.write_text(json.dumps([it.to_json(info.frame_base) for it in items], indent=1))
+    masks_out = None
+    with plan.staged() as stage:
+        _write_out(args, stage[out], result.tracks, info)
+        if args.write == "masks":
+            _write_masks(args, result, stop, out=stage[out], masks=None if masks is None else stage[masks])
+            masks_out = out if masks is None else masks
+        if review is not None:
+            _write_json(stage[review], [it.to_json(info.frame_base) for it in items])
     summary = {
         "mask_keyframes": result.masks.count,
         "masks_out": None if masks_out is None else str(masks_out),

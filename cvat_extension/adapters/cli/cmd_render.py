@@ -7,7 +7,7 @@ themselves in a banner on their frames.
 
 Frames come from ``--frames DIR`` (images in frame order), from CVAT (``--task ID``: the
 task's chunks, as ``annotate`` reads them), or a blank canvas. ``--gif FILE`` also writes a
-small GIF for reports. H.264 through ``--encoder pyav`` (default) or ``ffmpeg`` (imageio-ffmpeg);
+small GIF for reports (any folder). H.264 through ``--encoder pyav`` (default) or ``ffmpeg`` (imageio-ffmpeg);
 ``pyav`` (default); see ``bench/bench_render.py``. Files appear when complete.
 """
 
@@ -40,6 +40,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--encoder", choices=["pyav", "ffmpeg"], default="pyav",
                    help="H.264 backend (default pyav: least CPU per frame in bench/bench_render.py)")
     p.add_argument("--labels", action="store_true", help="show label names after the ids")
+    p.add_argument("--allow-empty", action="store_true",
+                   help="accept a tracks file without boxes (renders the frames alone); otherwise refused")
     p.set_defaults(func=run)
 
 
@@ -75,18 +77,18 @@ def load_review_items(path: str, frame_base: int) -> list[Any]:
 def run(args: argparse.Namespace) -> int:
     """Render; returns the exit code."""
     import sys
-    from pathlib import Path
 
     from cvat_extension.dataset.encode import Encoder, GifWriter, open_video_writer
     from cvat_extension.dataset.render import RenderConfig, TrackPainter, blank_frames, render_frames
-    from cvat_extension.dataset.staging import staged_output
     from cvat_extension.errors import InputError
+    from cvat_extension.io.outputs import OutputPlan
 
     if bool(args.tracks) == bool(args.task):
         raise InputError("give a tracks file or --task ID (one of them)")
-    out = Path(args.out)
-    if out.suffix.lower() != ".mp4":
-        raise InputError(f"{out}: --out must end in .mp4")
+    plan = OutputPlan(inputs=[args.tracks, args.frames, args.review, args.config if args.task else None])
+    out = plan.file(args.out, option="--out", kind="mp4")
+    gif = plan.file(args.gif, option="--gif", kind="gif")
+    assert out is not None  # --out is required by the parser
     api = None
     try:
         if args.task:
@@ -97,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             from cvat_extension.dataset.sequences import read_sequence
 
-            seq = read_sequence(args.tracks)
+            seq = read_sequence(args.tracks, allow_empty=args.allow_empty)
         info, base = seq.info, seq.info.frame_base
         n = seq.num_frames
         first = (args.start - base) if args.start is not None else 0
@@ -134,14 +136,11 @@ def run(args: argparse.Namespace) -> int:
                                frame_base=base)
         from tqdm import tqdm
 
-        with staged_output(out.parent) as stage:
-            video = open_video_writer(stage / out.name, size, fps, encoder=Encoder(args.encoder))
+        with plan.staged() as stage:
+            video = open_video_writer(stage[out], size, fps, encoder=Encoder(args.encoder))
             writers: list[Any] = [video]
-            if args.gif:
-                gif = Path(args.gif)
-                if gif.parent.resolve() != out.parent.resolve():
-                    raise InputError("--gif must be in the same folder as --out")
-                writers.append(GifWriter(stage / gif.name, fps))
+            if gif is not None:
+                writers.append(GifWriter(stage[gif], fps))
             with tqdm(total=last - first + 1, unit="frame", desc="render", file=sys.stderr,
                       disable=not sys.stderr.isatty()) as bar:
                 written = render_frames(painter, frames, writers, progress=bar.update)

@@ -8,7 +8,8 @@ else a warning says what was used instead (``--strict``: an error). Seeded: the 
 and ``--seed`` give the same split.
 
 Writes ``DIR/seqmaps/<BENCHMARK>-{train,val,test}.txt`` (TrackEval seqmaps) and
-``DIR/split.json`` (each sequence's split, tier, score and why). Nothing is written on error.
+``DIR/split.json`` (each sequence's split, tier, score and why). Nothing is written on error;
+an existing ``DIR`` is replaced as a whole, and only if it holds a ``split.json``.
 """
 
 from __future__ import annotations
@@ -73,12 +74,17 @@ def run(args: argparse.Namespace) -> int:
     import json
     import sys
 
+    from cvat_extension.adapters.cli._inputs import write_json
     from cvat_extension.dataset.difficulty import Tier, sequence_difficulty
     from cvat_extension.dataset.sequences import load_dataset
     from cvat_extension.dataset.split import SPLITS, plan_split
-    from cvat_extension.dataset.staging import staged_output
+    from cvat_extension.io.outputs import OutputPlan
 
-    seqs = load_dataset(args.inputs, tasks=args.task, config=args.config)
+    outputs = OutputPlan(inputs=[*args.inputs, args.config if args.task else None])
+    out = outputs.folder(args.out, option="--out", marker="split.json")
+    json_out = outputs.file(None if args.json == "-" else args.json, option="--json", kind="json")
+    assert out is not None  # --out is required by the parser
+    seqs = load_dataset(args.inputs, tasks=args.task, config=args.config, allow_empty=args.allow_empty)
     diffs = [sequence_difficulty(s.tracks, s.num_frames, name=s.name) for s in seqs]
     easy, medium, hard = args.min_test_per_tier
     plan = plan_split(diffs, test_fraction=args.test, val_fraction=args.val, seed=args.seed,
@@ -88,17 +94,16 @@ def run(args: argparse.Namespace) -> int:
     manifest = plan.to_json(extra)
     manifest["benchmark"] = args.benchmark
     manifest["warnings"] = [w for s in seqs for w in s.warnings] + manifest["warnings"]
-    with staged_output(args.out) as stage:
-        (stage / "seqmaps").mkdir()
+    with outputs.staged() as stage:
+        folder = stage[out]
+        (folder / "seqmaps").mkdir()
         for split in SPLITS:
-            write_seqmap(stage / "seqmaps" / f"{args.benchmark}-{split}.txt", plan.members(split))
-        (stage / "split.json").write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
+            write_seqmap(folder / "seqmaps" / f"{args.benchmark}-{split}.txt", plan.members(split))
+        (folder / "split.json").write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
+        if json_out is not None:
+            write_json(stage[json_out], manifest)
     if args.json == "-":
         print(json.dumps(manifest, indent=1))
-    elif args.json:
-        from cvat_extension.adapters.cli._inputs import write_json
-
-        write_json(args.json, manifest)
     out = sys.stderr if args.json == "-" else sys.stdout
     for w in plan.warnings:
         print(f"warning: {w}", file=sys.stderr)
