@@ -27,7 +27,7 @@ import io
 import json
 import logging
 import os
-import pickle
+import zipfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,20 +58,26 @@ class Detector(Protocol):
 
 
 # ---------------------------------------------------------------------- checkpoint
+#: Columns of a collected row: frame, track id, x1, y1, x2, y2, score, class.
+_ROW_WIDTH = 8
+
+
 @dataclass
 class _Progress:
     key: str
     next_frame: int = 0
     tracker_state: bytes | None = None
-    rows: list[npt.NDArray[np.float64]] = field(default_factory=list)  # (m, 7) f, id, xyxy, score, cls
+    rows: list[npt.NDArray[np.float64]] = field(default_factory=list)  # (m, 8) f, id, xyxy, score, cls
     uploaded_jobs: list[int] = field(default_factory=list)
 
 
 class Checkpoint:
-    """Resumable progress of one run in a file (pickled; our own data only).
+    """Resumable progress of one run in a file: a numpy ``.npz`` of plain arrays.
 
     ``key`` identifies the run (source + settings); a checkpoint with another key is ignored
-    with a warning, so changing settings never mixes two runs.
+    with a warning, so changing settings never mixes two runs. The file holds only arrays
+    and a JSON header, read with ``allow_pickle=False``: a resume file is a path anyone may
+    hand over, and unpickling it would run whatever it contains.
     """
 
     def __init__(self, path: str | Path, key: str) -> None:
@@ -79,22 +85,45 @@ class Checkpoint:
         self.key = key
         self.progress = _Progress(key=key)
         if self.path.is_file():
-            try:
-                loaded = pickle.loads(self.path.read_bytes())  # noqa: S301 - our own file
-            except (pickle.UnpicklingError, EOFError, AttributeError, ValueError) as exc:
-                raise InputError(f"{self.path}: unreadable checkpoint ({exc}); delete it to start over") from exc
-            if isinstance(loaded, _Progress) and loaded.key == key:
+            loaded = self._load()
+            if loaded.key == key:
                 self.progress = loaded
                 logger.info("resuming from %s at frame %d", self.path, loaded.next_frame)
             else:
                 logger.warning("%s belongs to another run (source or settings changed): starting over", self.path)
 
+    def _load(self) -> _Progress:
+        """The stored progress.
+
+        Raises:
+            InputError: not a checkpoint this code wrote (any other file, a truncated one).
+        """
+        try:
+            with np.load(self.path, allow_pickle=False) as z:
+                head = json.loads(bytes(z["header"]).decode("utf-8"))
+                rows = np.asarray(z["rows"], dtype=np.float64).reshape(-1, _ROW_WIDTH)
+                counts = np.asarray(z["row_counts"], dtype=np.int64)
+                state = bytes(z["tracker_state"]) if bool(head["has_state"]) else None
+            if counts.sum() != len(rows) or (counts < 0).any():
+                raise ValueError("row counts do not add up")
+            return _Progress(key=str(head["key"]), next_frame=int(head["next_frame"]), tracker_state=state,
+                             rows=list(np.split(rows, np.cumsum(counts)[:-1])) if len(counts) else [],
+                             uploaded_jobs=[int(j) for j in head["uploaded_jobs"]])
+        except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as exc:
+            raise InputError(f"{self.path}: not a resume file of this tool ({exc}); delete it to start over") from exc
+
     def save(self) -> None:
         """Write the progress atomically (a crash mid-write keeps the previous checkpoint)."""
-        data = pickle.dumps(self.progress, protocol=pickle.HIGHEST_PROTOCOL)
+        p = self.progress
+        head = {"key": p.key, "next_frame": p.next_frame, "has_state": p.tracker_state is not None,
+                "uploaded_jobs": [int(j) for j in p.uploaded_jobs]}
+        rows = np.concatenate(p.rows).reshape(-1, _ROW_WIDTH) if p.rows else np.zeros((0, _ROW_WIDTH))
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(f".{self.path.name}.tmp")
-        tmp.write_bytes(data)
+        with tmp.open("wb") as fh:
+            np.savez(fh, header=np.frombuffer(json.dumps(head).encode("utf-8"), dtype=np.uint8),
+                     rows=rows.astype(np.float64), row_counts=np.asarray([len(r) for r in p.rows], dtype=np.int64),
+                     tracker_state=np.frombuffer(p.tracker_state or b"", dtype=np.uint8))
         os.replace(tmp, self.path)
 
     def remove(self) -> None:
@@ -348,8 +377,6 @@ def _chunk_images(
     data: bytes, count: int, task_id: int, first: int, frame_size: tuple[int, int] | None,
 ) -> tuple[list[Callable[[], npt.NDArray[np.uint8]]] | None, str]:
     """One loader per frame of a chunk (zip members decode on call), or ``(None, why)``."""
-    import zipfile
-
     from cvat_extension.cvat.video_chunks import chunk_kind, decode_video_chunk
 
     kind = chunk_kind(data)
