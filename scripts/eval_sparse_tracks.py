@@ -34,12 +34,11 @@ from cvat_extension.core.keyframes import expand_keyframes
 from cvat_extension.core.smooth import SmoothConfig, SparseTrackConfig
 from cvat_extension.core.tracks import Tracks
 from cvat_extension.io.mot import read_mot_detections
-from cvat_extension.metrics.trackeval_adapter import evaluate_tracks
 from cvat_extension.models.mot_tracker import track_sequence
 from cvat_extension.models.tracker_config import TrackerConfig
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from eval_trackers_mot17 import load_gt, remove_distractor_matches  # noqa: E402
+from eval_trackers_mot17 import load_gt, mot_score  # noqa: E402
 
 SEQUENCES = {"MOT17-02": 600, "MOT17-04": 1050}
 DEFAULT = SparseTrackConfig()
@@ -68,12 +67,12 @@ def evaluate_mot(data: Path) -> list[dict[str, object]]:
     rows: list[dict[str, object]] = []
     for seq, n in SEQUENCES.items():
         dets = read_mot_detections(data / "MOT17-mini" / "train" / f"{seq}-FRCNN" / "det" / "det.txt")
-        gt, distractors = load_gt(data / "motgt" / seq / "gt.txt")
+        gt, gt_class = load_gt(data / "motgt" / seq / "gt.txt")
         for kind in ("bytetrack", "botsort"):
             dense = track_sequence(dets, None, TrackerConfig(tracker_type=kind), num_frames=n)
 
             def score(tracks: Tracks) -> dict[str, float]:
-                m = evaluate_tracks(gt, remove_distractor_matches(tracks, gt, distractors), num_frames=n)
+                m = mot_score(gt, gt_class, tracks, n)
                 return {"HOTA": m.hota, "DetA": m.deta, "AssA": m.assa, "IDF1": m.idf1}
 
             rows.append({"sequence": seq, "tracker": kind, "variant": "tracker output (dense)",

@@ -29,7 +29,7 @@ import numpy as np
 
 from cvat_extension.core.tracks import Tracks
 from cvat_extension.io.mot import read_mot, read_mot_detections
-from cvat_extension.metrics.trackeval_adapter import evaluate_tracks_mot
+from cvat_extension.metrics.trackeval_adapter import TrackMetrics, evaluate_tracks_mot
 from cvat_extension.models.mot_tracker import track_sequence
 from cvat_extension.models.tracker_config import TrackerConfig
 
@@ -41,6 +41,12 @@ def load_gt(path: Path) -> tuple[Tracks, np.ndarray]:
     gt, _info = read_mot(path)
     cls = np.asarray(gt.data["mot_class"])
     return gt, np.where(cls <= 0, 1, cls)
+
+
+def mot_score(gt: Tracks, gt_class: np.ndarray, pred: Tracks, num_frames: int) -> TrackMetrics:
+    """``pred`` scored against every ground-truth row by MOTChallenge's rules (TrackEval's
+    preprocessing: distractor matches removed, pedestrians with the consider flag scored)."""
+    return evaluate_tracks_mot(gt, pred, gt_class=gt_class, gt_consider=gt.score, num_frames=num_frames)
 
 
 def run_direct(dets: Tracks, num_frames: int, config: TrackerConfig) -> Tracks:
@@ -93,7 +99,7 @@ def evaluate(data: Path) -> list[dict[str, object]]:
                 pred = fn()
                 seconds = time.perf_counter() - t0
                 results[name] = pred
-                m = evaluate_tracks_mot(gt, pred, gt_class=gt_class, gt_consider=gt.score, num_frames=n)
+                m = mot_score(gt, gt_class, pred, n)
                 rows.append({"sequence": seq, "tracker": kind, "variant": name,
                              "HOTA": m.hota, "IDF1": m.idf1, "MOTA": m.mota, "IDSW": m.idsw,
                              "ids": m.num_pred_ids, "fps": n / seconds})

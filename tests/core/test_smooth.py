@@ -166,18 +166,17 @@ def test_mot17_tracker_output_becomes_sparse_without_losing_hota(shared_data) ->
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     from cvat_extension.io.mot import read_mot_detections
-    from cvat_extension.metrics.trackeval_adapter import evaluate_tracks
     from cvat_extension.models.mot_tracker import track_sequence
 
     n = 300
     dets = read_mot_detections(det)
     dets = dets[dets.frame < n]
-    gt, distractors = module.load_gt(gt_path)
-    gt, distractors = gt[gt.frame < n], distractors[distractors.frame < n]
+    gt, gt_class = module.load_gt(gt_path)
+    gt, gt_class = gt[gt.frame < n], gt_class[gt.frame < n]
     dense = track_sequence(dets, None, num_frames=n)
 
     def hota(tracks: Tracks) -> float:
-        return evaluate_tracks(gt, module.remove_distractor_matches(tracks, gt, distractors), num_frames=n).hota
+        return module.mot_score(gt, gt_class, tracks, n).hota
 
     before_kf, before = module.as_shown_in_cvat(dense, SparseTrackConfig(exact=True), n - 1)
     after_kf, after = module.as_shown_in_cvat(dense, SparseTrackConfig(), n - 1)
