@@ -92,9 +92,7 @@ def _static_rows(p: Prepared, config: GhostConfig) -> np.ndarray:
     and 5 % of area: three probes instead of a sliding max/min keep this O(n). One compiled
     pass (``_kernels.static_rows``): the numpy version wrote a dozen full-length temporaries.
     """
-    from cvat_extension.core._kernels import static_rows
-
-    return static_rows(np.ascontiguousarray(p.frame), p.end, np.ascontiguousarray(p.xyxy),
+    return p.kernels.static_rows(np.ascontiguousarray(p.frame), p.end, np.ascontiguousarray(p.xyxy),
                        int(config.min_static_frames), float(config.static_drift_ratio),
                        float(config.static_drift_px))
 

@@ -24,6 +24,7 @@ __all__ = ["start_warm_up"]
 
 def _warm_up(with_detections: bool) -> None:
     from cvat_extension.core.checks import run_checks
+    from cvat_extension.core.kernels import load
     from cvat_extension.synthetic.inject import inject_errors
     from cvat_extension.synthetic.scene import SceneConfig, make_scene
 
@@ -31,7 +32,8 @@ def _warm_up(with_detections: bool) -> None:
     tracks, _truth = inject_errors(scene, kinds=["id_switch", "box_jump", "size_jump"],
                                    count_per_kind=1, seed=0, info=info)
     detections = scene if with_detections else None
-    run_checks(tracks, detections=detections, info=info, workers=1)
+    # numba's kernels, whatever the scene's size would choose: loading them is the point.
+    run_checks(tracks, detections=detections, info=info, workers=1, kernels=load("numba"))
 
 
 def start_warm_up(*, with_detections: bool = False) -> threading.Thread:
