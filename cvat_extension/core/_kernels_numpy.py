@@ -100,12 +100,13 @@ def pad_by_key(key: np.ndarray, values: np.ndarray, nkeys: int, width: int) -> n
     n = len(key)
     if n == 0:
         return mat
+    # Stable: equal keys keep their input order (timsort, which the increasing runs suit).
     order = np.argsort(key, kind="stable")
-    ks = key[order]
-    counts = np.bincount(ks, minlength=nkeys)
-    first = np.cumsum(counts) - counts
-    slot = np.arange(n) - np.repeat(first[counts > 0], counts[counts > 0])
-    mat[ks, slot] = values[order]
+    counts = np.bincount(key, minlength=nkeys)
+    # flat position of the q-th sorted value: its key's row start plus its rank in the key
+    row0 = np.arange(nkeys, dtype=np.int64) * width - (np.cumsum(counts) - counts)
+    pos = np.repeat(row0, counts) + np.arange(n)
+    mat.reshape(-1)[pos] = values[order]
     return mat
 
 
@@ -208,35 +209,40 @@ def static_rows(frame: np.ndarray, end: np.ndarray, xyxy: np.ndarray, window: in
                 drift_ratio: float, drift_px: float) -> np.ndarray:
     """Rows inside a window of ``window + 1`` consecutive frames with a frozen box (ghost).
 
-    The kernel's one-sided "wide" bound only skips work (it never rejects a window the exact
-    bound keeps), so the twin applies the exact bound alone.
+    As the kernel: a one-sided "wide" bound (``sqrt``, 1e-6 wider) first drops the windows
+    whose probes are clearly apart, then the exact bound (``exp(log(a) / 2)``) and the log
+    areas decide the few that remain. The wide bound never drops a window the exact one
+    keeps, so the result is the exact test's.
     """
     n = len(frame)
     L = int(window)
     h2 = L // 2
     m = max(n - L, 0)
     until = np.full(n, -1, np.int64)
-    if m:
-        for sl in _chunks(0, m):
-            s = np.arange(sl.start, sl.stop)
-            cand = s[(s + L < end[sl]) & (frame[s + L] - frame[s] == L)]
-            if len(cand) == 0:
-                continue
-            b = xyxy[cand]
-            area_s = np.maximum(((b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])).astype(_F64), 1e-6)
-            r = np.maximum(drift_ratio * _exp(_log(area_s) / 2), drift_px)
-            still = np.ones(len(cand), np.bool_)
-            for di, dj in ((0, h2), (h2, L), (0, L)):
-                bi, bj = xyxy[cand + di], xyxy[cand + dj]
-                ax = (bi[:, 0] + bi[:, 2]).astype(_F64) / 2
-                ay = (bi[:, 1] + bi[:, 3]).astype(_F64) / 2
-                bx = (bj[:, 0] + bj[:, 2]).astype(_F64) / 2
-                by = (bj[:, 1] + bj[:, 3]).astype(_F64) / 2
-                dist = np.hypot(bx - ax, by - ay)
-                la = _log(np.maximum(((bi[:, 2] - bi[:, 0]) * (bi[:, 3] - bi[:, 1])).astype(_F64), 1e-6))
-                lb = _log(np.maximum(((bj[:, 2] - bj[:, 0]) * (bj[:, 3] - bj[:, 1])).astype(_F64), 1e-6))
-                still &= (dist <= r) & (np.abs(lb - la) <= 0.05)
-            until[cand[still]] = cand[still] + L
+    for sl in _chunks(0, m):
+        a, b = sl.start, sl.stop
+        w = xyxy[a:b + L]
+        cxw = (w[:, 0] + w[:, 2]).astype(_F64) / 2
+        cyw = (w[:, 1] + w[:, 3]).astype(_F64) / 2
+        area = np.maximum(((w[:, 2] - w[:, 0]) * (w[:, 3] - w[:, 1])).astype(_F64), 1e-6)
+        k = b - a
+        s = np.arange(a, b)
+        ok = (s + L < end[a:b]) & (frame[a + L:b + L] - frame[a:b] == L)
+        r_wide = np.maximum(drift_ratio * np.sqrt(area[:k]) * (1 + 1e-6), drift_px)
+        for di, dj in ((0, h2), (h2, L), (0, L)):
+            dist = np.hypot(cxw[dj:dj + k] - cxw[di:di + k], cyw[dj:dj + k] - cyw[di:di + k])
+            ok &= ~(dist > r_wide)
+        q = np.flatnonzero(ok)
+        if len(q) == 0:
+            continue
+        r = np.maximum(drift_ratio * _exp(_log(area[q]) / 2), drift_px)
+        still = np.ones(len(q), np.bool_)
+        for di, dj in ((0, h2), (h2, L), (0, L)):
+            i, j = q + di, q + dj
+            dist = np.hypot(cxw[j] - cxw[i], cyw[j] - cyw[i])
+            still &= (dist <= r) & (np.abs(_log(area[j]) - _log(area[i])) <= 0.05)
+        q = q[still] + a
+        until[q] = q + L
     np.maximum.accumulate(until, out=until)
     return np.arange(n) <= until
 
