@@ -113,7 +113,7 @@ def pad_by_key(key: np.ndarray, values: np.ndarray, nkeys: int, width: int) -> n
 def window_fits(frame: np.ndarray, start: np.ndarray, end: np.ndarray, cx: np.ndarray,
                 cy: np.ndarray, size: np.ndarray, weight: np.ndarray, rows: np.ndarray,
                 half: int, filt: bool, always: np.ndarray, drop: np.ndarray, min_break: float,
-                jump_min: float, min_jump_px: float):  # noqa: ANN201 - the kernel's tuple
+                jump_min: float, min_jump_px: float) -> tuple[np.ndarray, ...]:
     """Constant-velocity fits each side of the boundaries ``rows`` (see ``_kernels.window_fits``).
 
     The prefix sums are ``np.cumsum`` of the weighted columns with a leading 0 (the
@@ -145,8 +145,10 @@ def window_fits(frame: np.ndarray, start: np.ndarray, end: np.ndarray, cx: np.nd
     return tuple(np.concatenate([p[k] for p in parts]) for k in range(9))
 
 
-def _fits_chunk(frame, start, end, pref, i, half, filt, always, drop, min_break, jump_min,  # noqa: ANN001, ANN202, PLR0913
-                min_jump_px, offset):
+def _fits_chunk(frame: np.ndarray, start: np.ndarray, end: np.ndarray, pref: list[np.ndarray],
+                i: np.ndarray, half: int, filt: bool, always: np.ndarray | None,
+                drop: np.ndarray | None, min_break: float, jump_min: float, min_jump_px: float,
+                offset: int) -> tuple[np.ndarray, ...]:
     """:func:`window_fits` on one chunk of boundaries ``i`` (``offset``: its first position)."""
     i = i.astype(np.int64)
     s = start[i].astype(np.int64)
@@ -194,7 +196,7 @@ def _fits_chunk(frame, start, end, pref, i, half, filt, always, drop, min_break,
     size_q = np.where(ok, size_q, 1.0)
     jq = np.where(ok, np.hypot(bx - ax, by - ay) / size_q, 0.0)
     tq = np.where(ok, np.hypot(vbx - vax, vby - vay) * half / size_q, 0.0)
-    if filt:
+    if filt and always is not None and drop is not None:
         keep = always | (ok & ~drop & ((jq + tq >= min_break)
                                        | ((jq >= jump_min) & (jq * size_q >= min_jump_px))))
     else:
@@ -247,7 +249,7 @@ def static_rows(frame: np.ndarray, end: np.ndarray, xyxy: np.ndarray, window: in
     return np.arange(n) <= until
 
 
-def prepare_rows(frame: np.ndarray, tid: np.ndarray, xyxy: np.ndarray):  # noqa: ANN201 - the kernel's tuple
+def prepare_rows(frame: np.ndarray, tid: np.ndarray, xyxy: np.ndarray) -> tuple[np.ndarray, ...]:
     """First pass of ``prepare`` (see ``_kernels.prepare_rows``)."""
     n = len(frame)
     if n == 0:
@@ -282,7 +284,7 @@ def prepare_rows(frame: np.ndarray, tid: np.ndarray, xyxy: np.ndarray):  # noqa:
 
 
 def camera_residuals(prev_ok: np.ndarray, cx: np.ndarray, cy: np.ndarray, key: np.ndarray,
-                     s: np.ndarray):  # noqa: ANN201 - the kernel's tuple
+                     s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per consecutive pair: float32 ``c_i - s[key] * c_{i-1}`` for x and y (``prepare``)."""
     i = np.flatnonzero(prev_ok[1:]) + 1
     sk = s[key]
@@ -331,7 +333,7 @@ def compensate(frame: np.ndarray, xyxy: np.ndarray, h: np.ndarray, cx: np.ndarra
 
 
 def offset_screen(prev_ok: np.ndarray, cx: np.ndarray, cy: np.ndarray, size: np.ndarray,
-                  min_ratio: float):  # noqa: ANN201 - the kernel's tuple
+                  min_ratio: float) -> tuple[np.ndarray, np.ndarray]:
     """Rows far from their neighbours' midpoint, and that offset (see ``_kernels.offset_screen``)."""
     n = len(cx)
     if n < 3:
@@ -389,7 +391,7 @@ def quiet_near(start: np.ndarray, end: np.ndarray, occluded: np.ndarray, visibil
 
 
 def swap_pairs(order: np.ndarray, fr: np.ndarray, tid: np.ndarray, pos_after: np.ndarray,
-               size: np.ndarray, max_offset: int):  # noqa: ANN201 - the kernel's tuple
+               size: np.ndarray, max_offset: int) -> tuple[np.ndarray, np.ndarray]:
     """Candidate swap pairs of id_switch, grouped by offset d, then by k (see the kernel)."""
     n = len(order)
     px = pos_after[order, 0].astype(_F64)
@@ -417,7 +419,8 @@ def _touches(xyxy: np.ndarray, lo: float, wlim: float, hlim: float) -> np.ndarra
 
 
 def track_summary(start: np.ndarray, end: np.ndarray, frame: np.ndarray, xyxy: np.ndarray,
-                  lo: float, wlim: float, hlim: float, check_border: bool):  # noqa: ANN201 - the kernel's tuple
+                  lo: float, wlim: float, hlim: float, check_border: bool,
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per track: first row, visible segments, border contact (see ``_kernels.track_summary``)."""
     n = len(frame)
     is_first = start == np.arange(n)
@@ -437,7 +440,8 @@ def track_summary(start: np.ndarray, end: np.ndarray, frame: np.ndarray, xyxy: n
 
 def size_flags(prev_ok: np.ndarray, start: np.ndarray, log_area: np.ndarray, occluded: np.ndarray,
                visibility: np.ndarray, min_visibility: np.float32, xyxy: np.ndarray, lo: float,
-               wlim: float, hlim: float, check_border: bool, thr: float):  # noqa: ANN201 - the kernel's tuple
+               wlim: float, hlim: float, check_border: bool, thr: float,
+               ) -> tuple[np.ndarray, np.ndarray]:
     """Rows whose log area jumps by more than ``thr`` from the previous frame (size_jump)."""
     n = len(log_area)
     if n < 2:

@@ -21,6 +21,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 from itertools import pairwise
 from types import ModuleType
+from typing import Any
 
 import numpy as np
 
@@ -121,8 +122,10 @@ def prepare(tracks: Tracks, pool: Executor | None = None, kernels: ModuleType | 
     box = take(tracks.xyxy)
     n = len(vis_rows)
     k = kernels if kernels is not None else kernels_for(n)
-    prepare_rows, camera_residuals, camera_spread, compensate = (
-        k.prepare_rows, k.camera_residuals, k.camera_spread, k.compensate)
+    prepare_rows: Callable[..., Any] = k.prepare_rows
+    camera_residuals: Callable[..., Any] = k.camera_residuals
+    camera_spread: Callable[..., Any] = k.camera_spread
+    compensate: Callable[..., None] = k.compensate
     # Start/end as int32 row indices (half the memory of int64; tasks stay far below 2**31).
     start, end, prev_ok, cx, cy, h, key, ratio = prepare_rows(
         np.ascontiguousarray(frame), np.ascontiguousarray(tid), np.ascontiguousarray(box))
@@ -263,8 +266,8 @@ def start_match(frame: np.ndarray, xyxy: np.ndarray, detections: Tracks, min_det
     args = (np.ascontiguousarray(frame), np.ascontiguousarray(xyxy), np.ascontiguousarray(detections.frame),
             np.ascontiguousarray(detections.xyxy), ok)
     if len(frame) and len(detections):
-        match_frames = match_kernels_for(lambda: same_frame_pairs(frame, detections.frame),
-                                         kernels).match_frames
+        match_frames: Callable[..., None] = match_kernels_for(
+            lambda: same_frame_pairs(frame, detections.frame), kernels).match_frames
         lo = int(min(frame.min(), detections.frame.min()))
         hi = int(max(frame.max(), detections.frame.max())) + 1
         parts = max(1, parts) if pool is not None else 1

@@ -149,8 +149,10 @@ def test_edge_inputs_are_identical() -> None:
         assert best_a[0] == best_b[0] == 7
 
 
-def test_match_with_crowded_frames_is_identical() -> None:
-    """Chunks of pairs that cut through a frame, boxes of any overlap, rows out of range."""
+@pytest.mark.parametrize("nonfinite", [False, True])
+def test_match_with_crowded_frames_is_identical(nonfinite: bool) -> None:
+    """Chunks of pairs that cut through a frame, boxes of any overlap, rows out of range;
+    and boxes with NaN or infinite corners (the twin's select path, not min/max)."""
     import cvat_extension.core._kernels_numpy_match as match
 
     rng = np.random.default_rng(0)
@@ -164,6 +166,11 @@ def test_match_with_crowded_frames_is_identical() -> None:
         return np.concatenate([xy, xy + wh], axis=1).astype(np.float32)
 
     a_xyxy, b_xyxy = boxes(na), boxes(nb)
+    if nonfinite:
+        for arr in (a_xyxy, b_xyxy):
+            arr[rng.integers(0, len(arr), 40), rng.integers(0, 4, 40)] = np.nan
+            arr[rng.integers(0, len(arr), 20), rng.integers(0, 4, 20)] = np.inf
+            arr[rng.integers(0, len(arr), 20), rng.integers(0, 4, 20)] = -np.inf
     b_ok = rng.random(nb) < 0.7
     out = []
     with pytest.MonkeyPatch.context() as mp:
