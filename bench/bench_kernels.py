@@ -106,7 +106,8 @@ def main() -> int:
                     runs["base"].append(_check(a.baseline, path, outs["base"], "auto"))
             (w_np, m_np), (w_nb, m_nb) = _best(runs["numpy"]), _best(runs["numba"])
             auto = "numba" if boxes >= NUMBA_MIN_ROWS else "numpy"
-            line = (f"{path.name[:22]:<22} {boxes:>9,}  {w_np:8.2f} {m_np:5.0f}  {w_nb:8.2f} {m_nb:5.0f}  "
+            label = f"{path.parent.name}/{path.name}" if path.name == "gt.txt" else path.name
+            line = (f"{label[:22]:<22} {boxes:>9,}  {w_np:8.2f} {m_np:5.0f}  {w_nb:8.2f} {m_nb:5.0f}  "
                     f"{w_nb / w_np:11.2f}  {auto}")
             same = _same(outs["numpy"], outs["numba"])
             if a.baseline:

@@ -334,7 +334,7 @@ def compensate(frame: np.ndarray, xyxy: np.ndarray, h: np.ndarray, cx: np.ndarra
 
 def offset_screen(prev_ok: np.ndarray, cx: np.ndarray, cy: np.ndarray, size: np.ndarray,
                   min_ratio: float) -> tuple[np.ndarray, np.ndarray]:
-    """Rows far from their neighbours' midpoint, and that offset (see ``_kernels.offset_screen``)."""
+    """Rows far from their neighbours' midpoint, and that offset (``_kernels.offset_screen``)."""
     n = len(cx)
     if n < 3:
         return np.zeros(0, np.int64), np.zeros(0)

@@ -10,28 +10,21 @@ and every check of the run uses the module ``Prepared.kernels`` carries).
 
 Break-even, measured by ``bench/bench_kernels.py``: ``cvat-track check FILE --json OUT``
 end to end in fresh processes (numba's start included, with its background warm-up as a
-real run has it), both paths in the same run, synthetic MOT files of 50 tracks, 2 shared
-cores, best of 2:
+real run has it), both paths in the same run, MOT files (synthetic: 50 tracks), 2 cores
+shared with other work, best of 2-3; two runs an hour apart (A, B):
 
-=========  ========  ========  ===========
-boxes      numpy s   numba s   numba/numpy
-=========  ========  ========  ===========
-100 k      1.08      2.35      2.17
-500 k      1.62      2.63      1.62
-1 M        2.56      2.96      1.16
-2 M        3.88      4.13      1.07
-4 M        8.05      7.40      0.92
-=========  ========  ========  ===========
+- MOT17-04 ground truth, 108 k boxes: numpy 0.77 s, numba 2.00 s (B);
+- 300 k boxes: 1.45 s against 2.87 s (B); 500 k: 1.62 s against 2.63 s (A);
+- 1 M boxes: 2.56 / 2.68 s against 2.96 / 3.35 s (A / B);
+- 2 M boxes: 3.88 / 5.38 s against 4.13 / 4.82 s (numba 1.07x slower in A, 0.90x in B);
+- 4 M boxes: 8.05 / 8.44 s against 7.40 / 7.81 s (numba 0.92x / 0.93x).
 
-In process, with the kernels already loaded, the numpy twins take ~0.8 s per million
-boxes (prepare, checks, merge) against numba's ~0.4 s, so numba's ~1 s start is repaid
-from about 2.5-3 M boxes; the numpy path also peaks lower (436 against 552 MiB on 1 M).
-The detections' match costs ~40 ns per same-frame pair in numpy against ~5 ns in numba:
+In process, with the kernels loaded, the numpy twins take ~0.8 s per million boxes
+(prepare, checks, merge) against numba's ~0.4 s, so numba's ~1 s start is repaid from
+about 2 M boxes, where the two runs disagree on the winner: :data:`NUMBA_MIN_ROWS` sits
+there. The numpy path also peaks lower (437 against 541 MiB on 1 M boxes). The
+detections' match costs ~40 ns per same-frame pair in numpy against ~5 ns in numba:
 break-even about 25 M pairs (e.g. 500 k boxes among 50 detections a frame).
-
-The detections' match costs per same-frame *pair*, not per row, so it chooses by its own
-size (:func:`match_kernels_for`); both implementations give identical results, so the
-choice changes time only.
 
 ``CVAT_TRACK_KERNELS=numpy|numba|auto`` (environment) forces one path for every run of the
 process, for benchmarks and tests; ``auto`` (or unset) chooses by size.
@@ -49,8 +42,8 @@ __all__ = ["ENV_VAR", "NUMBA_MIN_PAIRS", "NUMBA_MIN_ROWS", "kernels_for", "load"
            "match_kernels_for", "uses_numba"]
 
 #: Visible boxes from which a run uses numba: below it the numpy twins finish first, numba's
-#: start included (measured break-even 2.5-3 M boxes; see the module docstring).
-NUMBA_MIN_ROWS = 3_000_000
+#: start included (measured break-even about 2 M boxes; see the module docstring).
+NUMBA_MIN_ROWS = 2_000_000
 #: Same-frame (annotated, detected) pairs from which the detections' match uses numba
 #: (~1 s start over ~35 ns saved per pair).
 NUMBA_MIN_PAIRS = 25_000_000

@@ -176,7 +176,8 @@ def run_checks(
     """Run the selected checks (all by default) and return their findings, sorted.
 
     ``workers`` threads run checks side by side: their time is spent in numpy calls and
-    compiled ``nogil`` kernels (``core/_kernels.py``) that release the GIL, so two cores give up to twice the throughput on large tasks. Results
+    kernels (numba's ``nogil`` ones or their numpy twins) that release the GIL, so two
+    cores give up to twice the throughput on large tasks. Results
     do not depend on it (findings are collected in check order, then sorted). Matching and
     window fits work in bounded chunks, so two checks at once stay within memory; use 1 to
     keep to one core. On threads the shared detection match starts first, split by frames,

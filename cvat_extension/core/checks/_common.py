@@ -84,7 +84,8 @@ def group_median(key: np.ndarray, values: np.ndarray, counts: np.ndarray,
 _MIN_SPLIT_ROWS = 100_000
 
 
-def prepare(tracks: Tracks, pool: Executor | None = None, kernels: ModuleType | None = None) -> Prepared:
+def prepare(tracks: Tracks, pool: Executor | None = None,
+            kernels: ModuleType | None = None) -> Prepared:
     """Compute :class:`Prepared` for ``tracks`` (its last pass split over ``pool`` if given).
 
     ``kernels`` is the module of per-row passes the run uses (``core/kernels.py``); when
@@ -97,10 +98,10 @@ def prepare(tracks: Tracks, pool: Executor | None = None, kernels: ModuleType | 
     log area are float32 (relative quantities); compensated centres stay float64 because
     the camera path accumulates over the whole sequence.
 
-    The per-row work is three compiled passes (``_kernels.prepare_rows``,
+    The per-row work is three passes of the run's kernels (``prepare_rows``,
     ``camera_residuals``/``camera_spread`` over the consecutive pairs, ``compensate``)
-    instead of some twenty numpy operations each writing a full-length temporary; the
-    per-frame camera estimate between them stays numpy (medians, 1/50 of the rows).
+    (numba's fused loops, or their numpy twins working in chunks of rows); the per-frame
+    camera estimate between them stays numpy (medians, 1/50 of the rows).
     """
     if len(tracks) >= 2**31:
         # Row indices are int32 (half the memory); a task this size would need int64 ones.
@@ -210,9 +211,10 @@ def window_motion_kept(p: Prepared, half: int, weight: np.ndarray | None, rows: 
     else:
         filt = True
     always, drop, min_break, jump_min, min_jump_px = keep
-    # One compiled pass (_kernels.window_fits): prefix sums, then the fits per boundary.
-    *arrays, kept = p.kernels.window_fits(p.frame, p.start, p.end, p.cx, p.cy, p.size, wgt, i, int(half), filt,
-                                always, drop, float(min_break), float(jump_min), float(min_jump_px))
+    # One kernel pass (window_fits): prefix sums, then the fits per boundary.
+    *arrays, kept = p.kernels.window_fits(
+        p.frame, p.start, p.end, p.cx, p.cy, p.size, wgt, i, int(half), filt, always, drop,
+        float(min_break), float(jump_min), float(min_jump_px))
     return WindowMotion(*arrays), kept
 
 

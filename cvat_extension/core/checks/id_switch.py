@@ -200,8 +200,8 @@ def _pred_iou(p: Prepared, wm: _Fits, q: np.ndarray) -> np.ndarray:
 def _quiet_near(p: Prepared, rows: np.ndarray, min_visibility: float) -> np.ndarray:
     """Rows with an occluded/low-visibility box among rows i-2..i+1 of the same track."""
     # float32 bound: numpy compared the float32 visibility with the bound in float32.
-    return p.kernels.quiet_near(p.start, p.end, p.occluded, p.visibility, np.ascontiguousarray(rows, dtype=np.int64),
-                      np.float32(min_visibility))
+    return p.kernels.quiet_near(p.start, p.end, p.occluded, p.visibility,
+                                np.ascontiguousarray(rows, dtype=np.int64), np.float32(min_visibility))
 
 
 def check_id_switch(tracks: Tracks, config: IdSwitchConfig = IdSwitchConfig(),
@@ -231,7 +231,7 @@ def check_id_switch(tracks: Tracks, config: IdSwitchConfig = IdSwitchConfig(),
         fr = p.frame[g[order]]
         tid = p.tid[g[order]]
         # Neighbours in frame order (few candidates share a frame); swaps happen between
-        # neighbours, so pairs more than 3 sizes apart are skipped. One compiled pass.
+        # neighbours, so pairs more than 3 sizes apart are skipped. One kernel pass.
         A, B = p.kernels.swap_pairs(order, fr, tid, wm.pos_after, wm.size, 15)
         if len(A):
             keep = _fit_cost(wm, A, A, half) + _fit_cost(wm, B, B, half)

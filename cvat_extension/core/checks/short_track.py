@@ -68,7 +68,7 @@ def check_short_track(
     n = len(p.frame)
     if n == 0:
         return []
-    # One compiled pass: first rows, segments and border contact per track.
+    # One kernel pass: first rows, segments and border contact per track.
     m = float(config.border_margin_px)
     width, height = (info.width, info.height) if info is not None else (0, 0)
     with_border = bool(width and height)

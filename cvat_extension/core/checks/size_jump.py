@@ -72,7 +72,7 @@ def check_size_jump(
     n = len(p.frame)
     if n < 2:
         return []
-    # One compiled pass: jumps, the occlusion skip (the row and the next) and the border skip.
+    # One kernel pass: jumps, the occlusion skip (the row and the next) and the border skip.
     m = float(config.border_margin_px)
     width, height = (info.width, info.height) if info is not None else (0, 0)
     with_border = bool(width and height)

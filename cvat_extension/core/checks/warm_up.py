@@ -35,7 +35,7 @@ _HEAD_MARGIN = 1.5
 
 
 def most_boxes_in(path: str | os.PathLike[str]) -> int:
-    """A high estimate of the boxes in the tracks file ``path``, before reading it (0 if unreadable).
+    """A high estimate of the boxes in the tracks file ``path`` before reading it (0: unreadable).
 
     Every format has at least one line per box (MOT: one; CVAT XML: one per ``<box>`` plus
     others; indented JSON: several), so the lines extrapolated from the first 64 KiB,
