@@ -62,7 +62,8 @@ def run(args: argparse.Namespace) -> int:
         write_json,
     )
     from cvat_extension.adapters.cli._qa import run_qa
-    from cvat_extension.core.checks.warm_up import start_warm_up
+    from cvat_extension.core.checks.warm_up import most_boxes_in, start_warm_up
+    from cvat_extension.core.kernels import uses_numba
     from cvat_extension.errors import InputError
     from cvat_extension.io.formats import Format, read_tracks
     from cvat_extension.io.outputs import OutputPlan
@@ -75,8 +76,10 @@ def run(args: argparse.Namespace) -> int:
     if args.config:
         checks_cfg, merge_map = check_config(load_yaml(args.config))
         merge_cfg = merge_config(merge_map)
-    # The compiled kernels load (~1 s) while the input is read; the options are valid by now.
-    start_warm_up(with_detections=args.detections is not None)
+    # numba's kernels load (~1 s) while the input is read, when the run will use them (the
+    # options are valid by now); small inputs use the numpy twins and never load numba.
+    if uses_numba(most_boxes_in(args.input)):
+        start_warm_up(with_detections=args.detections is not None)
     loaded = read_tracks(args.input, allow_empty=args.allow_empty)
     if args.fps is not None:
         loaded = dataclasses.replace(loaded, info=dataclasses.replace(loaded.info, fps=args.fps))

@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass, field, fields, replace
+from types import ModuleType
 from typing import Any
 
 from cvat_extension.core.checks._common import DetectionMatch, Prepared, prepare, start_match, visible_boxes
@@ -29,6 +30,7 @@ from cvat_extension.core.checks.short_track import ShortTrackConfig, check_short
 from cvat_extension.core.checks.size_jump import SizeJumpConfig, check_size_jump
 from cvat_extension.core.findings import Finding
 from cvat_extension.core.frames import FrameSource
+from cvat_extension.core.kernels import kernels_for
 from cvat_extension.core.timebase import time_scale
 from cvat_extension.core.tracks import SequenceInfo, Tracks
 from cvat_extension.errors import ConfigError
@@ -169,11 +171,13 @@ def run_checks(
     only: Sequence[str] | None = None,
     workers: int = 2,
     prepared: Prepared | None = None,
+    kernels: ModuleType | None = None,
 ) -> list[Finding]:
     """Run the selected checks (all by default) and return their findings, sorted.
 
     ``workers`` threads run checks side by side: their time is spent in numpy calls and
-    compiled ``nogil`` kernels (``core/_kernels.py``) that release the GIL, so two cores give up to twice the throughput on large tasks. Results
+    kernels (numba's ``nogil`` ones or their numpy twins) that release the GIL, so two
+    cores give up to twice the throughput on large tasks. Results
     do not depend on it (findings are collected in check order, then sorted). Matching and
     window fits work in bounded chunks, so two checks at once stay within memory; use 1 to
     keep to one core. On threads the shared detection match starts first, split by frames,
@@ -181,6 +185,10 @@ def run_checks(
 
     ``prepared`` is ``_common.prepare(tracks)`` when the caller already has it (``run_qa``
     shares one with the fragment merge); computed here otherwise.
+
+    ``kernels`` is the module of per-row passes (``core/kernels.py``): by default the
+    numpy twins below ``NUMBA_MIN_ROWS`` visible boxes, numba above; one choice for the
+    whole run (a given ``prepared`` carries its own).
 
     ``info.fps`` (when known) scales every per-frame threshold to the time between annotated
     frames (:meth:`ChecksConfig.for_time_scale`): ``config`` holds the 30 fps values.
@@ -201,7 +209,12 @@ def run_checks(
                 if all({"detections": detections, "frames": frames}[k] is not None for k in CHECKS[n].needs)]
     if not runnable:
         return []
-    threaded = workers > 1 and int((~tracks.outside).sum()) >= _MIN_ROWS_FOR_THREADS
+    n_visible = int((~tracks.outside).sum())
+    threaded = workers > 1 and n_visible >= _MIN_ROWS_FOR_THREADS
+    if prepared is not None:
+        kernels = prepared.kernels
+    elif kernels is None:
+        kernels = kernels_for(n_visible)
     with ThreadPoolExecutor(max_workers=workers) if threaded else nullcontext() as pool:
         # One same-frame pair search serves ghost (support) and missing_object (coverage).
         # It needs only the visible boxes: on threads it runs (split by frames) while this
@@ -209,10 +222,11 @@ def run_checks(
         wait_match: Callable[[], DetectionMatch] | None = None
         if detections is not None and len(detections) and {"ghost", "missing_object"} & set(runnable):
             frame, xyxy = visible_boxes(tracks)
-            wait_match = start_match(frame, xyxy, detections, cfg.ghost.min_det_score, pool, workers)
+            wait_match = start_match(frame, xyxy, detections, cfg.ghost.min_det_score, pool, workers,
+                                     kernels=kernels)
         # An idle pool helps prepare; while the match runs on it, it would only wait.
         if prepared is None:
-            prepared = prepare(tracks, pool if wait_match is None else None)
+            prepared = prepare(tracks, pool if wait_match is None else None, kernels)
 
         def one(name: str) -> list[Finding]:
             matched = wait_match() if wait_match is not None and name in _USES_MATCH else None

@@ -1,5 +1,8 @@
 """Shared, vectorised building blocks of the checks (private).
 
+Their per-row passes come from the run's kernels module (``core/kernels.py``: numpy twins
+below a size threshold, numba above), carried in :attr:`Prepared.kernels`.
+
 - :func:`prepare`: visible rows, neighbours in time, and *camera-compensated* coordinates.
   On moving-camera sequences every box moves with the camera; a per-frame similarity
   transform (scale + translation) estimated as the median over all tracks removes that
@@ -17,9 +20,12 @@ from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from itertools import pairwise
+from types import ModuleType
+from typing import Any
 
 import numpy as np
 
+from cvat_extension.core.kernels import kernels_for, match_kernels_for
 from cvat_extension.core.tracks import Tracks
 from cvat_extension.errors import InputError
 
@@ -48,17 +54,20 @@ class Prepared:
     frame0: int  # first frame of the camera arrays
     cam_scale: np.ndarray  # per frame (from frame0): scale from the previous frame
     cam_shift: np.ndarray  # per frame: (m, 2) translation from the previous frame
+    #: The run's kernels (``core/kernels.py``: numpy twins or numba), chosen once by size
+    #: in :func:`prepare`; every check of the run calls its per-row passes through it.
+    kernels: ModuleType
 
 
-def group_median(key: np.ndarray, values: np.ndarray, counts: np.ndarray) -> np.ndarray:
+def group_median(key: np.ndarray, values: np.ndarray, counts: np.ndarray,
+                 kernels: ModuleType | None = None) -> np.ndarray:
     """Median of float32 ``values`` per key (NaN where a key has none).
 
     ``key`` made of strictly increasing runs, e.g. by track then frame (``_kernels.pad_by_key``);
     ``counts`` is ``np.bincount(key, minlength=nkeys)``. Even counts average the two
-    middle values in float64.
+    middle values in float64. ``kernels``: the run's (chosen by ``len(key)`` when None).
     """
-    from cvat_extension.core._kernels import pad_by_key
-
+    pad_by_key = (kernels or kernels_for(len(key))).pad_by_key
     nkeys = len(counts)
     med = np.full(nkeys, np.nan)
     if len(values) == 0:
@@ -75,8 +84,13 @@ def group_median(key: np.ndarray, values: np.ndarray, counts: np.ndarray) -> np.
 _MIN_SPLIT_ROWS = 100_000
 
 
-def prepare(tracks: Tracks, pool: Executor | None = None) -> Prepared:
+def prepare(tracks: Tracks, pool: Executor | None = None,
+            kernels: ModuleType | None = None) -> Prepared:
     """Compute :class:`Prepared` for ``tracks`` (its last pass split over ``pool`` if given).
+
+    ``kernels`` is the module of per-row passes the run uses (``core/kernels.py``); when
+    None it is chosen here by the number of visible boxes, and kept in the result for the
+    checks.
 
     Not cached: :func:`~cvat_extension.core.checks.run_checks` computes it once and passes
     it to every check (``prepared=``), so nothing outlives the call. When no row is outside
@@ -84,18 +98,11 @@ def prepare(tracks: Tracks, pool: Executor | None = None) -> Prepared:
     log area are float32 (relative quantities); compensated centres stay float64 because
     the camera path accumulates over the whole sequence.
 
-    The per-row work is three compiled passes (``_kernels.prepare_rows``,
+    The per-row work is three passes of the run's kernels (``prepare_rows``,
     ``camera_residuals``/``camera_spread`` over the consecutive pairs, ``compensate``)
-    instead of some twenty numpy operations each writing a full-length temporary; the
-    per-frame camera estimate between them stays numpy (medians, 1/50 of the rows).
+    (numba's fused loops, or their numpy twins working in chunks of rows); the per-frame
+    camera estimate between them stays numpy (medians, 1/50 of the rows).
     """
-    from cvat_extension.core._kernels import (
-        camera_residuals,
-        camera_spread,
-        compensate,
-        prepare_rows,
-    )
-
     if len(tracks) >= 2**31:
         # Row indices are int32 (half the memory); a task this size would need int64 ones.
         raise InputError(f"checks handle up to 2**31 - 1 boxes per run, got {len(tracks)}")
@@ -115,6 +122,11 @@ def prepare(tracks: Tracks, pool: Executor | None = None) -> Prepared:
     tid = take(tracks.track_id)
     box = take(tracks.xyxy)
     n = len(vis_rows)
+    k = kernels if kernels is not None else kernels_for(n)
+    prepare_rows: Callable[..., Any] = k.prepare_rows
+    camera_residuals: Callable[..., Any] = k.camera_residuals
+    camera_spread: Callable[..., Any] = k.camera_spread
+    compensate: Callable[..., None] = k.compensate
     # Start/end as int32 row indices (half the memory of int64; tasks stay far below 2**31).
     start, end, prev_ok, cx, cy, h, key, ratio = prepare_rows(
         np.ascontiguousarray(frame), np.ascontiguousarray(tid), np.ascontiguousarray(box))
@@ -123,13 +135,13 @@ def prepare(tracks: Tracks, pool: Executor | None = None) -> Prepared:
     f0 = int(frame.min()) if n else 0
     m = int(frame.max()) - f0 + 1 if n else 1
     cnt = np.bincount(key, minlength=m)
-    log_s = group_median(key, ratio, cnt)
+    log_s = group_median(key, ratio, cnt, k)
     del ratio
     ok = cnt >= _MIN_TRACKS_FOR_CAMERA
     s = np.where(ok, np.exp(np.clip(np.nan_to_num(log_s), -0.2, 0.2)), 1.0)
     dx, dy = camera_residuals(prev_ok, cx, cy, key, s)
-    tx = np.where(ok, np.nan_to_num(group_median(key, dx, cnt)), 0.0)
-    ty = np.where(ok, np.nan_to_num(group_median(key, dy, cnt)), 0.0)
+    tx = np.where(ok, np.nan_to_num(group_median(key, dx, cnt, k)), 0.0)
+    ty = np.where(ok, np.nan_to_num(group_median(key, dy, cnt, k)), 0.0)
     # Keep the shift only where it stands out of the tracks' spread (its standard error):
     # on a static camera the median of a few walkers is noise that would only add jitter.
     spread = camera_spread(key, dx, dy, tx, ty, m) / np.maximum(cnt, 1)
@@ -158,7 +170,7 @@ def prepare(tracks: Tracks, pool: Executor | None = None) -> Prepared:
         rows=vis_rows, frame=frame, tid=tid, xyxy=box, label=take(tracks.label),
         occluded=take(tracks.occluded), visibility=take(tracks.visibility),
         start=start, end=end, prev_ok=prev_ok, cx=cx, cy=cy, size=size,
-        log_area=log_area, frame0=f0, cam_scale=s, cam_shift=shift,
+        log_area=log_area, frame0=f0, cam_scale=s, cam_shift=shift, kernels=k,
     )
 
 @dataclass(frozen=True, eq=False)
@@ -189,8 +201,6 @@ def window_motion_kept(p: Prepared, half: int, weight: np.ndarray | None, rows: 
     ``rows``): see ``_kernels.window_fits``. Returns the fits and the positions in ``rows``
     they belong to; the fits that fail are never written out.
     """
-    from cvat_extension.core._kernels import window_fits
-
     n = len(p.frame)
     wgt = np.ones(n) if weight is None else np.ascontiguousarray(weight, dtype=np.float64)
     i = np.ascontiguousarray(rows, dtype=np.int64)
@@ -201,9 +211,10 @@ def window_motion_kept(p: Prepared, half: int, weight: np.ndarray | None, rows: 
     else:
         filt = True
     always, drop, min_break, jump_min, min_jump_px = keep
-    # One compiled pass (_kernels.window_fits): prefix sums, then the fits per boundary.
-    *arrays, kept = window_fits(p.frame, p.start, p.end, p.cx, p.cy, p.size, wgt, i, int(half), filt,
-                                always, drop, float(min_break), float(jump_min), float(min_jump_px))
+    # One kernel pass (window_fits): prefix sums, then the fits per boundary.
+    *arrays, kept = p.kernels.window_fits(
+        p.frame, p.start, p.end, p.cx, p.cy, p.size, wgt, i, int(half), filt, always, drop,
+        float(min_break), float(jump_min), float(min_jump_px))
     return WindowMotion(*arrays), kept
 
 
@@ -223,7 +234,7 @@ class DetectionMatch:
 
 def match_detections(p: Prepared, detections: Tracks, min_det_score: float) -> DetectionMatch:
     """Compute :class:`DetectionMatch` (exact float32 IoU over every same-frame pair)."""
-    return start_match(p.frame, p.xyxy, detections, min_det_score)()
+    return start_match(p.frame, p.xyxy, detections, min_det_score, kernels=p.kernels)()
 
 
 def visible_boxes(tracks: Tracks) -> tuple[np.ndarray, np.ndarray]:
@@ -235,7 +246,8 @@ def visible_boxes(tracks: Tracks) -> tuple[np.ndarray, np.ndarray]:
 
 
 def start_match(frame: np.ndarray, xyxy: np.ndarray, detections: Tracks, min_det_score: float,
-                pool: Executor | None = None, parts: int = 1) -> Callable[[], DetectionMatch]:
+                pool: Executor | None = None, parts: int = 1,
+                kernels: ModuleType | None = None) -> Callable[[], DetectionMatch]:
     """Start :func:`match_detections` on ``frame``/``xyxy`` (the visible rows) and return
     a function that waits for it.
 
@@ -243,8 +255,12 @@ def start_match(frame: np.ndarray, xyxy: np.ndarray, detections: Tracks, min_det
     side by side (the kernel releases the GIL; frames are independent, so results do not
     depend on the split). It needs only the boxes, not :func:`prepare`, so ``run_checks``
     starts it first and prepares meanwhile.
+
+    ``kernels``: the run's kernels module, if chosen. The match uses numba when the run
+    does (its start is paid) or when the same-frame pairs are many
+    (``core/kernels.match_kernels_for``); both give identical results.
     """
-    from cvat_extension.core._kernels import match_frames
+    from cvat_extension.core._kernels_numpy_match import same_frame_pairs
 
     ok = ~detections.outside & (detections.score >= min_det_score)
     support = np.zeros(len(frame), np.float32)
@@ -252,6 +268,8 @@ def start_match(frame: np.ndarray, xyxy: np.ndarray, detections: Tracks, min_det
     args = (np.ascontiguousarray(frame), np.ascontiguousarray(xyxy), np.ascontiguousarray(detections.frame),
             np.ascontiguousarray(detections.xyxy), ok)
     if len(frame) and len(detections):
+        match_frames: Callable[..., None] = match_kernels_for(
+            lambda: same_frame_pairs(frame, detections.frame), kernels).match_frames
         lo = int(min(frame.min(), detections.frame.min()))
         hi = int(max(frame.max(), detections.frame.max())) + 1
         parts = max(1, parts) if pool is not None else 1
@@ -538,4 +556,5 @@ def block_view(p: Prepared, r0: int, r1: int) -> Prepared:
         occluded=p.occluded[sl], visibility=p.visibility[sl], start=p.start[sl] - r0,
         end=p.end[sl] - r0, prev_ok=p.prev_ok[sl], cx=p.cx[sl], cy=p.cy[sl], size=p.size[sl],
         log_area=p.log_area[sl], frame0=p.frame0, cam_scale=p.cam_scale, cam_shift=p.cam_shift,
+        kernels=p.kernels,
     )

@@ -68,12 +68,11 @@ def single_outliers(p: Prepared, config: BoxJumpConfig) -> tuple[np.ndarray, np.
     if n < 3:
         e = np.zeros(0, dtype=np.int64)
         return e, np.zeros(0), np.zeros(0)
-    from cvat_extension.core._kernels import offset_screen
-
-    # Cheap screen first (offset from the neighbours' midpoint, one compiled pass); the
+    # Cheap screen first (offset from the neighbours' midpoint, one kernel pass); the
     # rest only for survivors.
-    cand, d = offset_screen(p.prev_ok, np.ascontiguousarray(p.cx), np.ascontiguousarray(p.cy),
-                            p.size, float(config.min_offset_ratio))
+    cand, d = p.kernels.offset_screen(p.prev_ok, np.ascontiguousarray(p.cx),
+                                      np.ascontiguousarray(p.cy), p.size,
+                                      float(config.min_offset_ratio))
 
     def c(idx: np.ndarray) -> np.ndarray:
         return np.stack([p.cx[idx], p.cy[idx]], axis=1)

@@ -89,14 +89,12 @@ def _static_rows(p: Prepared, config: GhostConfig) -> np.ndarray:
     """Rows inside a window of more than ``min_static_frames`` frames with a frozen box.
 
     The box at i, i + L/2 and i + L (consecutive frames) must agree within the drift bound
-    and 5 % of area: three probes instead of a sliding max/min keep this O(n). One compiled
-    pass (``_kernels.static_rows``): the numpy version wrote a dozen full-length temporaries.
+    and 5 % of area: three probes instead of a sliding max/min keep this O(n). One kernel
+    pass (``static_rows``: numba's, or its numpy twin, which works in chunks of rows).
     """
-    from cvat_extension.core._kernels import static_rows
-
-    return static_rows(np.ascontiguousarray(p.frame), p.end, np.ascontiguousarray(p.xyxy),
-                       int(config.min_static_frames), float(config.static_drift_ratio),
-                       float(config.static_drift_px))
+    return p.kernels.static_rows(np.ascontiguousarray(p.frame), p.end, np.ascontiguousarray(p.xyxy),
+                                 int(config.min_static_frames), float(config.static_drift_ratio),
+                                 float(config.static_drift_px))
 
 
 def check_ghost(

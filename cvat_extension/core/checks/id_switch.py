@@ -138,8 +138,7 @@ def _screened_fits(p: Prepared, config: IdSwitchConfig, *, compact: bool = True)
     every test; dropping them per block keeps the check body and the concatenation small.
     Findings are the same either way (``compact=False`` is the reference in the tests).
     """
-    from cvat_extension.core._kernels import switch_screen
-
+    switch_screen = p.kernels.switch_screen
     half = config.window_frames
     thr = 0.5 * min(config.swap_candidate_break / half, config.min_jump_ratio)
     jump_min = min(config.min_jump_ratio, config.occluded_jump_ratio)
@@ -200,11 +199,9 @@ def _pred_iou(p: Prepared, wm: _Fits, q: np.ndarray) -> np.ndarray:
 
 def _quiet_near(p: Prepared, rows: np.ndarray, min_visibility: float) -> np.ndarray:
     """Rows with an occluded/low-visibility box among rows i-2..i+1 of the same track."""
-    from cvat_extension.core._kernels import quiet_near
-
     # float32 bound: numpy compared the float32 visibility with the bound in float32.
-    return quiet_near(p.start, p.end, p.occluded, p.visibility, np.ascontiguousarray(rows, dtype=np.int64),
-                      np.float32(min_visibility))
+    return p.kernels.quiet_near(p.start, p.end, p.occluded, p.visibility,
+                                np.ascontiguousarray(rows, dtype=np.int64), np.float32(min_visibility))
 
 
 def check_id_switch(tracks: Tracks, config: IdSwitchConfig = IdSwitchConfig(),
@@ -214,8 +211,6 @@ def check_id_switch(tracks: Tracks, config: IdSwitchConfig = IdSwitchConfig(),
     Scores: a swap 0.6..0.98 by how much better the crossed fit is; a handover 0.55..0.95;
     a jump 0.45..0.95 by its size, halved near occlusion.
     """
-    from cvat_extension.core._kernels import swap_pairs
-
     p = prepared if prepared is not None else prepare(tracks)
     if len(p.frame) < 3:
         return []
@@ -236,8 +231,8 @@ def check_id_switch(tracks: Tracks, config: IdSwitchConfig = IdSwitchConfig(),
         fr = p.frame[g[order]]
         tid = p.tid[g[order]]
         # Neighbours in frame order (few candidates share a frame); swaps happen between
-        # neighbours, so pairs more than 3 sizes apart are skipped. One compiled pass.
-        A, B = swap_pairs(order, fr, tid, wm.pos_after, wm.size, 15)
+        # neighbours, so pairs more than 3 sizes apart are skipped. One kernel pass.
+        A, B = p.kernels.swap_pairs(order, fr, tid, wm.pos_after, wm.size, 15)
         if len(A):
             keep = _fit_cost(wm, A, A, half) + _fit_cost(wm, B, B, half)
             cross = _fit_cost(wm, A, B, half) + _fit_cost(wm, B, A, half)

@@ -68,13 +68,11 @@ def check_short_track(
     n = len(p.frame)
     if n == 0:
         return []
-    from cvat_extension.core._kernels import track_summary
-
-    # One compiled pass: first rows, segments and border contact per track.
+    # One kernel pass: first rows, segments and border contact per track.
     m = float(config.border_margin_px)
     width, height = (info.width, info.height) if info is not None else (0, 0)
     with_border = bool(width and height)
-    first, segs, border = track_summary(
+    first, segs, border = p.kernels.track_summary(
         p.start, p.end, p.frame, p.xyxy, m, float(width - m) if with_border else 0.0,
         float(height - m) if with_border else 0.0, with_border)
     length = p.end[first] - first

@@ -72,14 +72,12 @@ def check_size_jump(
     n = len(p.frame)
     if n < 2:
         return []
-    from cvat_extension.core._kernels import size_flags
-
-    # One compiled pass: jumps, the occlusion skip (the row and the next) and the border skip.
+    # One kernel pass: jumps, the occlusion skip (the row and the next) and the border skip.
     m = float(config.border_margin_px)
     width, height = (info.width, info.height) if info is not None else (0, 0)
     with_border = bool(width and height)
     thr = float(np.log1p(config.max_area_change))
-    flag, dflag = size_flags(
+    flag, dflag = p.kernels.size_flags(
         p.prev_ok, p.start, p.log_area, p.occluded, p.visibility, np.float32(config.min_visibility),
         p.xyxy, m, float(width - m) if with_border else 0.0,
         float(height - m) if with_border else 0.0, with_border, thr)

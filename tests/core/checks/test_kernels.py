@@ -1,16 +1,16 @@
-"""The compiled kernels (``core/_kernels.py``) against the numpy code they replaced.
+"""The compiled kernels (``core/_kernels.py``) against their numpy twins and the sort-based matcher.
 
-The numpy versions below are kept only here, as references: the kernels must give the same
-numbers (medians, window fits) or the same decisions at the checks' thresholds (matching).
+The twins (``core/_kernels_numpy.py``, production code) must give the same numbers
+(medians, window fits); the shared match must give the decisions of the sort-based
+``best_match_same_frame`` at the checks' thresholds.
 """
 
 from __future__ import annotations
 
-from itertools import pairwise
-
 import numpy as np
 import pytest
 
+from cvat_extension.core import _kernels, _kernels_numpy
 from cvat_extension.core._kernels import match_frames
 from cvat_extension.core.checks._common import (
     Prepared,
@@ -20,6 +20,7 @@ from cvat_extension.core.checks._common import (
     prepare,
     window_motion_kept,
 )
+from cvat_extension.core.kernels import load
 from cvat_extension.synthetic.inject import inject_errors, make_detections
 from cvat_extension.synthetic.scene import SceneConfig, make_scene
 
@@ -43,92 +44,6 @@ def match_same_frame(a_frame: np.ndarray, a_xyxy: np.ndarray, b_frame: np.ndarra
     return best_a, best_b
 
 
-def _ref_group_slots(keys: np.ndarray, tid: np.ndarray, nkeys: int) -> tuple[np.ndarray, np.ndarray]:
-    counts = np.bincount(keys, minlength=nkeys)
-    slot = np.zeros(len(keys), dtype=np.int32)
-    if len(keys) == 0:
-        return slot, counts
-    cuts = np.flatnonzero(np.diff(tid)) + 1
-    bounds = np.concatenate([[0], cuts, [len(keys)]])
-    running = np.zeros(nkeys, dtype=np.int32)
-    for a, b in pairwise(bounds):
-        k = keys[a:b]
-        s = np.take(running, k)
-        slot[a:b] = s
-        s += 1
-        np.put(running, k, s)
-    return slot, counts
-
-
-def _ref_group_median(keys: np.ndarray, slot: np.ndarray, counts: np.ndarray, values: np.ndarray) -> np.ndarray:
-    nkeys = len(counts)
-    med = np.full(nkeys, np.nan)
-    if len(values) == 0:
-        return med
-    width = int(counts.max())
-    mat = np.full((nkeys, width), np.inf, dtype=np.float32)
-    np.put(mat, keys * width + slot, values)
-    mat.sort(axis=1)
-    has = np.flatnonzero(counts > 0)
-    c = counts[has]
-    med[has] = (mat[has, (c - 1) // 2].astype(np.float64) + mat[has, c // 2]) / 2.0
-    return med
-
-
-def _ref_window_motion(p, half, weight, rows):  # noqa: ANN001, ANN202 - reference copy
-    n = len(p.frame)
-    wgt = weight.astype(np.float64)
-    t = (p.frame - np.take(p.frame, p.start)).astype(np.float64)
-    pref = []
-    for v in (wgt, wgt * t, wgt * p.cx, wgt * p.cy, wgt * p.size):
-        c = np.empty(n + 1)
-        c[0] = 0.0
-        np.cumsum(v, out=c[1:])
-        pref.append(c)
-    i = np.asarray(rows, dtype=np.int64)
-    n = len(i)
-    start, end = np.take(p.start, i), np.take(p.end, i)
-
-    def mean(a, b):  # noqa: ANN001, ANN202
-        cnt = np.take(pref[0], b) - np.take(pref[0], a)
-        inv = 1.0 / np.maximum(cnt, 1e-12)
-        m = np.stack([(np.take(pref[k], b) - np.take(pref[k], a)) * inv for k in range(1, 5)], axis=1)
-        m[cnt <= 0] = np.nan
-        return cnt, m
-
-    b2a = np.maximum(start, i - 2 * half)
-    b1a = np.maximum(start, i - half)
-    a1b = np.minimum(end, i + half)
-    a2b = np.minimum(end, i + 2 * half)
-    _, mb2 = mean(b2a, b1a)
-    nb1, mb1 = mean(b1a, i)
-    na1, ma1 = mean(i, a1b)
-    _, ma2 = mean(a1b, a2b)
-
-    def vel(m1, m2):  # noqa: ANN001, ANN202
-        dt = m2[:, 0] - m1[:, 0]
-        return np.divide(m2[:, 1:3] - m1[:, 1:3], dt[:, None], out=np.full((n, 2), np.nan),
-                         where=np.abs(dt[:, None]) > 0)
-
-    vb = vel(mb2, mb1)
-    va = vel(ma1, ma2)
-    vb = np.where(np.isnan(vb), va, vb)
-    va = np.where(np.isnan(va), vb, va)
-    vb = np.nan_to_num(vb)
-    va = np.nan_to_num(va)
-    tau = ((np.take(p.frame, np.maximum(i - 1, 0)) + np.take(p.frame, i)) / 2.0 - np.take(p.frame, start))
-    pb = mb1[:, 1:3] + vb * (tau - mb1[:, 0])[:, None]
-    pa = ma1[:, 1:3] + va * (tau - ma1[:, 0])[:, None]
-    size = np.sqrt(np.abs(mb1[:, 3] * ma1[:, 3]))
-    valid = (i > start) & (nb1 > 0) & (na1 > 0) & np.isfinite(size) & (size > 0)
-    size = np.where(valid, size, 1.0)
-    pb = np.where(valid[:, None], pb, 0.0)
-    pa = np.where(valid[:, None], pa, 0.0)
-    jump = np.where(valid, np.hypot(*(pb - pa).T) / size, 0.0)
-    turn = np.where(valid, np.hypot(*(vb - va).T) * half / size, 0.0)
-    return valid, pb, pa, vb, va, size, jump, turn
-
-
 @pytest.fixture(scope="module")
 def scene():
     gt, info = make_scene(SceneConfig(num_frames=300, num_objects=12, seed=5))
@@ -150,23 +65,32 @@ def test_group_median_equals_padding_matrix_sort(seed, frames):
         tids.append(np.full(b - a, t))
     key, tid = np.concatenate(keys), np.concatenate(tids)
     vals = np.round(rng.normal(size=len(key)), 1).astype(np.float32)  # rounding: many ties
-    slot, counts = _ref_group_slots(key, tid, frames + 3)  # +3: keys with no value -> NaN
-    ref = _ref_group_median(key, slot, counts, vals)
-    np.testing.assert_array_equal(group_median(key, vals, counts), ref)
+    counts = np.bincount(key, minlength=frames + 3)  # +3: keys with no value -> NaN
+    width = int(counts.max())
+    # the padded matrices themselves are identical (order within a row included)
+    np.testing.assert_array_equal(_kernels.pad_by_key(key, vals, frames + 3, width),
+                                  _kernels_numpy.pad_by_key(key, vals, frames + 3, width))
+    ref = group_median(key, vals, counts, _kernels_numpy)
+    assert np.isnan(ref[-3:]).all() and not np.isnan(ref[:-3]).all()
+    np.testing.assert_array_equal(group_median(key, vals, counts, _kernels), ref)
+    # and they are the medians
+    for k in np.flatnonzero(counts):
+        assert ref[k] == np.median(vals[key == k].astype(np.float64)), k
 
 
 def test_window_fits_equal_numpy_formulation(scene):
     bad, _ = scene
-    p = prepare(bad)
+    p = prepare(bad, kernels=load("numba"))
+    p_np = prepare(bad, kernels=load("numpy"))
     rng = np.random.default_rng(0)
     weight = (rng.random(len(p.frame)) > 0.05).astype(np.float64)  # some rows left out
     rows = np.flatnonzero(rng.random(len(p.frame)) < 0.5)
     for half in (2, 5):
         got = window_motion(p, half, weight, rows)
-        ref = _ref_window_motion(p, half, weight, rows)
-        for name, r in zip(("valid", "pos_before", "pos_after", "vel_before", "vel_after", "size",
-                            "jump", "turn"), ref):
-            np.testing.assert_array_equal(getattr(got, name), r, err_msg=name)
+        ref = window_motion(p_np, half, weight, rows)
+        assert got.valid.any() and not got.valid.all()
+        for name in ("valid", "pos_before", "pos_after", "vel_before", "vel_after", "size", "jump", "turn"):
+            np.testing.assert_array_equal(getattr(got, name), getattr(ref, name), err_msg=name)
 
 
 def test_shared_match_gives_the_numpy_matchers_decisions(scene):
