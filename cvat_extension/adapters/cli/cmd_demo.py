@@ -199,9 +199,6 @@ def run(args: argparse.Namespace) -> int:
     final = Path(args.out)
     plan = OutputPlan()
     plan.folder(final, option="--out", marker="findings.json")  # checked before minutes of work
-    from cvat_extension.core.checks.warm_up import start_warm_up
-
-    start_warm_up(with_detections=True)  # the checks' kernels load while the scene is built
     weights = getattr(args, "weights", None)
     if weights is not None and args.scene not in MODEL_SCENES:
         raise InputError(f"--weights: scene {args.scene!r} runs no model; use it with --scene real")
