@@ -9,7 +9,7 @@ Prints, measured in the same run on the same file:
   numbers computed only for an error);
 - end to end, each in a fresh interpreter (best of ``--repeat``), wall time from process start to exit (imports,
   parse, every check, merge proposals, review plan, JSON written) and peak RSS of that
-  process (``os.wait4`` in a small launcher, see :data:`_LAUNCHER`): the reference child (the old reader, then the same ``run_qa`` and
+  process (``os.wait4`` in a small launcher, see ``bench/_launch.py``): the reference child (the old reader, then the same ``run_qa`` and
   JSON) against ``python -m cvat_extension check FILE --json OUT``;
 - boxes per second for both and their ratio, and whether the two JSON documents list the same
   findings (they must).
@@ -25,8 +25,6 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -102,27 +100,11 @@ def _reference_child(path: str, out: str) -> None:
     write_json(out, result.to_json(info.frame_base))
 
 
-#: Runs argv[1:] and prints its peak RSS (KiB). The measured child is forked from this small
-#: interpreter, not from the benchmark: Linux keeps ``ru_maxrss`` across ``exec``, so a
-#: child forked from a process holding the parsed file would report the parent's memory.
-_LAUNCHER = (
-    "import os, subprocess, sys, time\n"
-    "t0 = time.perf_counter()\n"
-    "p = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL)\n"
-    "_pid, status, usage = os.wait4(p.pid, 0)\n"
-    "print(os.waitstatus_to_exitcode(status), usage.ru_maxrss, time.perf_counter() - t0)\n"
-)
-
-
 def _run_child(argv: list[str]) -> tuple[float, float]:
     """(wall seconds, peak RSS MiB) of one fresh interpreter running ``argv``."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    out = subprocess.run([sys.executable, "-c", _LAUNCHER, sys.executable, *argv], env=env,
-                         capture_output=True, text=True, check=True).stdout.split()
-    code, rss_kib, wall = int(out[0]), int(out[1]), float(out[2])
-    if code != 0:
-        raise SystemExit(f"child {argv} failed with exit code {code}")
-    return wall, rss_kib / 1024
+    from _launch import run_measured
+
+    return run_measured(argv, env={"PYTHONPATH": str(ROOT)})
 
 
 def _make_file(path: Path, frames: int, tracks: int) -> int:

@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -30,30 +28,19 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-#: Runs argv[1:] and prints exit code, peak RSS (KiB) and wall seconds (see bench_ingest).
-_LAUNCHER = (
-    "import os, subprocess, sys, time\n"
-    "t0 = time.perf_counter()\n"
-    "p = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL)\n"
-    "_pid, status, usage = os.wait4(p.pid, 0)\n"
-    "print(os.waitstatus_to_exitcode(status), usage.ru_maxrss, time.perf_counter() - t0)\n"
-)
-
-
 def _check(root: Path, path: Path, out: Path, kernels: str) -> tuple[float, float]:
     """(wall s, peak RSS MiB) of ``check path --json out`` from checkout ``root``.
 
     The child runs in a scratch directory: ``python -m`` puts the working directory first
     on ``sys.path``, which would shadow ``root``.
     """
-    env = {**os.environ, "PYTHONPATH": str(root), "CVAT_TRACK_KERNELS": kernels}
-    res = subprocess.run(
-        [sys.executable, "-c", _LAUNCHER, sys.executable, "-m", "cvat_extension", "check", str(path),
-         "--json", str(out)], env=env, capture_output=True, text=True, check=True, cwd=out.parent)
-    code, rss_kib, wall = res.stdout.split()
-    if int(code) != 0:
-        raise SystemExit(f"check {path} ({root}, {kernels}) failed with exit code {code}")
-    return float(wall), int(rss_kib) / 1024
+    from _launch import run_measured
+
+    try:
+        return run_measured(["-m", "cvat_extension", "check", str(path), "--json", str(out)],
+                            env={"PYTHONPATH": str(root), "CVAT_TRACK_KERNELS": kernels}, cwd=out.parent)
+    except SystemExit as exc:
+        raise SystemExit(f"check {path} ({root}, {kernels}): {exc}") from None
 
 
 def _best(runs: list[tuple[float, float]]) -> tuple[float, float]:

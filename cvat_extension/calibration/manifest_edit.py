@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from cvat_extension.calibration._yaml_edit import commit_edit, read_yaml
 from cvat_extension.errors import ConfigError
 
 __all__ = ["set_function_env"]
@@ -119,16 +120,8 @@ def set_function_env(path: str | Path, changes: Mapping[str, Mapping[str, str]],
         ConfigError: the file cannot be read or parsed, a function is missing, or the edit
             would change anything but the requested values. Nothing is written then.
     """
-    import yaml
-
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-        before = yaml.safe_load(text) or {}
-    except OSError as exc:
-        raise ConfigError(f"{p}: cannot read the manifest ({exc})") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{p}: not valid YAML ({exc})") from exc
+    text, before = read_yaml(p, "manifest")
     new = text
     expected: Any = copy.deepcopy(before)
     for function, values in changes.items():
@@ -138,15 +131,4 @@ def set_function_env(path: str | Path, changes: Mapping[str, Mapping[str, str]],
             raise ConfigError(f"{p}: functions.{function}: expected a mapping")
         entry.setdefault("env", None)
         entry["env"] = {**(entry["env"] or {}), **{k: str(v) for k, v in values.items()}}
-    try:
-        after = yaml.safe_load(new)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{p}: editing the manifest would break it ({exc}); nothing written") from exc
-    if after != expected:
-        raise ConfigError(f"{p}: the manifest's layout is not one this edit understands; nothing written. "
-                          f"Set these by hand: {json.dumps(changes)}")
-    if write:
-        from cvat_extension.io._atomic import write_atomic
-
-        write_atomic(p, lambda fh: fh.write(new))
-    return new
+    return commit_edit(p, new, expected, changes, write=write)

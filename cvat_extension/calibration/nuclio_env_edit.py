@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from cvat_extension.calibration._yaml_edit import commit_edit, read_yaml
 from cvat_extension.errors import ConfigError
 
 __all__ = ["NUCLIO_FUNCTION_DIR", "set_nuclio_env"]
@@ -103,16 +104,8 @@ def set_nuclio_env(path: str | Path, values: Mapping[str, str], *, write: bool =
         ConfigError: unreadable or invalid YAML, no ``spec.env`` list, or an edit that
             would change anything but the requested values. Nothing is written then.
     """
-    import yaml
-
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-        before = yaml.safe_load(text) or {}
-    except OSError as exc:
-        raise ConfigError(f"{p}: cannot read the function configuration ({exc})") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{p}: not valid YAML ({exc})") from exc
+    text, before = read_yaml(p, "function configuration")
     env = (before.get("spec") or {}).get("env") if isinstance(before, dict) else None
     if not isinstance(env, list) or not all(isinstance(e, dict) and "name" in e for e in env):
         raise ConfigError(f"{p}: spec.env must be a list of name/value items")
@@ -125,15 +118,4 @@ def set_nuclio_env(path: str | Path, values: Mapping[str, str], *, write: bool =
             match[0]["value"] = str(value)
         else:
             items.append({"name": var, "value": str(value)})
-    try:
-        after = yaml.safe_load(new)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{p}: editing it would break the YAML ({exc}); nothing written") from exc
-    if after != expected:
-        raise ConfigError(f"{p}: a layout this edit does not understand; nothing written. "
-                          f"Set these by hand: {json.dumps(dict(values))}")
-    if write:
-        from cvat_extension.io._atomic import write_atomic
-
-        write_atomic(p, lambda fh: fh.write(new))
-    return new
+    return commit_edit(p, new, expected, values, write=write)
