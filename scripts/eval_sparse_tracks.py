@@ -28,8 +28,6 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
-
 from cvat_extension.core.keyframes import expand_keyframes
 from cvat_extension.core.smooth import SmoothConfig, SparseTrackConfig
 from cvat_extension.core.tracks import Tracks

@@ -25,7 +25,6 @@ from typing import Any
 
 from cvat_extension.adapters.cli._inputs import number_type, positive_int
 
-
 _percent = number_type("a percentage up to 100", lambda v: v <= 100)
 
 
@@ -119,10 +118,13 @@ def _push(api: Any, cfg: Any, seq: Any, items: list[Any], dry_run: bool) -> list
 
 def run(args: argparse.Namespace) -> int:
     """Compare; returns the exit code."""
-    from cvat_extension.dataset.agreement import AgreementConfig, compute_agreement, same_sequence_problem
-    from cvat_extension.errors import InputError
-
     from cvat_extension.adapters.cli._inputs import write_json
+    from cvat_extension.dataset.agreement import (
+        AgreementConfig,
+        compute_agreement,
+        same_sequence_problem,
+    )
+    from cvat_extension.errors import InputError
     from cvat_extension.io.outputs import OutputPlan
 
     # Checked before anything is read from CVAT or pushed to it.

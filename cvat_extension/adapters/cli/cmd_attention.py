@@ -54,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from cvat_extension._enums import parse_enum
+    from cvat_extension.adapters.cli._inputs import write_json
     from cvat_extension.core.annotator_quality import Period, summarize_annotators
     from cvat_extension.cvat.annotator_quality import collect_job_quality
     from cvat_extension.cvat.attention import measure_jobs, result_rows
@@ -62,10 +63,8 @@ def run(args: argparse.Namespace) -> int:
     from cvat_extension.cvat.config import SyncConfig, load_sync_config
     from cvat_extension.cvat.connection import connect
     from cvat_extension.cvat.state_store import open_state_store
-    from cvat_extension.report.annotators import write_annotator_report
-
-    from cvat_extension.adapters.cli._inputs import write_json
     from cvat_extension.io.outputs import OutputPlan
+    from cvat_extension.report.annotators import write_annotator_report
 
     # Checked before CVAT is measured or flagged: a bad path must not cost a run.
     cfg = load_sync_config(args.config) if Path(args.config).is_file() else SyncConfig()

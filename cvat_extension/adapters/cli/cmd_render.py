@@ -79,7 +79,12 @@ def run(args: argparse.Namespace) -> int:
     import sys
 
     from cvat_extension.dataset.encode import Encoder, GifWriter, open_video_writer
-    from cvat_extension.dataset.render import RenderConfig, TrackPainter, blank_frames, render_frames
+    from cvat_extension.dataset.render import (
+        RenderConfig,
+        TrackPainter,
+        blank_frames,
+        render_frames,
+    )
     from cvat_extension.errors import InputError
     from cvat_extension.io.outputs import OutputPlan
 

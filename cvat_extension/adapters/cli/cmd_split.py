@@ -20,7 +20,6 @@ from typing import Any
 from cvat_extension.adapters.cli._inputs import nonnegative_int, number_type
 from cvat_extension.adapters.cli.cmd_card import add_dataset_inputs
 
-
 _share = number_type("a share in [0, 1)", lambda v: 0 <= v < 1)
 
 

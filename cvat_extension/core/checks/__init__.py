@@ -19,7 +19,13 @@ from dataclasses import dataclass, field, fields, replace
 from types import ModuleType
 from typing import Any
 
-from cvat_extension.core.checks._common import DetectionMatch, Prepared, prepare, start_match, visible_boxes
+from cvat_extension.core.checks._common import (
+    DetectionMatch,
+    Prepared,
+    prepare,
+    start_match,
+    visible_boxes,
+)
 from cvat_extension.core.checks.appearance_jump import AppearanceJumpConfig, check_appearance_jump
 from cvat_extension.core.checks.box_jump import BoxJumpConfig, check_box_jump
 from cvat_extension.core.checks.ghost import GhostConfig, check_ghost

@@ -20,9 +20,9 @@ from cvat_extension.core.checks._common import (
     DetectionMatch,
     Prepared,
     best_match_same_frame,
-    match_detections,
     box_tuple,
     check_range,
+    match_detections,
     prepare,
     rows_near_frames,
 )

@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 
 from cvat_extension.core import _kernels, _kernels_numpy
-from cvat_extension.core.kernels import ENV_VAR
 from cvat_extension.core.checks._common import (
     Prepared,
     prepare,
 )
 from cvat_extension.core.checks.ghost import GhostConfig, _static_rows
+from cvat_extension.core.kernels import ENV_VAR
 from cvat_extension.core.tracks import Tracks
 from cvat_extension.synthetic.inject import inject_errors
 from cvat_extension.synthetic.scene import SceneConfig, make_scene

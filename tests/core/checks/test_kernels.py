@@ -25,7 +25,6 @@ from cvat_extension.synthetic.inject import inject_errors, make_detections
 from cvat_extension.synthetic.scene import SceneConfig, make_scene
 
 
-
 def window_motion(p: Prepared, half: int, weight: np.ndarray, rows: np.ndarray) -> WindowMotion:
     """Every fit at ``rows`` (no ``keep`` filter)."""
     wm, _ = window_motion_kept(p, half, weight, rows)
@@ -57,13 +56,12 @@ def test_group_median_equals_padding_matrix_sort(seed, frames):
     rng = np.random.default_rng(seed)
     tracks = 9
     # rows sorted by (track, frame), tracks covering random frame ranges, ties in values
-    keys, tids = [], []
-    for t in range(tracks):
+    keys = []
+    for _ in range(tracks):
         a = int(rng.integers(0, frames - 1))
         b = int(rng.integers(a + 1, frames + 1))
         keys.append(np.arange(a, b))
-        tids.append(np.full(b - a, t))
-    key, tid = np.concatenate(keys), np.concatenate(tids)
+    key = np.concatenate(keys)
     vals = np.round(rng.normal(size=len(key)), 1).astype(np.float32)  # rounding: many ties
     counts = np.bincount(key, minlength=frames + 3)  # +3: keys with no value -> NaN
     width = int(counts.max())

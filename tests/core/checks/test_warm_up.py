@@ -10,7 +10,12 @@ import sys
 import pytest
 
 from cvat_extension.core import _kernels
-from cvat_extension.core.checks.warm_up import MIN_BYTES_PER_BOX, _warm_up, most_boxes_in, start_warm_up
+from cvat_extension.core.checks.warm_up import (
+    MIN_BYTES_PER_BOX,
+    _warm_up,
+    most_boxes_in,
+    start_warm_up,
+)
 from cvat_extension.core.kernels import ENV_VAR
 
 
