@@ -33,7 +33,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from cvat_extension.core.checks import CHECKS, ChecksConfig, run_checks
-from cvat_extension.core.checks._common import match_detections, prepare
+from cvat_extension.core.checks._common import prepare
+from cvat_extension.core.checks._matching import match_detections
 from cvat_extension.core.tracks import Tracks
 
 

@@ -19,13 +19,8 @@ from dataclasses import dataclass, field, fields, replace
 from types import ModuleType
 from typing import Any
 
-from cvat_extension.core.checks._common import (
-    DetectionMatch,
-    Prepared,
-    prepare,
-    start_match,
-    visible_boxes,
-)
+from cvat_extension.core.checks._common import Prepared, prepare
+from cvat_extension.core.checks._matching import DetectionMatch, start_match, visible_boxes
 from cvat_extension.core.checks.appearance_jump import AppearanceJumpConfig, check_appearance_jump
 from cvat_extension.core.checks.box_jump import BoxJumpConfig, check_box_jump
 from cvat_extension.core.checks.ghost import GhostConfig, check_ghost

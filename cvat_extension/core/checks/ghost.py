@@ -21,15 +21,14 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from cvat_extension.core.checks._common import (
-    DetectionMatch,
     Prepared,
     box_tuple,
     check_range,
-    match_detections,
     prepare,
     quiet_rows,
     runs,
 )
+from cvat_extension.core.checks._matching import DetectionMatch, match_detections
 from cvat_extension.core.findings import Finding, frame_label
 from cvat_extension.core.timebase import frames_for
 from cvat_extension.core.tracks import SequenceInfo, Tracks

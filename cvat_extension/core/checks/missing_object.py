@@ -17,14 +17,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from cvat_extension.core.checks._common import (
-    DetectionMatch,
     Prepared,
-    best_match_same_frame,
     box_tuple,
     check_range,
-    match_detections,
     prepare,
     rows_near_frames,
+)
+from cvat_extension.core.checks._matching import (
+    DetectionMatch,
+    best_match_same_frame,
+    match_detections,
 )
 from cvat_extension.core.findings import Finding, frame_label
 from cvat_extension.core.tracks import SequenceInfo, Tracks

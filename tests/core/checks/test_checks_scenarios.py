@@ -205,7 +205,7 @@ def test_run_checks_threads_give_the_same_findings():
 
 
 def test_matching_in_frame_chunks_equals_one_pass():
-    from cvat_extension.core.checks._common import best_match_same_frame
+    from cvat_extension.core.checks._matching import best_match_same_frame
 
     rng = np.random.default_rng(0)
     n, m = 3000, 2500

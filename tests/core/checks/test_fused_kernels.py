@@ -11,10 +11,7 @@ import numpy as np
 import pytest
 
 from cvat_extension.core import _kernels, _kernels_numpy
-from cvat_extension.core.checks._common import (
-    Prepared,
-    prepare,
-)
+from cvat_extension.core.checks._common import Prepared, prepare
 from cvat_extension.core.checks.ghost import GhostConfig, _static_rows
 from cvat_extension.core.kernels import ENV_VAR
 from cvat_extension.core.tracks import Tracks
@@ -158,7 +155,7 @@ def test_match_split_by_frames_same_as_whole(parts: int, path: str, monkeypatch:
     monkeypatch.setenv(ENV_VAR, path)
     from concurrent.futures import ThreadPoolExecutor
 
-    from cvat_extension.core.checks._common import match_detections, start_match, visible_boxes
+    from cvat_extension.core.checks._matching import match_detections, start_match, visible_boxes
     from cvat_extension.synthetic.inject import make_detections
 
     gt, info = make_scene(SceneConfig(num_frames=300, num_objects=15, seed=parts))

@@ -15,11 +15,11 @@ from cvat_extension.core._kernels import match_frames
 from cvat_extension.core.checks._common import (
     Prepared,
     WindowMotion,
-    best_match_same_frame,
     group_median,
     prepare,
     window_motion_kept,
 )
+from cvat_extension.core.checks._matching import best_match_same_frame
 from cvat_extension.core.kernels import load
 from cvat_extension.synthetic.inject import inject_errors, make_detections
 from cvat_extension.synthetic.scene import SceneConfig, make_scene
