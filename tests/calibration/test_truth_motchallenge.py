@@ -17,8 +17,8 @@ from cvat_extension.metrics.mot_preprocess import mot_classes
 from cvat_extension.metrics.trackeval_adapter import evaluate_tracks, evaluate_tracks_mot
 
 
-@pytest.mark.parametrize("seq", ["MOT17-02", "MOT17-09"])
-def test_calibration_counts_what_trackeval_counts(shared_data, seq: str) -> None:
+@pytest.mark.parametrize(("seq", "benchmark"), [("MOT17-02", "MOT17"), ("MOT17-09", "MOT17"), ("MOT20-01", "MOT20")])
+def test_calibration_counts_what_trackeval_counts(shared_data, seq: str, benchmark: str) -> None:
     path = shared_data / "motgt" / seq / "gt.txt"
     if not path.is_file():
         pytest.skip(f"{path} not present")
@@ -29,12 +29,12 @@ def test_calibration_counts_what_trackeval_counts(shared_data, seq: str) -> None
     pred = Tracks.from_columns(frame=p.frame, track_id=p.track_id + 100_000,
                                xyxy=p.xyxy + rng.normal(0, 3, (len(p), 4)), labels=("pedestrian",))
     truth = CalibrationTruth.from_tracks(gt, label_map=LabelMap((("pedestrian", "pedestrian"),)),
-                                         model_labels=("pedestrian",))
+                                         model_labels=("pedestrian",), benchmark=benchmark)
     ours = evaluate_tracks(truth.scored, truth.predictions_to_score(pred, np.arange(info.num_frames)),
                            num_frames=info.num_frames)
     cls = mot_classes(gt)
     theirs = evaluate_tracks_mot(gt, pred, gt_class=np.where(cls <= 0, 1, cls), gt_consider=gt.score,
-                                 num_frames=info.num_frames)
+                                 num_frames=info.num_frames, benchmark=benchmark)
     assert (ours.fp, ours.fn, ours.num_pred_dets, ours.idsw) == \
         (theirs.fp, theirs.fn, theirs.num_pred_dets, theirs.idsw)
     assert ours.idf1 == pytest.approx(theirs.idf1, abs=1e-12)

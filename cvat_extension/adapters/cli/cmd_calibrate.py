@@ -312,6 +312,8 @@ def _truth(args: argparse.Namespace, api: Any, source: _Source, label_map: Any) 
 
         loaded = read_tracks(args.gt)
         gt = loaded.tracks
+        # MOTChallenge's distractor rules differ on MOT20 (as eval --motchallenge decides).
+        benchmark = "MOT20" if "MOT20" in (loaded.info.name or str(args.gt)).upper() else "MOT17"
         annotated = None
         if args.empty_frames_ok:
             n = loaded.info.num_frames or (int(gt.frame.max()) + 1 if len(gt) else 0)
@@ -329,11 +331,12 @@ def _truth(args: argparse.Namespace, api: Any, source: _Source, label_map: Any) 
             raise InputError(f"task {args.task}: no job is in the acceptance stage; accept the ground-truth jobs "
                              "in CVAT first")
         gt = snap.dense
+        benchmark = "MOT17"  # CVAT tasks carry no MOT class column: the rules do not apply
         annotated = np.unique(np.concatenate([np.arange(j.start_frame, j.stop_frame + 1) for j in accepted]))
         gt = gt[np.isin(gt.frame, annotated)]
         hint = ": accept their jobs in CVAT, or restrict with --frames-range"
     truth = CalibrationTruth.from_tracks(gt, label_map=label_map, model_labels=source.model_labels,
-                                         annotated=annotated)
+                                         annotated=annotated, benchmark=benchmark)
     truth.check_covers(np.arange(first, last + 1), hint=hint)
     return truth.restricted(first, last), first, last
 
