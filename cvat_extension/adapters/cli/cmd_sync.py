@@ -99,19 +99,24 @@ def _one_pass(args: argparse.Namespace, cfg: Any) -> Any:
 
 def run(args: argparse.Namespace) -> int:
     """Run one pass (or loop); returns the exit code."""
+    from cvat_extension.adapters.cli._inputs import write_json
     from cvat_extension.cvat.config import load_sync_config
+    from cvat_extension.io.outputs import OutputPlan
 
     cfg = load_sync_config(args.config)
+    # The summary's path is checked before any CVAT work (not an input, not a folder), and
+    # each pass replaces it whole.
+    state_file = None if "://" in cfg.state.path else cfg.state.path
+    plan = OutputPlan(inputs=[args.config, state_file])
+    json_out = plan.file(None if args.json in (None, "-") else args.json, option="--json", kind="json")
     while True:
         summary = _one_pass(args, cfg)
         _print_summary(summary, sys.stdout)
-        if args.json:
-            text = json.dumps(summary.to_json(), indent=2)
-            if args.json == "-":
-                print(text)
-            else:
-                with open(args.json, "w", encoding="utf-8") as fh:
-                    fh.write(text + "\n")
+        if args.json == "-":
+            print(json.dumps(summary.to_json(), indent=2))
+        elif json_out is not None:
+            with plan.staged() as stage:
+                write_json(stage[json_out], summary.to_json())
         if args.once or args.dry_run or args.job:
             return 0 if summary.ok else 1
         time.sleep(cfg.schedule_interval_min * 60)
