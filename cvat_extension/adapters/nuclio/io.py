@@ -50,22 +50,13 @@ def body_of(event: Any) -> dict[str, Any]:
         InputError: the body is empty, not JSON, or not a JSON object.
     """
     body = getattr(event, "body", None)
-    if isinstance(body, (bytes, bytearray, memoryview)):
-        body = bytes(body)
-        if not body.strip():
+    if isinstance(body, (bytes, bytearray, memoryview, str)):
+        text = body if isinstance(body, str) else bytes(body)
+        if not text.strip():
             raise InputError("request body is empty: expected a JSON object")
         try:
-            body = json.loads(body.decode("utf-8"))
+            body = json.loads(text if isinstance(text, str) else text.decode("utf-8"))
         except (UnicodeDecodeError, ValueError) as exc:  # incl. ints over Python's digit limit
-            raise InputError(f"request body is not valid JSON: {exc}") from exc
-        except RecursionError as exc:
-            raise InputError("request body is JSON nested too deeply") from exc
-    elif isinstance(body, str):
-        if not body.strip():
-            raise InputError("request body is empty: expected a JSON object")
-        try:
-            body = json.loads(body)
-        except ValueError as exc:
             raise InputError(f"request body is not valid JSON: {exc}") from exc
         except RecursionError as exc:
             raise InputError("request body is JSON nested too deeply") from exc
@@ -90,25 +81,7 @@ def decode_image(
         InputError: not a string, not base64, not an allowed image format, or outside the
             limits; the message names ``field``.
     """
-    from PIL import Image
-
-    limits = limits or _DEFAULT_LIMITS
-    raw = _b64_bytes(data, field)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with _pil_open()(io.BytesIO(raw), formats=ALLOWED_IMAGE_FORMATS) as img:
-                limits.check_image_size(img.width, img.height, field=field)
-                rgb = img.convert("RGB")
-    except InputError:
-        raise
-    except (OSError, SyntaxError, ValueError, ImportError, EOFError, MemoryError,
-            Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
-        raise InputError(
-            f"{field}: not a readable image in an allowed format "
-            f"({', '.join(ALLOWED_IMAGE_FORMATS)}): {type(exc).__name__}"
-        ) from exc
-    return np.asarray(rgb, dtype=np.uint8)
+    return np.asarray(_read_image(data, field, limits or _DEFAULT_LIMITS, decode=True), dtype=np.uint8)
 
 
 def image_size(data: object, *, field: str = "image", limits: WorkLimits | None = None) -> tuple[int, int]:
@@ -119,23 +92,35 @@ def image_size(data: object, *, field: str = "image", limits: WorkLimits | None 
     Raises:
         InputError: as :func:`decode_image`.
     """
+    width, height = _read_image(data, field, limits or _DEFAULT_LIMITS, decode=False)
+    return int(width), int(height)
+
+
+def _read_image(data: object, field: str, limits: WorkLimits, *, decode: bool) -> Any:
+    """The RGB PIL image (``decode``) or its ``(width, height)`` from the header only.
+
+    One place maps every way an image can be unreadable to the same InputError: only the
+    allowed formats are tried, a decompression bomb warning is an error, and the header's
+    size is checked against ``limits`` before any pixel is decoded.
+    """
     from PIL import Image
 
-    limits = limits or _DEFAULT_LIMITS
     raw = _b64_bytes(data, field)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with _pil_open()(io.BytesIO(raw), formats=ALLOWED_IMAGE_FORMATS) as img:
                 size = (int(img.width), int(img.height))
-    except (OSError, SyntaxError, ValueError, ImportError, EOFError,
+                limits.check_image_size(*size, field=field)
+                return img.convert("RGB") if decode else size
+    except InputError:
+        raise
+    except (OSError, SyntaxError, ValueError, ImportError, EOFError, MemoryError,
             Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
         raise InputError(
             f"{field}: not a readable image in an allowed format "
             f"({', '.join(ALLOWED_IMAGE_FORMATS)}): {type(exc).__name__}"
         ) from exc
-    limits.check_image_size(*size, field=field)
-    return size
 
 
 def _b64_bytes(data: object, field: str) -> bytes:
