@@ -20,7 +20,7 @@ from __future__ import annotations
 import copy
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any
@@ -338,14 +338,15 @@ def _labels_from(value: Any, ctx: _Ctx, where: str) -> tuple[CvatLabel, ...]:
     return tuple(out)
 
 
-def _num(value: Any, ctx: _Ctx, where: str, what: str, *, integer: bool = False) -> float:
+def _num(value: Any, ctx: _Ctx, where: str, what: str, *, integer: bool = False,
+         in_range: Callable[[float], bool] = int32_ok) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ctx.fail(f"{what} must be a number, got {value!r}", where)
     if integer and not float(value).is_integer():
         raise ctx.fail(f"{what} must be an integer, got {value!r}", where)
     if not math.isfinite(float(value)):
         raise ctx.fail(f"{what} must be finite, got {value!r}", where)
-    if integer and (not int32_ok(value) or (what == "frame" and not frame_ok(value))):
+    if integer and not in_range(value):
         raise ctx.fail(f"{what} out of range, got {value!r}", where)
     if abs(value) > MAX_COORD:
         raise ctx.fail(f"{what} out of range (|value| <= {MAX_COORD:g}), got {value!r}", where)
@@ -436,7 +437,7 @@ def parse_labeled_data(
         frames_seen: set[int] = set()
         for si, shape in enumerate(shapes):
             sw = f"{where}.shapes[{si}]"
-            frame = int(_num(shape.get("frame"), ctx, sw, "frame", integer=True))
+            frame = int(_num(shape.get("frame"), ctx, sw, "frame", integer=True, in_range=frame_ok))
             if frame < 0:
                 raise ctx.fail(f"frame must be >= 0, got {frame}", sw, track_id=tid)
             if frame in frames_seen:
@@ -522,7 +523,7 @@ def _parse_shapes(shapes: list[Any], ctx: _Ctx, code_of: Mapping[int, int], name
         lid = shape.get("label_id")
         if not isinstance(lid, int) or lid not in code_of:
             raise ctx.fail(f"unknown label_id {lid!r}", where)
-        frame = int(_num(shape.get("frame"), ctx, where, "frame", integer=True))
+        frame = int(_num(shape.get("frame"), ctx, where, "frame", integer=True, in_range=frame_ok))
         pts = shape.get("points")
         if not isinstance(pts, list) or len(pts) != 4:
             raise ctx.fail(f"a rectangle needs 4 points, got {pts!r}", where, frame=frame)

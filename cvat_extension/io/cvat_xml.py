@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -52,7 +53,8 @@ class CvatXmlDocument:
     attributes: dict[tuple[int, int], list[tuple[str, str]]] = field(default_factory=dict)
 
 
-def _int(el: ET.Element, key: str, where: str, path: Path, default: int | None = None) -> int:
+def _int(el: ET.Element, key: str, where: str, path: Path, default: int | None = None, *,
+         in_range: Callable[[float], bool] = int32_ok) -> int:
     raw = el.get(key)
     if raw is None:
         if default is None:
@@ -62,7 +64,7 @@ def _int(el: ET.Element, key: str, where: str, path: Path, default: int | None =
         value = int(raw)
     except ValueError:
         raise AnnotationFormatError(f"{key}={raw!r} is not an integer", path=path, element=where) from None
-    if not int32_ok(value) or (key == "frame" and not frame_ok(value)):
+    if not in_range(value):
         raise AnnotationFormatError(f"{key}={raw!r} is out of range", path=path, element=where)
     return value
 
@@ -184,7 +186,7 @@ def read_cvat_xml(path: str | Path) -> CvatXmlDocument:
         frames: set[int] = set()
         for bi, box in enumerate(children):
             bw = f"{where} box[{bi}]"
-            frame = _int(box, "frame", bw, p)
+            frame = _int(box, "frame", bw, p, in_range=frame_ok)
             bw = f"{where} box frame={frame}"
             if frame < 0:
                 raise AnnotationFormatError("negative frame", path=p, element=bw)
