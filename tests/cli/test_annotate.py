@@ -120,7 +120,7 @@ def test_offline_frames_to_file_with_real_model(bedroom: Path, tmp_path: Path, s
     assert len(vis) >= 6  # the two children are found on most of the six frames
     assert set(np.unique(vis.frame)) <= set(range(6))
     assert len(vis.ids) <= 4  # identities persist: not a new id per frame
-    assert not (tmp_path / ".cvat-track" / "annotate-frames.ckpt").exists()  # removed when done
+    assert not (tmp_path / ".cvat-track" / "annotate-frames.resume.npz").exists()  # removed when done
 
 
 @pytest.mark.slow

@@ -9,8 +9,8 @@ gaps up to --fill-gaps frames filled and flagged occluded) and thinned to the ke
 reproduce it within --box-tolerance of the box size, outside keyframes at longer gaps.
 --keyframes exact uploads the raw boxes instead (within --tolerance pixels). Offline --out files
 get the same boxes CVAT would show.
-Interrupted runs resume from the checkpoint file (``--checkpoint``, default
-``.cvat-track/annotate-<task>.ckpt``); it is removed after a complete run. Credentials come
+Interrupted runs resume from the resume file (``--resume-file``, default
+``.cvat-track/annotate-<task>.resume.npz``); it is removed after a complete run. Credentials come
 from ``$CVAT_ACCESS_TOKEN`` or ``$CVAT_USER``/``$CVAT_PASSWORD``.
 """
 
@@ -89,7 +89,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--url", default=None, metavar="URL",
                    help="CVAT URL (default sync.cvat.url of serverless.yaml, else localhost:8080)")
     p.add_argument("--resume-file", dest="checkpoint", type=Path, metavar="FILE",
-                   help="resume file (default .cvat-track/annotate-<source>.ckpt)")
+                   help="resume file (default .cvat-track/annotate-<source>.resume.npz)")
     p.add_argument("--checkpoint", dest="checkpoint", type=Path, default=argparse.SUPPRESS,
                    help=argparse.SUPPRESS)  # old spelling of --resume-file
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -121,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
     from cvat_extension.io.outputs import OutputPlan
 
     name = f"task{args.task_id}" if not offline else (args.video or args.frames).name
-    checkpoint_path = args.checkpoint or Path(".cvat-track") / f"annotate-{name}.ckpt"
+    checkpoint_path = args.checkpoint or Path(".cvat-track") / f"annotate-{name}.resume.npz"
     tracker_file = Path(args.tracker) if Path(args.tracker).is_file() else None
     # Checked before a model is loaded; the resume file counts as an input (it is removed
     # after the run, so an --out of that name would vanish).
