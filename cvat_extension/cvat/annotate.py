@@ -263,8 +263,14 @@ def annotate_task(
     on_start: Callable[[int], None] | None = None,
     plant: Callable[[int, Tracks, list[dict[str, Any]], dict[str, Any]], Tracks] | None = None,
     keyframes: SparseTrackConfig | None = None,
+    append: bool = False,
 ) -> dict[str, int]:
     """Detect and track every frame of CVAT task ``task_id`` and upload the tracks per job.
+
+    Pre-annotations go into empty jobs: a job that already holds shapes or tracks (a second
+    run, or people's work) is refused before any frame is read, since uploading again would
+    put a duplicate of every object on it; ``append`` adds to such jobs anyway. Jobs this
+    run already uploaded (recorded in the resume file) are neither checked nor uploaded again.
 
     Detector labels are matched to task labels by name; detections of other labels are
     dropped (counted in the result). Returns counts: frames, tracks, keyframes, dropped.
@@ -275,7 +281,8 @@ def annotate_task(
     prepared whole, then cut and thinned per job.
 
     Raises:
-        InputError: no detector label exists in the task.
+        InputError: no detector label exists in the task, or a job already holds
+            annotations (without ``append``).
         CvatSyncError: CVAT failed (after retries).
     """
     from cvat_extension.io.cvat_json import CvatAnnotations, CvatLabel
@@ -289,9 +296,12 @@ def annotate_task(
             f"task {task_id}: none of the model's labels ({', '.join(detector.labels[:10])}) is a "
             f"task label ({', '.join(task_labels) or 'none'}); add one of them to the task"
         )
+    progress = checkpoint.progress if checkpoint else _Progress(key="")
+    jobs = sorted(api.list_jobs(task_id=task_id, type="annotation"), key=lambda j: int(j["start_frame"]))
+    if not append:
+        _refuse_annotated_jobs(api, task_id, [j for j in jobs if int(j["id"]) not in progress.uploaded_jobs])
     if on_start is not None:
         on_start(size)
-    progress = checkpoint.progress if checkpoint else _Progress(key="")
 
     task = api.get_task(task_id)
     chunk_size = int(task.get("data_chunk_size") or 0)
@@ -311,7 +321,6 @@ def annotate_task(
                           labels=labels)
     sparse = keyframes if keyframes is not None else SparseTrackConfig(tolerance_px=tolerance_px)
     tracks = sparse.prepare(tracks)
-    jobs = sorted(api.list_jobs(task_id=task_id, type="annotation"), key=lambda j: int(j["start_frame"]))
     if plant is not None:
         tracks = plant(task_id, tracks, jobs, meta)
     n_tracks = n_keyframes = 0
@@ -330,6 +339,19 @@ def annotate_task(
             checkpoint.save()
     return {"frames": size, "tracks": n_tracks, "keyframes": n_keyframes, "boxes": len(tracks),
             "dropped_detections": dropped, "jobs": len(jobs)}
+
+
+def _refuse_annotated_jobs(api: Any, task_id: int, jobs: list[dict[str, Any]]) -> None:
+    """Raise InputError naming the first of ``jobs`` that already holds annotations."""
+    for job in jobs:
+        raw = api.get_job_annotations(int(job["id"]))
+        held = len(raw.get("tracks") or []) + len(raw.get("shapes") or [])
+        if held:
+            raise InputError(
+                f"task {task_id}: job {job['id']} already holds {held} track(s)/shape(s); annotate "
+                "uploads pre-annotations into empty jobs (a second upload duplicates every object). "
+                "Pass --append to add to them anyway"
+            )
 
 
 def iter_task_frames(

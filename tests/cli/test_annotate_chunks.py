@@ -21,6 +21,7 @@ pytest.importorskip("cvat_sdk")
 from cvat_extension.cvat.annotate import Checkpoint, annotate_task, iter_task_frames
 from cvat_extension.cvat.config import CvatConfig
 from cvat_extension.cvat.connection import connect
+from cvat_extension.errors import InputError
 from cvat_extension.models.mot_tracker import MotTracker
 from cvat_extension.models.tracker_config import TrackerConfig
 
@@ -154,3 +155,18 @@ def test_standin_chunks_follow_cvat_numbering(cvat_standin: Any, api: Any) -> No
     resp = api.api.jobs_api.retrieve_data(job2, type="chunk", index=1, quality="original", _parse_response=False)
     resp = resp[1] if isinstance(resp, tuple) else resp
     assert len(zipfile.ZipFile(BytesIO(resp.data)).namelist()) == 5  # frames 25-29
+
+
+def test_second_run_on_an_annotated_task_is_refused_before_reading_frames(cvat_standin: Any, api: Any) -> None:
+    """Seen on a real CVAT 2.73: a second annotate of the same task put a duplicate of every
+    track into its jobs. Without --append it is refused before any frame is read."""
+    task_id = _task(cvat_standin)
+    annotate_task(api, task_id, ShadeDetector(), MotTracker(TrackerConfig()))
+    uploads_to = rf"/api/jobs/({'|'.join(map(str, cvat_standin.job_ids(task_id)))})/annotations"
+    uploads = cvat_standin.calls("PATCH", uploads_to)
+    detector = ShadeDetector()
+    with pytest.raises(InputError, match=r"already holds \d+ track\(s\)/shape\(s\).*--append"):
+        annotate_task(api, task_id, detector, MotTracker(TrackerConfig()))
+    assert detector.seen == [] and cvat_standin.calls("PATCH", uploads_to) == uploads
+    annotate_task(api, task_id, ShadeDetector(), MotTracker(TrackerConfig()), append=True)
+    assert cvat_standin.calls("PATCH", uploads_to) == 2 * uploads

@@ -92,6 +92,9 @@ def register(subparsers: Any) -> None:
                    help="resume file (default .cvat-track/annotate-<source>.resume.npz)")
     p.add_argument("--checkpoint", dest="checkpoint", type=Path, default=argparse.SUPPRESS,
                    help=argparse.SUPPRESS)  # old spelling of --resume-file
+    p.add_argument("--append", action="store_true",
+                   help="CVAT task: upload into jobs that already hold annotations too (otherwise "
+                        "refused: a second run would duplicate every object)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--attention-checks", type=nonnegative_int, default=0, metavar="N",
                    help="CVAT task: withhold N clearly visible boxes per job as attention checks, recorded "
@@ -223,7 +226,8 @@ def _cvat(args: argparse.Namespace, detector: Any, tracker: Any, checkpoint: Any
 
     return annotate_task(api, args.task_id, detector, tracker, checkpoint=checkpoint, tolerance_px=args.tolerance,
                          on_frame=bar.step, on_start=lambda total: bar.start(total, start),
-                         plant=planter_from_manifest(args.attention_checks), keyframes=sparse_config(args))
+                         plant=planter_from_manifest(args.attention_checks), keyframes=sparse_config(args),
+                         append=args.append)
 
 
 def _url_from_manifest() -> str | None:
